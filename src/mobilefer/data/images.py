@@ -1,0 +1,94 @@
+"""Decoding images of any common kind into uint8 arrays with a chosen channel count.
+
+Arrays here are uint8, (H, W) for gray or (H, W, 3) RGB, unless a name says BGR.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"})
+
+# ITU-R BT.601 luma, as PIL and OpenCV use; one implementation so gray is gray everywhere.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+Image.MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs well before memory runs out
+
+
+class ImageDecodeError(ValueError):
+    """An image file could not be read; the message names it."""
+
+
+def is_image_name(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def pil_to_array(img: Image.Image) -> np.ndarray:
+    """PIL image of any mode -> uint8 (H, W) gray or (H, W, 3) RGB; alpha dropped on black."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        return np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        if arr.max() <= 1.0:
+            arr = arr * 255.0
+        return np.clip(arr + 0.5, 0, 255).astype(np.uint8)
+    if img.mode in ("1", "L"):
+        return np.asarray(img.convert("L"), dtype=np.uint8)
+    if img.mode in ("LA", "RGBA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes (PNG/JPEG/BMP/WebP/...) into a uint8 array (see module doc)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return pil_to_array(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError(f"{name}: cannot decode image ({exc})") from None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file into a uint8 array; ImageDecodeError names the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    return decode_image(data, str(path))
+
+
+def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 (H, W) or (H, W, 3) RGB -> uint8 (H, W, channels)."""
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.shape[2] == channels:
+        return img
+    if channels == 3:
+        return np.repeat(img[:, :, :1], 3, axis=2)
+    gray = img[:, :, :3].astype(np.float32) @ _LUMA
+    return np.clip(gray + 0.5, 0, 255).astype(np.uint8)[:, :, None]
+
+
+def bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
+    """OpenCV frame, uint8 (H, W, 3) BGR or (H, W) gray or (H, W, 4) BGRA -> RGB or gray."""
+    if frame.ndim == 2:
+        return frame
+    if frame.shape[2] == 4:
+        frame = frame[:, :, :3]
+    return np.ascontiguousarray(frame[:, :, ::-1])
+
+
+def is_gray(img: np.ndarray) -> bool:
+    """True for a single-channel image or an RGB one whose channels are equal."""
+    if img.ndim == 2 or img.shape[2] == 1:
+        return True
+    return bool(np.array_equal(img[:, :, 0], img[:, :, 1]) and np.array_equal(img[:, :, 1], img[:, :, 2]))

@@ -1,0 +1,321 @@
+"""Labelled face datasets: an ImageFolder tree, a zip of one, or the FER2013 CSV.
+
+Every reader yields the same thing, a :class:`LabeledImages` with the images decoded once
+into one uint8 array (N, S, S, C) at the base size, labels indexing canonical class names,
+and the files that could not be read (skipped, never fatal).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import math
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from mobilefer.classes import FER2013_IDS, canonical_name
+from mobilefer.data.images import ImageDecodeError, decode_image, is_gray, is_image_name
+from mobilefer.data.preprocess import to_base
+
+log = logging.getLogger(__name__)
+
+CSV_USAGES = ("Training", "PublicTest", "PrivateTest")
+
+
+class DatasetError(ValueError):
+    """The dataset cannot be used as given; the message names the file and what was expected."""
+
+
+@dataclass
+class LabeledImages:
+    """Decoded images: uint8 (N, S, S, C), int64 labels into ``classes``, one file name each."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    files: list[str]
+    source: str = ""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def base_size(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[3])
+
+    def counts(self) -> dict[str, int]:
+        found = np.bincount(self.labels, minlength=len(self.classes))
+        return {name: int(n) for name, n in zip(self.classes, found)}
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> "LabeledImages":
+        index = np.asarray(index, dtype=np.int64)
+        return LabeledImages(
+            self.images[index], self.labels[index], list(self.classes),
+            [self.files[i] for i in index], self.source, [],
+        )
+
+    def fingerprint(self) -> str:
+        """sha256 over pixels and labels: identifies the exact data a model saw."""
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.images).data)
+        digest.update(self.labels.astype(np.int64).tobytes())
+        digest.update("\n".join(self.classes).encode())
+        return digest.hexdigest()[:16]
+
+
+# An entry is (name, canonical class, loader); the loader returns encoded bytes or pixels.
+_Entry = tuple[str, str, Callable[[], "bytes | np.ndarray"]]
+
+
+def _folder_entries(root: Path) -> list[_Entry]:
+    entries: list[_Entry] = []
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    stray = [p.name for p in root.iterdir() if p.is_file() and is_image_name(p.name)]
+    if stray and not class_dirs:
+        raise DatasetError(f"{root}: images lie directly in the folder; expected one sub-folder per class")
+    for class_dir in class_dirs:
+        files = sorted(
+            p for p in class_dir.rglob("*")
+            if p.is_file() and is_image_name(p.name) and not any(s.startswith(".") for s in p.relative_to(root).parts)
+        )
+        if not files:
+            raise DatasetError(f"{class_dir}: class folder holds no images ({', '.join(sorted(_suffixes(class_dir)))})")
+        label = canonical_name(class_dir.name)
+        entries += [(str(p.relative_to(root)), label, p.read_bytes) for p in files]
+    return entries
+
+
+def _suffixes(folder: Path) -> set[str]:
+    found = {p.suffix.lower() or "no suffix" for p in folder.rglob("*") if p.is_file()}
+    return found or {"empty"}
+
+
+def _zip_entries(path: Path) -> list[_Entry]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DatasetError(f"{path}: not a readable zip file ({exc})") from None
+    names = [
+        n for n in archive.namelist()
+        if not n.endswith("/") and is_image_name(n) and not any(
+            part.startswith(".") or part == "__MACOSX" for part in PurePosixPath(n).parts
+        )
+    ]
+    if not names:
+        raise DatasetError(f"{path}: the zip holds no images")
+    parts = [PurePosixPath(n).parts for n in names]
+    # Strip the folders every entry shares (e.g. "train/"): what follows is the class folder.
+    depth = 0
+    while all(len(p) > depth + 2 for p in parts) and len({p[depth] for p in parts}) == 1:
+        depth += 1
+    if any(len(p) < depth + 2 for p in parts):
+        raise DatasetError(f"{path}: images lie at the top of the zip; expected one folder per class")
+
+    def loader(name: str) -> Callable[[], bytes]:
+        return lambda: archive.read(name)
+
+    return [(n, canonical_name(p[depth]), loader(n)) for n, p in zip(names, parts)]
+
+
+def _csv_entries(path: Path, usage: str | None) -> list[_Entry]:
+    entries: list[_Entry] = []
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip().lower() for h in next(reader, [])]
+        if "emotion" not in header or "pixels" not in header:
+            raise DatasetError(f"{path}: line 1: expected a header with 'emotion' and 'pixels' columns, got {header}")
+        col_emotion, col_pixels = header.index("emotion"), header.index("pixels")
+        col_usage = header.index("usage") if "usage" in header else None
+        if usage is not None and col_usage is None:
+            raise DatasetError(f"{path}: --usage {usage} given but the CSV has no 'Usage' column")
+        for line, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) < len(header):
+                raise DatasetError(f"{path}: line {line}: expected {len(header)} columns, got {len(row)}")
+            if usage is not None and row[col_usage].strip().lower() != usage.lower():
+                continue
+            try:
+                emotion = FER2013_IDS[int(row[col_emotion])]
+            except (ValueError, KeyError):
+                raise DatasetError(
+                    f"{path}: line {line}: emotion {row[col_emotion]!r} is not a FER2013 id (0-6)"
+                ) from None
+            try:
+                pixels = np.array(row[col_pixels].split(), dtype=np.int64)
+            except ValueError:
+                raise DatasetError(f"{path}: line {line}: pixels must be space-separated integers") from None
+            side = math.isqrt(pixels.size)
+            if pixels.size == 0 or side * side != pixels.size or pixels.min() < 0 or pixels.max() > 255:
+                raise DatasetError(
+                    f"{path}: line {line}: expected a square image of 0-255 values, got {pixels.size} values"
+                )
+            img = pixels.astype(np.uint8).reshape(side, side)
+            entries.append((f"{path.name}:{line}", emotion, lambda img=img: img))
+    if not entries:
+        which = f" with Usage {usage}" if usage else ""
+        raise DatasetError(f"{path}: no rows{which}")
+    return entries
+
+
+def list_entries(path: str | Path, usage: str | None = None) -> list[_Entry]:
+    """Every labelled image the source holds, without decoding anything."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    if path.is_dir():
+        if usage is not None:
+            raise DatasetError(f"{path}: --usage applies to a FER2013 CSV, not to a folder")
+        entries = _folder_entries(path)
+    elif path.suffix.lower() == ".zip":
+        if usage is not None:
+            raise DatasetError(f"{path}: --usage applies to a FER2013 CSV, not to a zip")
+        entries = _zip_entries(path)
+    elif path.suffix.lower() == ".csv":
+        entries = _csv_entries(path, usage)
+    else:
+        raise DatasetError(f"{path}: expected a folder of class folders, a .zip of one, or a FER2013 .csv")
+    if not entries:
+        raise DatasetError(f"{path}: no images found (expected one sub-folder per class)")
+    return entries
+
+
+def _decode(entry: _Entry) -> np.ndarray:
+    name, _, load = entry
+    try:
+        data = load()
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise ImageDecodeError(f"{name}: cannot read ({exc})") from None
+    return data if isinstance(data, np.ndarray) else decode_image(data, name)
+
+
+def _probe(entries: Sequence[_Entry], count: int = 64) -> tuple[int, bool]:
+    """Typical side (median of min(H, W)) and whether any of a spread sample is colour."""
+    step = max(1, len(entries) // count)
+    sides, colour = [], False
+    for entry in entries[::step][:count]:
+        try:
+            img = _decode(entry)
+        except ImageDecodeError:
+            continue
+        sides.append(min(img.shape[:2]))
+        colour = colour or not is_gray(img)
+    if not sides:
+        raise DatasetError("none of the sampled images could be decoded")
+    return int(np.median(sides)), colour
+
+
+def load_images(
+    path: str | Path,
+    *,
+    usage: str | None = None,
+    channels: int | None = None,
+    base_size: int | None = None,
+    max_base_size: int = 224,
+    classes: Sequence[str] | None = None,
+    workers: int | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> LabeledImages:
+    """Read and decode a whole dataset into memory at the base size.
+
+    ``channels``/``base_size`` default to what the data look like (1 for gray data; the
+    median image side, capped at ``max_base_size``). ``classes`` fixes the class order
+    (e.g. a model's); the data may hold a subset of it, never a class outside it.
+    Files that cannot be decoded are skipped and listed in ``skipped``. ``limit`` keeps a
+    seeded, stratified sample of that many entries (decoding only those).
+    """
+    entries = list_entries(path, usage)
+    if limit is not None and limit < len(entries):
+        names = sorted({label for _, label, _ in entries})
+        labels = np.array([names.index(label) for _, label, _ in entries])
+        _, keep_idx = stratified_split(labels, limit / len(entries), seed)
+        entries = [entries[i] for i in keep_idx]
+    found = sorted({label for _, label, _ in entries})
+    if classes is None:
+        classes = found
+    else:
+        classes = [canonical_name(c) for c in classes]
+        unknown = [c for c in found if c not in classes]
+        if unknown:
+            raise DatasetError(
+                f"{path}: class(es) {', '.join(unknown)} are not among the model's classes: {', '.join(classes)}"
+            )
+    if channels is None or base_size is None:
+        side, colour = _probe(entries)
+        channels = channels or (3 if colour else 1)
+        base_size = base_size or min(side, max_base_size)
+    position = {name: i for i, name in enumerate(classes)}
+
+    def work(entry: _Entry) -> np.ndarray | str:
+        try:
+            return to_base(_decode(entry), channels, base_size)
+        except ImageDecodeError as exc:
+            return str(exc)
+
+    images = np.empty((len(entries), base_size, base_size, channels), dtype=np.uint8)
+    keep = np.zeros(len(entries), dtype=bool)
+    skipped: list[tuple[str, str]] = []
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        for i, result in enumerate(pool.map(work, entries, chunksize=64)):
+            if isinstance(result, str):
+                skipped.append((entries[i][0], result))
+            else:
+                images[i] = result
+                keep[i] = True
+    if not keep.any():
+        raise DatasetError(f"{path}: none of the {len(entries)} images could be decoded")
+    labels = np.array([position[label] for _, label, _ in entries], dtype=np.int64)
+    data = LabeledImages(
+        images[keep], labels[keep], list(classes),
+        [name for (name, _, _), k in zip(entries, keep) if k], str(path), skipped,
+    )
+    log.info("%s: %d images, %dx%d px, %d channel(s), %d skipped", path, len(data), base_size, base_size, channels, len(skipped))
+    return data
+
+
+def csv_has_usage(path: str | Path) -> bool:
+    """True for a CSV whose header has a Usage column (the original FER2013 file)."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return False
+    with open(path, newline="") as handle:
+        header = next(csv.reader(handle), [])
+    return "usage" in [h.strip().lower() for h in header]
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded per-class split -> (train index, val index); every class with 2+ images gets val."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be between 0 and 1, got {fraction}")
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_val = 0 if len(idx) < 2 else max(1, round(len(idx) * fraction))
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+
+
+def describe_skipped(skipped: Sequence[tuple[str, str]], limit: int = 20) -> str:
+    """One readable block listing skipped files (first ``limit``) and the total count."""
+    if not skipped:
+        return ""
+    lines = [f"skipped {len(skipped)} unreadable file(s):"]
+    lines += [f"  {reason}" for _, reason in skipped[:limit]]
+    if len(skipped) > limit:
+        lines.append(f"  ... and {len(skipped) - limit} more")
+    return "\n".join(lines)
+

@@ -1,0 +1,77 @@
+"""Honest evaluation: per-class metrics and a confusion matrix for any saved model.
+
+Works for PyTorch checkpoints and ONNX models alike (no torch import for the latter):
+images go through the model's own eval transform, classes are matched by name.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+
+from mobilefer.atomic import atomic_path, write_text
+from mobilefer.data.preprocess import normalize_batch
+from mobilefer.data.readers import csv_has_usage, describe_skipped, load_images
+from mobilefer.engine.config import EvalConfig
+from mobilefer.engine.metrics import score
+from mobilefer.inference.classifier import MissingExtraError, load_classifier
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(config: EvalConfig) -> dict[str, Any]:
+    """Score ``config.model`` on ``config.data``; write JSON/PNG if asked. Returns the report.
+
+    The report also carries ``skipped`` (unreadable files) and ``model`` (its summary).
+    """
+    clf = load_classifier(config.model, classes=config.classes, tta=config.tta)
+    meta = clf.meta
+    usage = config.usage or ("PublicTest" if csv_has_usage(config.data) else None)
+    data = load_images(
+        config.data, usage=usage, channels=meta.channels, base_size=meta.base_size,
+        classes=meta.classes, workers=config.workers, limit=config.limit,
+    )
+    probs = np.concatenate([
+        clf(normalize_batch(data.images[i : i + config.batch_size], meta))
+        for i in range(0, len(data), config.batch_size)
+    ])
+    result = score(data.labels, probs.argmax(1), meta.classes)
+    if config.json:
+        write_text(config.json, json.dumps(result, indent=2) + "\n")
+    if config.plot:
+        plot_confusion(result, config.plot, title=f"{meta.arch} on {config.data}")
+    if data.skipped:
+        log.warning(describe_skipped(data.skipped))
+    return {**result, "skipped": [reason for _, reason in data.skipped], "model": meta.summary()}
+
+
+def plot_confusion(result: dict[str, Any], path: str, title: str = "") -> None:
+    """Row-normalised confusion matrix heat-map with counts, written as PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingExtraError("plots need matplotlib: pip install 'mobilefer[plot]'") from None
+    labels = result["confusion_matrix"]["labels"]
+    cm = np.array(result["confusion_matrix"]["matrix"], dtype=np.float64)
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.6 + 0.8 * len(labels)), dpi=120)
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{share[i, j]:.2f}\n{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                    color="white" if share[i, j] > 0.5 else "black")
+    ax.set_title(f"{title}\naccuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

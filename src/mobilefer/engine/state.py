@@ -1,0 +1,46 @@
+"""Resumable training state (optimizer, epoch, history) in safetensors + JSON, no pickle."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mobilefer.atomic import atomic_path
+
+_KEY = "mobilefer_train_state"
+
+
+def save_state(path: str | Path, optimizer: torch.optim.Optimizer, info: dict[str, Any]) -> None:
+    """Write the optimizer's tensors and ``info`` (JSON-able: epoch, history, ...) atomically."""
+    from safetensors.torch import save_file
+
+    opt = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, dict[str, Any]] = {}
+    for pid, slots in opt["state"].items():
+        for slot, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{pid}.{slot}"] = value.detach().to("cpu").contiguous()
+            else:
+                plain.setdefault(str(pid), {})[slot] = value
+    header = {"info": info, "param_groups": opt["param_groups"], "plain_state": plain}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={_KEY: json.dumps(header)})
+
+
+def load_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore the optimizer from ``path``; return the saved ``info``."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        header = json.loads(handle.metadata()[_KEY])
+        state: dict[int, dict[str, Any]] = {}
+        for key in handle.keys():
+            _, pid, slot = key.split(".", 2)
+            state.setdefault(int(pid), {})[slot] = handle.get_tensor(key)
+    for pid, slots in header["plain_state"].items():
+        state.setdefault(int(pid), {}).update(slots)
+    optimizer.load_state_dict({"state": state, "param_groups": header["param_groups"]})
+    return header["info"]

@@ -1,0 +1,265 @@
+"""The training loop: data in memory on the device, augmentation there, AdamW + cosine.
+
+``train(TrainConfig)`` is what ``mobilefer train`` calls. Outputs in ``config.out``:
+``best.safetensors`` / ``last.safetensors`` (self-describing models), ``last.state.safetensors``
+(optimizer and progress, for ``--resume``), ``metrics.csv``, ``config.json`` and, for a split,
+``val_files.txt``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from mobilefer.atomic import write_text
+from mobilefer.checkpoint import save_model
+from mobilefer.data.augment import Augment, eval_transform, train_transform
+from mobilefer.data.readers import LabeledImages, csv_has_usage, describe_skipped, load_images, stratified_split
+from mobilefer.engine.config import TrainConfig
+from mobilefer.engine.metrics import score
+from mobilefer.engine.runtime import Dist, broadcast_float, pick_device, seed_everything, setup_distributed
+from mobilefer.engine.state import load_state, save_state
+from mobilefer.meta import ModelMeta, library_versions
+from mobilefer.models import IMAGENET_MEAN, IMAGENET_STD, create_model, resolve_arch
+
+log = logging.getLogger(__name__)
+
+METRIC_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "seconds", "images_per_s"]
+
+
+@dataclass
+class TrainResult:
+    best: Path
+    last: Path
+    best_metrics: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def load_data(config: TrainConfig) -> tuple[LabeledImages, LabeledImages, str]:
+    """Train and validation sets, and where validation came from."""
+    is_fer_csv = csv_has_usage(config.data)
+    train_usage = config.usage or ("Training" if is_fer_csv else None)
+    train = load_images(
+        config.data, usage=train_usage, channels=config.channels, base_size=config.base_size,
+        max_base_size=config.img_size, workers=config.workers, limit=config.limit, seed=config.seed,
+    )
+    fixed = dict(channels=train.channels, base_size=train.base_size, classes=train.classes, workers=config.workers)
+    if config.val_data:
+        val_usage = config.val_usage or ("PublicTest" if csv_has_usage(config.val_data) else None)
+        val = load_images(config.val_data, usage=val_usage, limit=config.val_limit, seed=config.seed, **fixed)
+        return train, val, config.val_data
+    if is_fer_csv:
+        val = load_images(config.data, usage=config.val_usage or "PublicTest", limit=config.val_limit, seed=config.seed, **fixed)
+        return train, val, f"{config.data} ({config.val_usage or 'PublicTest'} rows)"
+    train_idx, val_idx = stratified_split(train.labels, config.val_split, config.seed)
+    skipped = train.skipped
+    train, val = train.subset(train_idx), train.subset(val_idx)
+    train.skipped = skipped
+    return train, val, f"{config.val_split:.0%} stratified split of {config.data} (seed {config.seed})"
+
+
+def build_meta(config: TrainConfig, train: LabeledImages) -> ModelMeta:
+    gray_imagenet = [sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3]
+    if config.pretrained:
+        mean, std = (list(IMAGENET_MEAN), list(IMAGENET_STD)) if train.channels == 3 else gray_imagenet
+    else:
+        mean, std = [0.5] * train.channels, [0.25] * train.channels
+    return ModelMeta(
+        arch=resolve_arch(config.arch), classes=list(train.classes), input_size=config.img_size,
+        channels=train.channels, base_size=train.base_size, mean=mean, std=std,
+        face_margin=config.face_margin, tta=config.tta, config=config.to_dict(),
+        versions=library_versions("torch", "torchvision"),
+    )
+
+
+def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    """Linear warm-up to ``peak``, then cosine decay to 1 % of it."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+
+def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> torch.Tensor | None:
+    if mode == "none":
+        return None
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64).clip(min=1)
+    weights = (counts.sum() / counts) ** (0.5 if mode == "sqrt" else 1.0)
+    return torch.tensor(weights / (weights * counts).sum() * counts.sum(), dtype=torch.float32)
+
+
+@torch.no_grad()
+def predict_tensors(model: nn.Module, images: torch.Tensor, meta: ModelMeta, batch: int = 512, amp: bool = False) -> torch.Tensor:
+    """Class probabilities float32 (N, K) for uint8 images (N, C, S, S) on the model's device."""
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        x = eval_transform(images[i : i + batch], meta)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            p = model(x).float().softmax(1)
+            if meta.tta == "flip":
+                p = (p + model(x.flip(3)).float().softmax(1)) / 2
+        out.append(p.float())
+    return torch.cat(out) if out else torch.zeros(0, meta.num_classes)
+
+
+def _to_device(data: LabeledImages, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # uint8 NCHW decoded once and kept on the device: no per-epoch decoding or copying.
+    images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous().to(device)
+    return images, torch.from_numpy(data.labels).to(device)
+
+
+def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS)
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buffer.getvalue())
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train a MobileNetV3 emotion classifier; see the module docstring for outputs."""
+    if config.resume:
+        resume_dir = Path(config.resume)
+        saved = resume_dir / "config.json"
+        if not saved.is_file():
+            raise FileNotFoundError(f"{saved}: nothing to resume (no config.json in {resume_dir})")
+        config = TrainConfig.from_dict({**json.loads(saved.read_text()), "resume": str(resume_dir), "out": str(resume_dir)})
+    device = pick_device(config.device)
+    info = setup_distributed(device)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    out = Path(config.out)
+    train_set, val_set, val_source = load_data(config)
+    meta = build_meta(config, train_set)
+    meta.data = {
+        "train": config.data, "val": val_source, "num_train": len(train_set), "num_val": len(val_set),
+        "train_counts": train_set.counts(), "fingerprint": train_set.fingerprint(),
+        "skipped": len(train_set.skipped) + len(val_set.skipped),
+    }
+    if info.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "config.json", json.dumps(config.to_dict(), indent=2))
+        if not config.val_data and not csv_has_usage(config.data):
+            write_text(out / "val_files.txt", "\n".join(val_set.files) + "\n")
+        log.info("train: %d images %s; val: %d from %s", len(train_set), train_set.counts(), len(val_set), val_source)
+
+    seed_everything(config.seed)
+    model = create_model(meta.arch, meta.num_classes, meta.channels, config.pretrained).to(device)
+    cuda = device.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr, fused=cuda,
+    )
+    state: dict[str, Any] = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": [], "best_metrics": {}}
+    if config.resume and (out / "last.state.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(out / "last.safetensors"), device=str(device)))
+        state = load_state(out / "last.state.safetensors", optimizer)
+        log.info("resuming %s after epoch %d", out, state["epoch"])
+    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None) if info.enabled else model
+
+    images, labels = _to_device(train_set, device)
+    val_images, val_labels = _to_device(val_set, device)
+    weights = class_weights(train_set.labels, meta.num_classes, config.balance)
+    weights = weights.to(device) if weights is not None else None
+    aug = Augment(config.scale, config.rotate, config.translate, config.flip, config.jitter, config.erase)
+    per_rank = math.ceil(len(train_set) / info.world)
+    steps = max(1, per_rank // config.batch_size)  # drop the ragged last batch: BatchNorm needs > 1 image
+    total, warmup = steps * config.epochs, round(steps * config.warmup_epochs)
+    amp = config.amp and cuda
+
+    for epoch in range(state["epoch"], config.epochs):
+        # Every random draw of an epoch derives from (seed, epoch, rank): resuming replays it exactly.
+        seed_everything(config.seed * 100_003 + epoch * 101 + info.rank)
+        gen = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch)
+        order = torch.randperm(len(train_set), generator=gen, device=device)[info.rank :: info.world]
+        net.train()
+        started, seen = time.perf_counter(), 0
+        loss_sum = torch.zeros((), device=device)  # accumulated on the device: no sync per step
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (info.main and config.progress), leave=False)
+        for step in bar:
+            lr = lr_at(epoch * steps + step, total, warmup, config.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+            x = train_transform(images[idx], meta, aug, gen)
+            y = labels[idx]
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = net(x)
+            loss = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seen += len(y)
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            if not bar.disable and (step % 20 == 0 or step == steps - 1):
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}")
+        bar.close()
+        loss_sum, correct = loss_sum.item(), correct.item()
+        seconds = time.perf_counter() - started
+
+        probs = predict_tensors(model, val_images, meta, amp=amp)
+        val_loss = F.nll_loss(probs.clamp_min(1e-8).log(), val_labels).item() if len(val_labels) else 0.0
+        result = score(val_labels.cpu().numpy(), probs.argmax(1).cpu().numpy(), meta.classes)
+        row = {
+            "epoch": epoch + 1, "lr": round(lr, 8), "train_loss": round(loss_sum / seen, 5),
+            "train_acc": round(correct / seen, 5), "val_loss": round(val_loss, 5),
+            "val_acc": round(result["accuracy"], 5), "val_macro_f1": round(result["macro_f1"], 5),
+            "seconds": round(seconds, 2), "images_per_s": round(seen * info.world / seconds, 1),
+        }
+        current = broadcast_float(result["accuracy"] if config.select == "accuracy" else result["macro_f1"], info, device)
+        state["history"].append(row)
+        state["epoch"] = epoch + 1
+        improved = current > state["best_score"]
+        if improved:
+            state.update(best_score=current, best_epoch=epoch + 1, bad_epochs=0, best_metrics={**result, "epoch": epoch + 1})
+        else:
+            state["bad_epochs"] += 1
+        if info.main:
+            meta.metrics = {**result, "epoch": epoch + 1, "selected_by": config.select, "tta": meta.tta}
+            meta.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            if improved:
+                save_model(model, meta, out / "best.safetensors")
+            save_model(model, meta, out / "last.safetensors")
+            save_state(out / "last.state.safetensors", optimizer, state)
+            _write_metrics(out / "metrics.csv", state["history"])
+            log.info(
+                "epoch %d/%d  loss %.4f  train acc %.4f  val acc %.4f  macro-F1 %.4f  %.0f img/s%s",
+                epoch + 1, config.epochs, row["train_loss"], row["train_acc"], row["val_acc"],
+                row["val_macro_f1"], row["images_per_s"], "  *best" if improved else "",
+            )
+        if config.patience and state["bad_epochs"] >= config.patience:
+            log.info("no %s gain for %d epochs: stopping early", config.select, config.patience)
+            break
+
+    if info.enabled:
+        torch.distributed.barrier()
+    skipped = train_set.skipped + val_set.skipped
+    if skipped and info.main:
+        log.warning(describe_skipped(skipped))
+    return TrainResult(out / "best.safetensors", out / "last.safetensors", state["best_metrics"], state["history"], skipped)

@@ -1,0 +1,1 @@
+"""Face detection, emotion classification of faces, video/stream sources and drawing."""

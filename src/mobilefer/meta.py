@@ -1,0 +1,91 @@
+"""The metadata every saved model carries: what it is and how to feed it.
+
+Torch-free on purpose: the ONNX runtime, the server and the CLI read it without PyTorch.
+Inference, evaluation and export take preprocessing only from here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT = "mobilefer/1"
+METADATA_KEY = "mobilefer"  # key of the JSON blob in safetensors headers and ONNX metadata_props
+
+
+@dataclass
+class ModelMeta:
+    """Self-description of a trained classifier.
+
+    ``base_size`` is the resolution images were stored at for training (48 for FER2013):
+    every input, training or inference, is first area-resized to ``base_size`` and then
+    bilinearly resized to ``input_size``, so a sharp 300 px face and a 48 px training crop
+    look alike to the network.
+    """
+
+    arch: str
+    classes: list[str]
+    input_size: int
+    channels: int
+    base_size: int
+    mean: list[float]
+    std: list[float]
+    face_margin: float = 0.15  # extra border around a detected face box, as a fraction of its side
+    tta: str = "none"  # "none" or "flip": test-time augmentation the model was selected with
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    format: str = FORMAT
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ValueError("mean and std need one value per channel")
+        if not self.classes:
+            raise ValueError("a model needs at least one class")
+        if self.tta not in ("none", "flip"):
+            raise ValueError(f"tta must be 'none' or 'flip', got {self.tta!r}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelMeta":
+        raw = json.loads(text)
+        fmt = raw.get("format", "")
+        if not str(fmt).startswith("mobilefer/"):
+            raise ValueError(f"not mobilefer metadata (format {fmt!r})")
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def summary(self) -> str:
+        acc = self.metrics.get("accuracy")
+        scored = f", val accuracy {acc:.3f}" if isinstance(acc, (int, float)) else ""
+        return (
+            f"{self.arch} {self.channels}x{self.input_size}x{self.input_size} "
+            f"(from {self.base_size} px), classes: {', '.join(self.classes)}{scored}"
+        )
+
+
+def library_versions(*modules: str) -> dict[str, str]:
+    """Versions of mobilefer and the named, already importable modules."""
+    import importlib
+    import platform
+
+    from mobilefer import __version__
+
+    out = {"mobilefer": __version__, "python": platform.python_version()}
+    for name in modules:
+        try:
+            out[name] = getattr(importlib.import_module(name), "__version__", "?")
+        except ImportError:
+            pass
+    return out
