@@ -10,7 +10,7 @@ epochs_large=${3:-100}
 epochs_small=${4:-120}
 mobilefer=${MOBILEFER:-mobilefer}
 common=(--data "$data/train.zip" --val-data "$data/publictest.zip" --select accuracy --tta flip
-        --batch-size 256 --lr 2e-3 --weight-decay 0.05 --label-smoothing 0.1 --seed 0 ${EXTRA_ARGS:-})
+        --batch-size 256 --lr 2e-3 --weight-decay 0.05 --label-smoothing 0.1 --bn-momentum 0.01 --seed 0 ${EXTRA_ARGS:-})
 mkdir -p "$out"
 $mobilefer train "${common[@]}" --arch mobilenet_v3_large --img-size 160 --epochs "$epochs_large" \
     --out "$out/large" >"$out/large.log" 2>&1 &

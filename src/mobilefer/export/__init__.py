@@ -1,0 +1,1 @@
+"""ONNX export, INT8 quantisation and the PyTorch-free runtime."""

@@ -1,0 +1,65 @@
+"""Tiny synthetic face-like data made on the fly: nothing downloaded, nothing from FER2013."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Three trivially separable "emotions": mean brightness tells them apart.
+LEVELS = {"happy": 215, "sad": 40, "Surprised": 128}
+
+
+def make_image(level: int, rng: np.random.Generator, size: int = 24) -> np.ndarray:
+    """uint8 (size, size) gray: a blob-and-noise pattern around ``level``."""
+    yy, xx = np.mgrid[:size, :size]
+    blob = 30 * np.exp(-((yy - size / 2) ** 2 + (xx - size / 2) ** 2) / (2 * (size / 4) ** 2))
+    img = level + blob - 15 + rng.normal(0, 8, (size, size))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_folder(root: Path, per_class: int = 24, seed: int = 0, size: int = 24) -> Path:
+    rng = np.random.default_rng(seed)
+    for name, level in LEVELS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(make_image(level, rng, size)).save(root / name / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def folder_data(tmp_path: Path) -> Path:
+    return write_folder(tmp_path / "faces")
+
+
+@pytest.fixture
+def zip_data(tmp_path: Path) -> Path:
+    """A zip laid out like ../shared/data/fer2013: train/<class>/<file>.png."""
+    rng = np.random.default_rng(1)
+    path = tmp_path / "faces.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, level in LEVELS.items():
+            for i in range(12):
+                buffer = io.BytesIO()
+                Image.fromarray(make_image(level, rng)).save(buffer, format="PNG")
+                archive.writestr(f"train/{name.lower()}/img_{i}.png", buffer.getvalue())
+        archive.writestr("train/readme.txt", "not an image")
+    return path
+
+
+@pytest.fixture
+def fer_csv(tmp_path: Path) -> Path:
+    """A tiny FER2013-format CSV: ids 3=happy, 4=sad, 5=surprise; 48x48 pixels."""
+    rng = np.random.default_rng(2)
+    rows = ["emotion,pixels,Usage"]
+    for usage, count in (("Training", 10), ("PublicTest", 4), ("PrivateTest", 2)):
+        for emotion_id, level in ((3, 215), (4, 40), (5, 128)):
+            for _ in range(count):
+                pixels = make_image(level, rng, 48).ravel()
+                rows.append(f"{emotion_id},{' '.join(map(str, pixels))},{usage}")
+    path = tmp_path / "fer2013.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path

@@ -1,0 +1,145 @@
+import csv
+import json
+import pickle
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+import mobilefer.engine.train as train_module
+from helpers import tiny_config
+from mobilefer.checkpoint import load_model, read_meta
+from mobilefer.engine.config import EvalConfig
+from mobilefer.engine.evaluate import evaluate
+from mobilefer.engine.train import lr_at, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import write_folder
+
+    root = tmp_path_factory.mktemp("trained")
+    data = write_folder(root / "faces", per_class=24)
+    result = train(tiny_config(data, root / "run"))
+    return data, root / "run", result
+
+
+def test_training_learns_a_separable_task(trained):
+    _, run, result = trained
+    assert result.best_metrics["accuracy"] >= 0.9  # chance is 1/3
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 13))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert json.loads((run / "config.json").read_text())["arch"] == "mobilenet_v3_small"
+    assert len((run / "val_files.txt").read_text().split()) == 18  # 25 % of 72, per class
+
+
+def test_saved_model_describes_itself(trained):
+    _, run, _ = trained
+    meta = read_meta(run / "best.safetensors")
+    assert meta.classes == ["happy", "sad", "surprise"]
+    assert (meta.input_size, meta.channels, meta.base_size) == (32, 1, 24)
+    assert meta.config["epochs"] == 12 and meta.data["num_train"] == 54
+    assert meta.metrics["accuracy"] >= 0.9 and "torch" in meta.versions
+
+
+def test_round_trip_then_evaluate_with_json_and_plot(trained, tmp_path):
+    data, run, result = trained
+    report = evaluate(EvalConfig(model=str(run / "best.safetensors"), data=str(data),
+                                 json=str(tmp_path / "r.json"), plot=str(tmp_path / "cm.png")))
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert set(saved) == {"accuracy", "macro_f1", "num_samples", "per_class", "confusion_matrix"}
+    assert set(saved["per_class"]["sad"]) == {"precision", "recall", "f1", "support"}
+    assert saved["confusion_matrix"]["labels"] == ["happy", "sad", "surprise"]
+    assert np.array(saved["confusion_matrix"]["matrix"]).sum() == saved["num_samples"] == 72
+    assert report["accuracy"] >= 0.9
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_on_a_subset_of_the_model_classes(trained, tmp_path):
+    from conftest import write_folder
+
+    data, run, _ = trained
+    subset = write_folder(tmp_path / "subset", per_class=5, seed=9)
+    import shutil
+
+    shutil.rmtree(subset / "Surprised")
+    report = evaluate(EvalConfig(model=str(run / "best.safetensors"), data=str(subset)))
+    assert report["num_samples"] == 10
+    assert report["per_class"]["surprise"]["support"] == 0
+
+
+def test_loading_never_unpickles(trained, monkeypatch):
+    _, run, _ = trained
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle used while loading a model")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    model, meta = load_model(run / "best.safetensors")
+    assert meta.num_classes == 3
+
+
+def test_notebook_state_dict_loads_with_classes(trained, tmp_path):
+    import torch
+
+    _, run, _ = trained
+    model, _ = load_model(run / "best.safetensors")
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "old.pth")
+    legacy, meta = load_model(tmp_path / "old.pth", classes=["Happiness", "sad", "suprise"], input_size=32)
+    assert meta.classes == ["happy", "sad", "surprise"]
+    x = torch.randn(2, 1, 32, 32)
+    torch.testing.assert_close(legacy(x), model(x))
+    from mobilefer.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="pass --classes"):
+        load_model(tmp_path / "old.pth")
+    with pytest.raises(CheckpointError, match="3 outputs but 2 classes"):
+        load_model(tmp_path / "old.pth", classes=["a", "b"])
+
+
+def test_no_temporary_files_are_left_behind(trained):
+    _, run, _ = trained
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
+
+
+def test_resume_after_interruption_replays_the_same_run(folder_data, tmp_path, monkeypatch):
+    config = dict(epochs=3)
+    reference = train(tiny_config(folder_data, tmp_path / "full", **config))
+
+    real_write = train_module._write_metrics
+
+    def killed_after_epoch_2(path, history):
+        real_write(path, history)
+        if len(history) == 2:
+            raise KeyboardInterrupt  # as if the job were killed here
+
+    monkeypatch.setattr(train_module, "_write_metrics", killed_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(folder_data, tmp_path / "cut", **config))
+    monkeypatch.setattr(train_module, "_write_metrics", real_write)
+
+    resumed = train(tiny_config("", "", resume=str(tmp_path / "cut")))
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    a = load_file(str(tmp_path / "full" / "last.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "last.safetensors"))
+    for key in a:
+        np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-5, err_msg=key)
+    assert resumed.history[-1]["val_acc"] == reference.history[-1]["val_acc"]
+
+
+def test_fer_csv_validates_on_public_test_rows(fer_csv, tmp_path):
+    result = train(tiny_config(fer_csv, tmp_path / "csv", epochs=1, img_size=48))
+    meta = read_meta(result.last)
+    assert meta.data["num_train"] == 30 and meta.data["num_val"] == 12
+    assert "PublicTest" in meta.data["val"]
+
+
+def test_lr_schedule_warms_up_then_decays():
+    peak = 1e-3
+    values = [lr_at(s, 100, 10, peak) for s in range(100)]
+    assert values[0] < values[9] == pytest.approx(peak)
+    assert values[-1] < 0.05 * peak
+    assert all(a >= b for a, b in zip(values[10:], values[11:]))
