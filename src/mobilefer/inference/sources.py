@@ -1,0 +1,124 @@
+"""Frame sources as generators: an image, a folder or glob of images, a video file, a
+webcam index or a stream URL. Nothing builds a list of all frames.
+
+Frames are uint8 (H, W, 3) BGR, as OpenCV gives them. An image that cannot be read
+yields a :class:`Frame` with ``error`` set, so a batch reports it and carries on.
+"""
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mobilefer.data.images import ImageDecodeError, is_image_name, read_image
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+OPEN_TIMEOUT_MS = 5000
+
+
+class SourceError(ValueError):
+    """A source that cannot be opened; the message names it and says why."""
+
+
+@dataclass
+class Frame:
+    source: str
+    index: int
+    time_s: float
+    image: np.ndarray | None  # uint8 (H, W, 3) BGR; None when ``error`` is set
+    error: str | None = None
+
+
+def rgb_to_bgr(img: np.ndarray) -> np.ndarray:
+    """uint8 gray (H, W) or RGB (H, W, 3) -> BGR (H, W, 3)."""
+    if img.ndim == 2 or img.shape[2] == 1:
+        return cv2.cvtColor(img.reshape(img.shape[0], img.shape[1]), cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def _image_frame(path: Path, index: int = 0) -> Frame:
+    try:
+        return Frame(str(path), index, 0.0, rgb_to_bgr(read_image(path)))
+    except ImageDecodeError as exc:
+        return Frame(str(path), index, 0.0, None, str(exc))
+
+
+def _capture(target: int | str, label: str) -> cv2.VideoCapture:
+    if isinstance(target, str) and "://" in target:
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
+        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+    else:
+        cap = cv2.VideoCapture(target)
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(label)
+    return cap
+
+
+def _video_frames(cap: cv2.VideoCapture, name: str, live: bool) -> Iterator[Frame]:
+    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    fps = fps if 1.0 <= fps <= 240.0 else 30.0
+    started = time.monotonic()
+    index = 0
+    try:
+        while True:
+            ok, image = cap.read()
+            if not ok or image is None:
+                break  # end of file, or a truncated one: stop with what was read
+            t = time.monotonic() - started if live else index / fps
+            yield Frame(name, index, round(t, 4), image)
+            index += 1
+    finally:
+        cap.release()
+
+
+def video_fps(source: str) -> float:
+    cap = cv2.VideoCapture(source)
+    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    cap.release()
+    return fps if 1.0 <= fps <= 240.0 else 30.0
+
+
+def source_kind(source: str | int) -> str:
+    """image, images, video, webcam or stream."""
+    text = str(source)
+    if text.isdigit():
+        return "webcam"
+    if "://" in text:
+        return "stream"
+    path = Path(text)
+    if path.is_dir() or any(ch in text for ch in "*?["):
+        return "images"
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return "video"
+    return "image"
+
+
+def iter_frames(source: str | int) -> Iterator[Frame]:
+    """Frames of ``source``; SourceError (before the first frame) if it cannot be opened."""
+    text, kind = str(source), source_kind(source)
+    if kind == "webcam":
+        cap = _capture(int(text), f"no webcam at index {text} (or it is in use)")
+        return _video_frames(cap, f"webcam:{text}", live=True)
+    if kind == "stream":
+        cap = _capture(text, f"{text}: stream did not open within {OPEN_TIMEOUT_MS / 1000:.0f} s")
+        return _video_frames(cap, text, live=True)
+    if kind == "images":
+        path = Path(text)
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else sorted(Path(p) for p in glob.glob(text))
+        files = [p for p in files if is_image_name(p.name)]
+        if not files:
+            raise SourceError(f"{text}: no images found")
+        return (_image_frame(p, i) for i, p in enumerate(files))
+    path = Path(text)
+    if not path.exists():
+        raise SourceError(f"{text}: no such file")
+    if kind == "video":
+        cap = _capture(text, f"{text}: cannot open video (unsupported codec or not a video)")
+        return _video_frames(cap, text, live=False)
+    return iter([_image_frame(path)])
