@@ -63,3 +63,31 @@ def fer_csv(tmp_path: Path) -> Path:
     path = tmp_path / "fer2013.csv"
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def astronaut_bgr() -> np.ndarray:
+    """scikit-image's public-domain NASA portrait (Eileen Collins), uint8 BGR 512x512."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+# Where her face is, measured once by eye and by both detectors.
+ASTRONAUT_FACE = (180, 62, 90, 110)
+
+
+def box_iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)
+
+
+@pytest.fixture(scope="session")
+def bundled_model() -> Path:
+    from mobilefer.weights import default_model
+
+    return default_model()

@@ -161,7 +161,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", nargs="?", const="ema", help="smooth tracked faces over time: ema[:ALPHA] or window[:N]")
     p.add_argument("--every", help="classify every N frames (5f) or seconds (2s); default every frame")
     p.add_argument("--detect-every", type=int, default=1, help="run the detector every k frames, track between")
-    p.add_argument("--min-face", type=int, default=24, help="smallest face side in pixels")
+    p.add_argument("--min-face", type=int, default=32, help="smallest face side in pixels")
     p.add_argument("--max-faces", type=int, help="at most this many faces per frame")
     p.add_argument("--margin", type=float, help="crop margin around a face box (default: the model's)")
     p.add_argument("--classes", help="class names in output order, for .pth state_dicts")

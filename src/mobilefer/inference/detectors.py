@@ -2,7 +2,8 @@
 
 Every detector takes an OpenCV frame, uint8 (H, W, 3) BGR, and returns :class:`Box` es in
 source pixels, best first; no face is an empty list. Detection runs on a copy downscaled
-to ``work_width`` (Haar on a full 640x480 frame costs 4x a 320 px copy) and boxes are mapped back.
+towards ``work_width`` (Haar on a full 640x480 frame costs 4x a 320 px copy) and boxes are
+mapped back - but never so far that a ``min_face`` face drops below what the detector sees.
 
 - ``haar``: OpenCV's frontal-face cascade (ships with opencv-python-headless < 5).
 - ``centerface``: CenterFace (Xu et al. 2019, MIT licence), a small anchor-free CNN, run by
@@ -53,6 +54,11 @@ def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
     return frame[:, :, :3]
 
 
+def _work_ratio(width: int, work_width: int, min_face: int, smallest_seen: int) -> float:
+    """Downscale factor: towards ``work_width``, keeping ``min_face`` at ``smallest_seen`` px or more."""
+    return min(1.0, max(work_width / width, smallest_seen / max(1, min_face)))
+
+
 def _finish(boxes: list[Box], min_face: int, max_faces: int | None) -> list[Box]:
     kept = [b for b in boxes if min(b.w, b.h) >= min_face]
     kept.sort(key=lambda b: (b.score, b.w * b.h), reverse=True)
@@ -61,8 +67,9 @@ def _finish(boxes: list[Box], min_face: int, max_faces: int | None) -> list[Box]
 
 class HaarDetector:
     name = "haar"
+    smallest_seen = 24  # the cascade's window
 
-    def __init__(self, work_width: int = 320, min_face: int = 24, max_faces: int | None = None,
+    def __init__(self, work_width: int = 320, min_face: int = 32, max_faces: int | None = None,
                  scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(str(path))
@@ -73,7 +80,7 @@ class HaarDetector:
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
-        ratio = min(1.0, self.work_width / gray.shape[1])
+        ratio = _work_ratio(gray.shape[1], self.work_width, self.min_face, self.smallest_seen)
         small = cv2.resize(gray, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA) if ratio < 1 else gray
         small = cv2.equalizeHist(small)
         min_side = max(12, int(self.min_face * ratio))
@@ -102,9 +109,10 @@ def centerface_weights(path: str | Path | None = None) -> Path | None:
 class CenterFaceDetector:
     name = "centerface"
     _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
+    smallest_seen = 16  # its stride-4 heatmap still finds faces of about this size
 
     def __init__(self, weights: str | Path | None = None, work_width: int = 320, threshold: float = 0.5,
-                 nms: float = 0.3, min_face: int = 24, max_faces: int | None = None) -> None:
+                 nms: float = 0.3, min_face: int = 32, max_faces: int | None = None) -> None:
         found = centerface_weights(weights)
         if found is None:
             raise DetectorUnavailable(
@@ -118,7 +126,7 @@ class CenterFaceDetector:
     def detect(self, frame: np.ndarray) -> list[Box]:
         frame = _gray_or_bgr(frame)
         h, w = frame.shape[:2]
-        ratio = min(1.0, self.work_width / w)
+        ratio = _work_ratio(w, self.work_width, self.min_face, self.smallest_seen)
         # network strides need sides divisible by 32
         net_w, net_h = max(32, int(np.ceil(w * ratio / 32) * 32)), max(32, int(np.ceil(h * ratio / 32) * 32))
         blob = cv2.dnn.blobFromImage(frame, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)

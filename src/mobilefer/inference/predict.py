@@ -38,7 +38,7 @@ class PredictConfig:
     smooth: str | None = None  # ema[:ALPHA] or window[:N]
     every: str | None = None  # e.g. 2s or 5f
     detect_every: int = 1
-    min_face: int = 24
+    min_face: int = 32
     max_faces: int | None = None
     margin: float | None = None  # default: the model's own
     classes: list[str] | None = None  # for .pth models

