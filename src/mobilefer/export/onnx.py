@@ -112,12 +112,17 @@ def export_onnx(
             quant_pre_process(str(raw), str(prepared), skip_symbolic_shape=True)
             calib = _check_inputs(meta, calib_data, calib_count)
             quantized = Path(tmp) / "int8.onnx"
-            quantize_static(
-                str(prepared), str(quantized), _Calibration(calib, "input"),
-                quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
-                extra_options={"CalibPercentile": 99.99},
-            )
+            settings = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8)
+            try:
+                # 99.99th percentile ranges: robust to a few outlier activations
+                quantize_static(str(prepared), str(quantized), _Calibration(calib, "input"),
+                                calibrate_method=CalibrationMethod.Percentile,
+                                extra_options={"CalibPercentile": 99.99}, **settings)
+            except (ValueError, TypeError) as exc:  # histograms fail on constant activations
+                log.warning("percentile calibration failed (%s); using min/max ranges", exc)
+                quantize_static(str(prepared), str(quantized), _Calibration(calib, "input"),
+                                calibrate_method=CalibrationMethod.MinMax, **settings)
             raw = quantized
         _attach_metadata(raw, meta, out)
 

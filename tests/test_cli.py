@@ -1,0 +1,35 @@
+import json
+
+from mobilefer.cli import main
+
+
+def test_train_then_evaluate_from_the_command_line(folder_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["train", "--data", str(folder_data), "--arch", "small", "--img-size", "32", "--epochs", "12",
+                 "--batch-size", "8", "--lr", "3e-3", "--warmup-epochs", "0.5", "--val-split", "0.25",
+                 "--device", "cpu", "--out", str(run)])
+    out = capsys.readouterr().out
+    assert code == 0 and "best: epoch" in out
+    code = main(["evaluate", "--model", str(run / "best.safetensors"), "--data", str(folder_data),
+                 "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert code == 0 and "confusion matrix" in out and "surprise" in out
+    assert json.loads((tmp_path / "r.json").read_text())["accuracy"] >= 0.9
+    code = main(["info", str(run / "best.safetensors")])
+    assert code == 0 and '"classes"' in capsys.readouterr().out
+
+
+def test_bad_input_is_one_message_not_a_traceback(tmp_path, folder_data, capsys):
+    cases = [
+        (["train", "--data", str(tmp_path / "nope")], "no such file or folder"),
+        (["train", "--data", str(folder_data), "--arch", "resnet50"], "unknown architecture"),
+        (["evaluate", "--model", str(tmp_path / "m.safetensors"), "--data", str(folder_data)], "no such model file"),
+        (["predict", str(tmp_path / "missing.jpg")], "no such file"),
+        (["predict", "x.jpg", "--every", "often"], "--every"),
+        (["export", "--model", "m.safetensors", "--out", "m.txt"], "expected a .onnx"),
+    ]
+    for argv, message in cases:
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2, argv
+        assert message in err and "Traceback" not in err, (argv, err)

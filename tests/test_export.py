@@ -1,0 +1,107 @@
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mobilefer.checkpoint import read_meta, save_model
+from mobilefer.export.onnx import export_onnx
+from mobilefer.export.runtime import OnnxClassifier, OnnxModelError, read_onnx_meta
+from mobilefer.meta import ModelMeta
+from mobilefer.models import create_model
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    import torch
+
+    torch.manual_seed(0)
+    model = create_model("mobilenet_v3_small", 3, 1).eval()
+    meta = ModelMeta(arch="mobilenet_v3_small", classes=["happy", "sad", "surprise"], input_size=64,
+                     channels=1, base_size=24, mean=[0.5], std=[0.25], tta="flip",
+                     metrics={"accuracy": 0.5})
+    path = tmp_path_factory.mktemp("ckpt") / "m.safetensors"
+    save_model(model, meta, path)
+    return path
+
+
+def test_fp32_export_round_trip(checkpoint, tmp_path, folder_data):
+    report = export_onnx(checkpoint, tmp_path / "m.onnx", calib_data=str(folder_data), check_count=32)
+    assert report.max_abs_diff < 1e-4 and report.label_agreement == 1.0
+    meta = read_onnx_meta(report.path)
+    assert meta == read_meta(checkpoint)  # every field survives, tta and metrics included
+    clf = OnnxClassifier(report.path)
+    for n in (1, 5):  # dynamic batch axis
+        probs = clf(np.random.default_rng(n).normal(size=(n, 1, 64, 64)).astype(np.float32))
+        assert probs.shape == (n, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert clf(np.zeros((0, 1, 64, 64), np.float32)).shape == (0, 3)
+
+
+def test_int8_export_keeps_metadata_and_shrinks(checkpoint, tmp_path, folder_data):
+    fp32 = export_onnx(checkpoint, tmp_path / "a.onnx")
+    int8 = export_onnx(checkpoint, tmp_path / "b.onnx", int8=True, calib_data=str(folder_data), calib_count=48)
+    assert int8.int8 and int8.bytes < fp32.bytes / 2
+    assert read_onnx_meta(int8.path).classes == ["happy", "sad", "surprise"]
+    with pytest.raises(ValueError, match="calib-data"):
+        export_onnx(checkpoint, tmp_path / "c.onnx", int8=True)
+
+
+def test_corrupt_and_foreign_onnx_files_get_clear_errors(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage" * 10)
+    with pytest.raises(OnnxModelError, match="bad.onnx: not a loadable ONNX model"):
+        OnnxClassifier(bad)
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph), str(foreign))
+    with pytest.raises(OnnxModelError, match="without mobilefer metadata"):
+        OnnxClassifier(foreign)
+
+
+BLOCK_TORCH = textwrap.dedent("""
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split('.')[0] in ('torch', 'torchvision'):
+                raise ImportError('torch is blocked in this test')
+    sys.meta_path.insert(0, Block())
+    from mobilefer.cli import main
+    code = main(sys.argv[1:])
+    assert 'torch' not in sys.modules
+    sys.exit(code)
+""")
+
+
+def run_without_torch(*args):
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_predict_and_evaluate_run_without_torch(tmp_path, folder_data, checkpoint, bundled_model):
+    done = run_without_torch("predict", str(ROOT / "examples" / "astronaut.jpg"), "--json", str(tmp_path / "f.jsonl"))
+    assert done.returncode == 0, done.stderr
+    assert '"label": "happy"' in (tmp_path / "f.jsonl").read_text()
+    onnx_path = export_onnx(checkpoint, tmp_path / "m.onnx").path
+    done = run_without_torch("evaluate", "--model", str(onnx_path), "--data", str(folder_data))
+    assert done.returncode == 0, done.stderr
+    assert "macro-F1" in done.stdout
+    done = run_without_torch("evaluate", "--model", str(checkpoint), "--data", str(folder_data))
+    assert done.returncode == 2 and "mobilefer[train]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bundled_models_describe_themselves():
+    from mobilefer.weights import BUNDLED
+
+    for name, path in BUNDLED.items():
+        meta = read_onnx_meta(path)
+        assert meta.classes == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+        assert meta.base_size == 48 and meta.channels == 1 and meta.tta == "flip"
+        assert meta.metrics["accuracy"] > 0.68
