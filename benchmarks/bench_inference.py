@@ -32,9 +32,9 @@ def make_video(path: Path, frames: int = 90) -> Path:
         frame = np.full((480, 640, 3), 80, np.uint8)
         count = 1 + (i // 30) % 3  # 1, 2, then 3 faces
         for k in range(count):
-            s = 0.6 + 0.25 * k
+            s = 0.6 + 0.2 * k
             patch = cv2.resize(face, None, fx=s, fy=s)
-            x, y = 20 + 210 * k + (i % 30), 60 + 40 * k
+            x, y = 10 + 200 * k + (i % 30), 40 + 30 * k
             frame[y: y + patch.shape[0], x: x + patch.shape[1]] = patch
         writer.write(frame)
     writer.release()

@@ -186,7 +186,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         classes=_csv_list(args.classes), progress=sys.stderr.isatty(),
     )
     summary = predict(config)
-    if summary.kind in ("image", "images") and not (args.json or args.csv):
+    if summary.kind in ("image", "images"):
         for result in summary.images:
             print(f"{result.source}: {len(result.faces)} face(s)")
             for f in result.faces:
