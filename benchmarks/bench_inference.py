@@ -63,7 +63,7 @@ def end_to_end(video: Path, model: Path, detector: str) -> dict[str, float]:
         boxes = rec.detector.detect(frame)
         t2 = time.perf_counter()
         probs = rec.classify_crops([bgr_to_rgb(face_crop(frame, b, rec.margin)) for b in boxes])
-        faces = rec._faces(frame, boxes, probs, None)
+        faces = rec.label_faces(boxes, probs)
         t3 = time.perf_counter()
         draw_faces(frame, faces)
         t4 = time.perf_counter()
@@ -100,7 +100,7 @@ def origin_loop(video: Path, checkpoint: Path | None) -> dict[str, float]:
     return {"total": median_ms(totals)}
 
 
-def latency(model_path: Path, runtime: str, batch: int, repeats: int = 30) -> float:
+def latency(model_path: Path, batch: int, repeats: int = 30) -> float:
     """Median ms per call of the network alone (no TTA) at ``batch``."""
     from mobilefer.inference.classifier import load_classifier
 
@@ -141,7 +141,7 @@ def main() -> None:
         video = make_video(Path(tmp) / "faces.mp4")
         base = origin_loop(video, None)["total"]
         print("\n## End to end, 640x480 video, 1-3 faces (median ms per frame)")
-        print(f"| pipeline | decode | detect | classify | draw | total | frames/s | x origin |\n|---|---|---|---|---|---|---|---|")
+        print("| pipeline | decode | detect | classify | draw | total | frames/s | x origin |\n|---|---|---|---|---|---|---|---|")
         print(f"| origin notebook loop (full-frame Haar, eager Large 224, per face) | | | | | {base:.1f} | {1000 / base:.1f} | 1.0 |")
         for name in ("fer2013-small", "fer2013-large"):
             for det in available_detectors():
@@ -159,7 +159,7 @@ def main() -> None:
         if args.int8 and (args.int8 / f"fer2013_{arch}_int8.onnx").is_file():
             rows.append(("ORT int8", args.int8 / f"fer2013_{arch}_int8.onnx"))
         for runtime, path in rows:
-            b1, b8, b32 = (latency(path, runtime, b) for b in (1, 8, 32))
+            b1, b8, b32 = (latency(path, b) for b in (1, 8, 32))
             print(f"| {arch} | {runtime} | {path.stat().st_size / 1e6:.1f} | {b1:.2f} | {b8:.2f} | {b32:.2f} | {32000 / b32:.0f} |")
 
     image = Path(__file__).parents[1] / "examples" / "astronaut.jpg"

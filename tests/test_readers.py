@@ -1,5 +1,4 @@
 import io
-import zipfile
 
 import numpy as np
 import pytest

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mobilefer.atomic import atomic_path
-from mobilefer.meta import METADATA_KEY, ModelMeta
+from mobilefer.meta import METADATA_KEY, ModelMeta, decode_meta
 
 
 class CheckpointError(ValueError):
@@ -43,13 +43,8 @@ def read_meta(path: str | Path) -> ModelMeta:
         from mobilefer.export.runtime import read_onnx_meta
 
         return read_onnx_meta(path)
-    blob = read_safetensors_metadata(path).get(METADATA_KEY)
-    if blob is None:
-        raise CheckpointError(f"{path}: no mobilefer metadata; was it saved by mobilefer?")
-    try:
-        return ModelMeta.from_json(blob)
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: bad mobilefer metadata ({exc})") from None
+    return decode_meta(read_safetensors_metadata(path).get(METADATA_KEY), path, CheckpointError,
+                       "no mobilefer metadata; was it saved by mobilefer?")
 
 
 def save_model(model: Any, meta: ModelMeta, path: str | Path) -> Path:
@@ -67,10 +62,9 @@ def save_model(model: Any, meta: ModelMeta, path: str | Path) -> Path:
 def legacy_meta(arch: str, classes: Sequence[str], in_chans: int, input_size: int) -> ModelMeta:
     """Metadata for a notebook-era state_dict: ImageNet normalisation at ``input_size``."""
     from mobilefer.classes import canonical_names
-    from mobilefer.models import IMAGENET_MEAN, IMAGENET_STD
+    from mobilefer.models import imagenet_stats
 
-    mean = list(IMAGENET_MEAN) if in_chans == 3 else [sum(IMAGENET_MEAN) / 3]
-    std = list(IMAGENET_STD) if in_chans == 3 else [sum(IMAGENET_STD) / 3]
+    mean, std = imagenet_stats(in_chans)
     return ModelMeta(
         arch=arch, classes=canonical_names(classes), input_size=input_size, channels=in_chans,
         base_size=input_size, mean=mean, std=std, face_margin=0.0,

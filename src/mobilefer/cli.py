@@ -194,7 +194,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 x, y, w, h = f.box
                 print(f"  #{f.id}  box ({x}, {y}, {w}, {h})  {f.label:<9} {f.score:.2f}   "
                       + "  ".join(f"{k} {v:.2f}" for k, v in top))
-    if summary.kind not in ("image", "images"):
+    else:
         print(f"{summary.frames} frames, {summary.faces} face detections")
         for face_id, counts in sorted(summary.per_face.items()):
             total = sum(counts.values())

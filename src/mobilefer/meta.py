@@ -75,6 +75,16 @@ class ModelMeta:
         )
 
 
+def decode_meta(blob: str | None, path: object, error: type[ValueError], missing: str) -> ModelMeta:
+    """The ModelMeta in a file's metadata ``blob``; ``error`` names ``path`` when absent or bad."""
+    if blob is None:
+        raise error(f"{path}: {missing}")
+    try:
+        return ModelMeta.from_json(blob)
+    except (ValueError, TypeError) as exc:
+        raise error(f"{path}: bad mobilefer metadata ({exc})") from None
+
+
 def library_versions(*modules: str) -> dict[str, str]:
     """Versions of mobilefer and the named, already importable modules."""
     import importlib

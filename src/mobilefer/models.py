@@ -34,6 +34,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def imagenet_stats(channels: int) -> tuple[list[float], list[float]]:
+    """ImageNet mean/std for ``channels`` (one channel: the average over RGB)."""
+    if channels == 3:
+        return list(IMAGENET_MEAN), list(IMAGENET_STD)
+    return [sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3]
+
+
 class PretrainedWeightsError(RuntimeError):
     """ImageNet weights were asked for but cannot be had; the message says what to do."""
 

@@ -30,10 +30,10 @@ from mobilefer.data.augment import Augment, eval_transform, train_transform
 from mobilefer.data.readers import LabeledImages, csv_has_usage, describe_skipped, load_images, stratified_split
 from mobilefer.engine.config import TrainConfig
 from mobilefer.engine.metrics import score
-from mobilefer.engine.runtime import Dist, broadcast_float, pick_device, seed_everything, setup_distributed
+from mobilefer.engine.runtime import broadcast_float, pick_device, seed_everything, setup_distributed
 from mobilefer.engine.state import load_state, save_state
 from mobilefer.meta import ModelMeta, library_versions
-from mobilefer.models import IMAGENET_MEAN, IMAGENET_STD, create_model, resolve_arch
+from mobilefer.models import create_model, imagenet_stats, resolve_arch
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,8 @@ def load_data(config: TrainConfig) -> tuple[LabeledImages, LabeledImages, str]:
 
 
 def build_meta(config: TrainConfig, train: LabeledImages) -> ModelMeta:
-    gray_imagenet = [sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3]
     if config.pretrained:
-        mean, std = (list(IMAGENET_MEAN), list(IMAGENET_STD)) if train.channels == 3 else gray_imagenet
+        mean, std = imagenet_stats(train.channels)
     else:
         mean, std = [0.5] * train.channels, [0.25] * train.channels
     return ModelMeta(

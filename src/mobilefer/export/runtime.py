@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mobilefer.meta import METADATA_KEY, ModelMeta
+from mobilefer.meta import METADATA_KEY, ModelMeta, decode_meta
 
 
 class OnnxModelError(ValueError):
@@ -47,13 +47,8 @@ def open_session(path: str | Path, threads: int | None = None):
 
 
 def meta_from_session(session, path: str | Path) -> ModelMeta:
-    blob = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    if blob is None:
-        raise OnnxModelError(f"{path}: ONNX model without mobilefer metadata; export it with `mobilefer export`")
-    try:
-        return ModelMeta.from_json(blob)
-    except (ValueError, TypeError) as exc:
-        raise OnnxModelError(f"{path}: bad mobilefer metadata ({exc})") from None
+    return decode_meta(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), path, OnnxModelError,
+                       "ONNX model without mobilefer metadata; export it with `mobilefer export`")
 
 
 def read_onnx_meta(path: str | Path) -> ModelMeta:

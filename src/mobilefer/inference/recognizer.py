@@ -111,7 +111,8 @@ class EmotionRecognizer:
             return np.zeros((0, self.meta.num_classes), dtype=np.float32)
         return self.classifier(preprocess(crops, self.meta))
 
-    def _faces(self, frame: np.ndarray, boxes: list[Box], probs: np.ndarray, ids: list[int] | None) -> list[Face]:
+    def label_faces(self, boxes: list[Box], probs: np.ndarray, ids: list[int] | None = None) -> list[Face]:
+        """Typed faces from boxes and their class probabilities (ids default to positions)."""
         faces = []
         for i, (box, p) in enumerate(zip(boxes, probs)):
             k = int(np.argmax(p))
@@ -124,7 +125,7 @@ class EmotionRecognizer:
         """uint8 (H, W, 3) BGR frame -> faces, best detection first."""
         boxes = self.detector.detect(frame)
         crops = [bgr_to_rgb(face_crop(frame, b, self.margin)) for b in boxes]
-        return self._faces(frame, boxes, self.classify_crops(crops), None)
+        return self.label_faces(boxes, self.classify_crops(crops))
 
     def recognize(self, image: str | Path | Image.Image | np.ndarray) -> list[Face]:
         """A path, a PIL image, or a uint8 BGR (H, W, 3) / gray (H, W) array -> faces."""
@@ -180,4 +181,4 @@ class EmotionRecognizer:
                 track.update_probs(p, smoother)
         probs = np.stack([t.probs for t in tracks]) if tracks else np.zeros((0, self.meta.num_classes))
         return FrameResult(frame.source, frame.index, frame.time_s,
-                           self._faces(image, boxes, probs, [t.id for t in tracks]), image, classified=due)
+                           self.label_faces(boxes, probs, [t.id for t in tracks]), image, classified=due)

@@ -60,9 +60,14 @@ def _capture(target: int | str, label: str) -> cv2.VideoCapture:
     return cap
 
 
-def _video_frames(cap: cv2.VideoCapture, name: str, live: bool) -> Iterator[Frame]:
+def _fps(cap: cv2.VideoCapture) -> float:
+    """The capture's frame rate, or 30 where it reports none or nonsense."""
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-    fps = fps if 1.0 <= fps <= 240.0 else 30.0
+    return fps if 1.0 <= fps <= 240.0 else 30.0
+
+
+def _video_frames(cap: cv2.VideoCapture, name: str, live: bool) -> Iterator[Frame]:
+    fps = _fps(cap)
     started = time.monotonic()
     index = 0
     try:
@@ -79,9 +84,10 @@ def _video_frames(cap: cv2.VideoCapture, name: str, live: bool) -> Iterator[Fram
 
 def video_fps(source: str) -> float:
     cap = cv2.VideoCapture(source)
-    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
-    cap.release()
-    return fps if 1.0 <= fps <= 240.0 else 30.0
+    try:
+        return _fps(cap)
+    finally:
+        cap.release()
 
 
 def source_kind(source: str | int) -> str:
