@@ -246,6 +246,68 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- serve
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    from mobilefer.serve.config import ServeConfig
+
+    d = ServeConfig()
+    p = sub.add_parser("serve", help="HTTP API and browser page (needs mobilefer[serve])",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", help="bundled model name (fer2013-small, fer2013-large) or .onnx/.safetensors path "
+                                   "(default: the bundled fer2013-small)")
+    p.add_argument("--host", default=d.host, help="address to listen on; 0.0.0.0 exposes it to the network")
+    p.add_argument("--port", type=int, default=d.port)
+    p.add_argument("--workers", type=int, default=d.workers, help="processes, each with its own copy of the model")
+    p.add_argument("--detector", default=d.detector, choices=("auto", "haar", "centerface"),
+                   help="default face detector (requests may choose another)")
+    p.add_argument("--slots", type=int, default=d.slots, help="inferences running at once per worker")
+    p.add_argument("--queue", type=int, default=d.queue, help="requests per worker waiting for a slot before 503")
+    p.add_argument("--queue-timeout", type=float, default=d.queue_timeout_s, help="seconds a request may wait")
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, help="larger uploads get 413")
+    p.add_argument("--max-megapixels", type=float, default=d.max_megapixels, help="larger images get 413")
+    p.add_argument("--max-faces", type=int, default=d.max_faces, help="faces per image at most")
+    p.add_argument("--min-face", type=int, default=d.min_face, help="default smallest face side, pixels")
+    p.add_argument("--threads", type=int, help="ONNX Runtime threads per inference (default: up to 4)")
+    p.set_defaults(run=_cmd_serve)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from mobilefer.serve.config import ServeConfig
+
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise UserError("serving needs FastAPI and uvicorn: pip install 'mobilefer[serve]'") from None
+    from mobilefer.serve.server import serve
+
+    try:
+        config = ServeConfig(
+            model=args.model, host=args.host, port=args.port, workers=args.workers, detector=args.detector,
+            slots=args.slots, queue=args.queue, queue_timeout_s=args.queue_timeout,
+            max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, max_faces=args.max_faces,
+            min_face=args.min_face, threads=args.threads, log_level="debug" if args.verbose else "info",
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    _check_can_listen(config.host, config.port)
+    print(f"mobilefer serving on http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/ "
+          f"(API docs at /docs); Ctrl-C stops", file=sys.stderr)
+    serve(config)
+    return 0
+
+
 # ---------------------------------------------------------------- info
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="print a saved model's metadata")
@@ -266,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mobilefer {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_evaluate, _add_predict, _add_export, _add_info):
+    for add in (_add_train, _add_evaluate, _add_predict, _add_export, _add_serve, _add_info):
         add(sub)
     return parser
 

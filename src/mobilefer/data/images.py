@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"})
 
@@ -20,6 +20,14 @@ Image.MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs well before me
 
 class ImageDecodeError(ValueError):
     """An image file could not be read; the message names it."""
+
+
+class UnsupportedImageError(ImageDecodeError):
+    """The bytes are not an image of an accepted format."""
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """The image has more pixels than allowed (a decompression bomb, or just too big)."""
 
 
 def is_image_name(name: str) -> bool:
@@ -46,14 +54,33 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode encoded image bytes (PNG/JPEG/BMP/WebP/...) into a uint8 array (see module doc)."""
+def decode_image(data: bytes, name: str = "<bytes>", *, formats: tuple[str, ...] | None = None,
+                 max_pixels: int | None = None) -> np.ndarray:
+    """Decode encoded image bytes (PNG/JPEG/BMP/WebP/...) into a uint8 array (see module doc).
+
+    EXIF orientation is applied, so boxes match the picture as viewers show it. ``formats``
+    (PIL names, e.g. ("JPEG", "PNG")) restricts what is accepted; ``max_pixels`` is checked
+    from the header, before any pixel is decoded.
+    """
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return pil_to_array(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        img = Image.open(io.BytesIO(data), formats=formats)
+    except UnidentifiedImageError:
+        accepted = f"expected {', '.join(formats)}" if formats else "unknown format"
+        raise UnsupportedImageError(f"{name}: not an image ({accepted})") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{name}: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"{name}: cannot decode image ({exc})") from None
+    with img:
+        width, height = img.size
+        if max_pixels and width * height > max_pixels:
+            raise ImageTooLargeError(f"{name}: {width}x{height} pixels is over the limit of "
+                                     f"{max_pixels / 1e6:g} megapixels")
+        try:
+            img.load()
+            return pil_to_array(ImageOps.exif_transpose(img))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise ImageDecodeError(f"{name}: cannot decode image ({exc})") from None
 
 
 def read_image(path: str | Path) -> np.ndarray:

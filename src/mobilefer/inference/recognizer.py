@@ -121,11 +121,14 @@ class EmotionRecognizer:
                               ids[i] if ids is not None else i, box.score))
         return faces
 
-    def recognize_frame(self, frame: np.ndarray) -> list[Face]:
-        """uint8 (H, W, 3) BGR frame -> faces, best detection first."""
-        boxes = self.detector.detect(frame)
+    def classify_boxes(self, frame: np.ndarray, boxes: list[Box]) -> list[Face]:
+        """uint8 (H, W, 3) BGR frame and its face boxes -> faces, in the order of the boxes."""
         crops = [bgr_to_rgb(face_crop(frame, b, self.margin)) for b in boxes]
         return self.label_faces(boxes, self.classify_crops(crops))
+
+    def recognize_frame(self, frame: np.ndarray) -> list[Face]:
+        """uint8 (H, W, 3) BGR frame -> faces, best detection first."""
+        return self.classify_boxes(frame, self.detector.detect(frame))
 
     def recognize(self, image: str | Path | Image.Image | np.ndarray) -> list[Face]:
         """A path, a PIL image, or a uint8 BGR (H, W, 3) / gray (H, W) array -> faces."""

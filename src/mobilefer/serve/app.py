@@ -1,0 +1,168 @@
+"""The FastAPI application: recognition API, model metadata, health, and the browser page.
+
+    POST /v1/recognize   image (raw body or multipart) -> faces, as `predict --json` writes them
+    GET  /v1/model       the model's self-description
+    GET  /healthz        liveness and load
+    GET  /               the page: drop an image or switch on the webcam
+    GET  /docs, /openapi.json   FastAPI's own
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from mobilefer import __version__
+from mobilefer.inference.detectors import DetectorUnavailable
+from mobilefer.serve.config import ServeConfig
+from mobilefer.serve.engine import Engine
+from mobilefer.serve.gate import Busy, InferenceGate
+from mobilefer.serve.uploads import UploadError, decode_upload, image_bytes, read_body
+
+CONFIG_ENV = "MOBILEFER_SERVE_CONFIG"  # how `serve --workers N` hands its settings to each worker
+
+# The page loads nothing from elsewhere; the camera stream and drawn images are blob/data URLs.
+PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
+               "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; "
+               "frame-ancestors 'none'")
+
+
+class FaceOut(BaseModel):
+    id: int | None
+    box: list[int]  # x, y, width, height in image pixels
+    label: str
+    score: float
+    probs: dict[str, float]
+
+
+class ImageSize(BaseModel):
+    width: int
+    height: int
+
+
+class RecognizeOut(BaseModel):
+    faces: list[FaceOut]
+    image: ImageSize
+    detector: str
+    model: str
+    timing_ms: dict[str, float]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+_IMAGE_SCHEMA = {"type": "string", "format": "binary"}
+_REQUEST_BODY = {"requestBody": {"required": True, "content": {
+    "image/jpeg": {"schema": _IMAGE_SCHEMA},
+    "image/png": {"schema": _IMAGE_SCHEMA},
+    "image/webp": {"schema": _IMAGE_SCHEMA},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                       "properties": {"image": _IMAGE_SCHEMA}}},
+}}}
+_ERRORS = {
+    400: {"model": Problem, "description": "malformed request (Content-Length, multipart)"},
+    413: {"model": Problem, "description": "upload or image pixel count over the limit"},
+    415: {"model": Problem, "description": "not a JPEG, PNG or WebP image"},
+    422: {"model": Problem, "description": "corrupt image, empty body, bad query value"},
+    503: {"model": Problem, "description": "at capacity; see Retry-After"},
+}
+
+
+def _static_dir():
+    return resources.files("mobilefer.serve") / "static"
+
+
+def create_app(config: ServeConfig | None = None) -> FastAPI:
+    """The application with its model loaded (once, here): call it once per worker process."""
+    config = config or ServeConfig()
+    engine = Engine(config)
+    gate = InferenceGate(config.slots, config.queue, config.queue_timeout_s)
+    started = time.time()
+    page = (_static_dir() / "index.html").read_text()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.close()
+
+    app = FastAPI(title="mobilefer", version=__version__, lifespan=lifespan,
+                  description="Facial emotion recognition with MobileNetV3: detect faces, read their emotions.")
+    app.state.engine, app.state.gate, app.state.config = engine, gate, config
+    app.mount("/static", StaticFiles(directory=str(_static_dir())), name="static")
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"})
+
+    @app.get("/healthz", summary="liveness and current load")
+    async def healthz() -> dict:
+        return {"status": "ok", "model": engine.model_path.name, "pid": os.getpid(),
+                "uptime_s": round(time.time() - started, 1), **gate.stats()}
+
+    @app.get("/v1/model", summary="the model's metadata: classes in output order, arch, input size, metrics")
+    async def model() -> dict:
+        return engine.model_info()
+
+    @app.post("/v1/recognize", response_model=RecognizeOut, responses=_ERRORS, openapi_extra=_REQUEST_BODY,
+              summary="faces in an image, each with its emotion and class probabilities")
+    async def recognize(
+        request: Request,
+        detector: Literal["auto", "haar", "centerface"] | None = Query(
+            None, description=f"face detector (default: the server's, {engine.default_detector})"),
+        min_face: int | None = Query(None, ge=1, le=10_000, description=f"smallest face side in pixels "
+                                     f"(default {config.min_face})"),
+        max_faces: int | None = Query(None, ge=1, le=config.max_faces, description="at most this many faces, "
+                                      "largest-scoring first"),
+    ) -> dict:
+        start = time.perf_counter()
+        try:
+            name = engine.resolve_detector(detector) if detector else engine.default_detector
+        except DetectorUnavailable as exc:
+            raise UploadError(422, str(exc)) from None
+        async with gate.admit():
+            body = await read_body(request.stream(), request.headers.get("content-length"),
+                                   config.max_upload_bytes)
+            data = image_bytes(body, request.headers.get("content-type"))
+            received = time.perf_counter()
+            async with gate.slot():
+                waited = time.perf_counter()
+
+                def work():  # decode and recognise on the slot's thread, off the event loop
+                    image = decode_upload(data, config.max_pixels)
+                    decoded = time.perf_counter()
+                    return decoded, engine.recognize(image, name, min_face, max_faces)
+
+                decoded, result = await asyncio.get_running_loop().run_in_executor(engine.executor, work)
+        timing = {"receive": received - start, "queue": waited - received, "decode": decoded - waited}
+        timing = {k: 1000 * v for k, v in timing.items()} | result.timing_ms
+        timing["total"] = 1000 * (time.perf_counter() - start)
+        return {"faces": [f.to_dict() for f in result.faces],
+                "image": {"width": result.width, "height": result.height},
+                "detector": result.detector, "model": engine.model_path.name,
+                "timing_ms": {k: round(v, 2) for k, v in timing.items()}}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn's factory for worker processes: the settings come in $MOBILEFER_SERVE_CONFIG."""
+    text = os.environ.get(CONFIG_ENV)
+    return create_app(ServeConfig.from_json(text) if text else ServeConfig())

@@ -1,0 +1,102 @@
+"""One model per worker process, shared by a few inference slots.
+
+ONNX Runtime sessions are safe to call from several threads, so the classifier is loaded
+once; OpenCV's DNN nets are not, so each slot owns its detectors. A request borrows a slot
+for the length of one inference (the gate guarantees one is free).
+"""
+from __future__ import annotations
+
+import queue
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mobilefer.inference.classifier import Classifier, load_classifier
+from mobilefer.inference.detectors import DetectorUnavailable, available_detectors, create_detector
+from mobilefer.inference.recognizer import EmotionRecognizer, Face
+from mobilefer.inference.sources import rgb_to_bgr
+from mobilefer.serve.config import ServeConfig
+from mobilefer.weights import default_model, resolve
+
+
+@dataclass
+class Recognition:
+    faces: list[Face]
+    detector: str
+    width: int
+    height: int
+    timing_ms: dict[str, float]
+
+
+class _Slot:
+    """The detectors one inference thread uses, created on first use (the default one at start)."""
+
+    def __init__(self, classifier: Classifier, config: ServeConfig) -> None:
+        self.classifier, self.config = classifier, config
+        self.recognizers: dict[str, EmotionRecognizer] = {}
+
+    def recognizer(self, detector: str) -> EmotionRecognizer:
+        if detector not in self.recognizers:
+            found = create_detector(detector, min_face=self.config.min_face, max_faces=self.config.max_faces)
+            self.recognizers[detector] = EmotionRecognizer(self.classifier, found)
+        return self.recognizers[detector]
+
+
+class Engine:
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.model_path = Path(resolve(config.model)) if config.model else default_model()
+        self.classifier = load_classifier(self.model_path, threads=config.threads)
+        self.meta = self.classifier.meta
+        self.detectors = available_detectors()
+        self.default_detector = self.resolve_detector(config.detector)
+        self.executor = ThreadPoolExecutor(config.slots, thread_name_prefix="mobilefer-inference")
+        self._slots: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        for _ in range(config.slots):
+            slot = _Slot(self.classifier, config)
+            slot.recognizer(self.default_detector)
+            self._slots.put(slot)
+        self.recognize(np.zeros((240, 320, 3), np.uint8))  # first runs allocate; keep that off requests
+
+    def resolve_detector(self, name: str | None) -> str:
+        """A detector name, auto resolved, or DetectorUnavailable naming what is missing."""
+        name = name or self.config.detector
+        if name == "auto":
+            return "centerface" if "centerface" in self.detectors else "haar"
+        if name not in self.detectors:
+            create_detector(name)  # raises DetectorUnavailable with the install hint
+            raise DetectorUnavailable(f"detector {name!r} is not available here")
+        return name
+
+    def recognize(self, image: np.ndarray, detector: str | None = None, min_face: int | None = None,
+                  max_faces: int | None = None) -> Recognition:
+        """uint8 (H, W) gray or (H, W, 3) RGB -> faces; blocking, called from the executor."""
+        name = self.resolve_detector(detector) if detector else self.default_detector
+        slot = self._slots.get()
+        try:
+            rec = slot.recognizer(name)
+            start = time.perf_counter()
+            frame = rgb_to_bgr(image)
+            boxes = rec.detector.detect(frame, min_face=min_face, max_faces=max_faces)
+            found = time.perf_counter()
+            faces = rec.classify_boxes(frame, boxes)
+            done = time.perf_counter()
+        finally:
+            self._slots.put(slot)
+        timing = {"detect": 1000 * (found - start), "classify": 1000 * (done - found)}
+        return Recognition(faces, name, image.shape[1], image.shape[0], timing)
+
+    def model_info(self) -> dict[str, Any]:
+        meta = self.meta
+        return {"name": self.model_path.name, "arch": meta.arch, "classes": meta.classes,
+                "input_size": meta.input_size, "channels": meta.channels, "base_size": meta.base_size,
+                "face_margin": meta.face_margin, "tta": meta.tta, "metrics": meta.metrics,
+                "data": meta.data, "created": meta.created, "detectors": self.detectors,
+                "default_detector": self.default_detector}
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

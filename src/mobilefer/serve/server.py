@@ -1,0 +1,33 @@
+"""``mobilefer serve``: run the application under uvicorn, one model per worker process."""
+from __future__ import annotations
+
+import logging
+import os
+
+from mobilefer.serve.config import ServeConfig
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def serve(config: ServeConfig) -> None:
+    """Serve until interrupted. One worker runs in this process; more are uvicorn's child processes."""
+    import uvicorn
+
+    from mobilefer.serve.app import CONFIG_ENV, create_app
+
+    if config.host not in LOOPBACK:
+        log.warning("listening on %s: anyone who can reach this address can use the service "
+                    "(there is no authentication); put it behind a proxy that has some", config.host)
+    options = dict(host=config.host, port=config.port, log_level=config.log_level, access_log=False,
+                   timeout_graceful_shutdown=5)
+    if config.workers == 1:
+        uvicorn.run(create_app(config), **options)
+        return
+    from mobilefer.inference.classifier import load_classifier
+    from mobilefer.weights import default_model, resolve
+
+    load_classifier(resolve(config.model) if config.model else default_model(), threads=1)  # fail here, not N times
+    os.environ[CONFIG_ENV] = config.to_json()
+    uvicorn.run("mobilefer.serve.app:app_from_env", factory=True, workers=config.workers, **options)

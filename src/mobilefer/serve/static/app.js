@@ -1,0 +1,289 @@
+// mobilefer page: send an image or webcam frames to /v1/recognize, draw what comes back.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const stage = $("stage");
+const ctx = stage.getContext("2d");
+const video = $("video");
+const COLORS = {
+  angry: "#ff5252", disgust: "#8bc34a", fear: "#b388ff", happy: "#ffd740", neutral: "#b0bec5",
+  sad: "#40c4ff", surprise: "#ff9100", boring: "#a1887f", stress: "#f06292",
+};
+const FALLBACK = ["#4fb3ff", "#69f0ae", "#ffab40", "#ea80fc", "#ff6e40", "#c6ff00"];
+const MAX_SEND_WIDTH = 640;  // webcam frames are scaled to this before sending
+
+const state = {
+  classes: [], last: null, source: null, camera: null, results: 0, rtts: [], stamps: [],
+};
+window.mobilefer = state;  // for the curious (and the browser tests)
+
+function colorOf(label) {
+  if (COLORS[label]) return COLORS[label];
+  const i = Math.max(0, state.classes.indexOf(label));
+  return FALLBACK[i % FALLBACK.length];
+}
+state.colorOf = colorOf;
+
+function setStatus(text, isError = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", isError);
+}
+
+async function loadModel() {
+  try {
+    const res = await fetch("/v1/model");
+    const info = await res.json();
+    state.classes = info.classes;
+    const acc = info.metrics && typeof info.metrics.accuracy === "number"
+      ? `, validation accuracy ${(100 * info.metrics.accuracy).toFixed(1)} %` : "";
+    $("model").textContent = `${info.name}: ${info.arch}, ${info.classes.length} classes${acc}`;
+    for (const name of info.detectors) {
+      const opt = document.createElement("option");
+      opt.value = name;
+      opt.textContent = name;
+      $("detector").append(opt);
+    }
+  } catch (err) {
+    setStatus(`cannot read the model's metadata: ${err}`, true);
+  }
+}
+
+function query() {
+  const detector = $("detector").value;
+  return detector ? `?detector=${encodeURIComponent(detector)}` : "";
+}
+
+// One request: returns the parsed result, or throws an Error whose message is the server's.
+async function recognize(blob) {
+  const started = performance.now();
+  const res = await fetch(`/v1/recognize${query()}`, {
+    method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" },
+  });
+  const rtt = performance.now() - started;
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const err = new Error(`${res.status}: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)}`);
+    err.retryAfter = Number(res.headers.get("Retry-After") || 0);
+    throw err;
+  }
+  recordTiming(rtt, body.timing_ms.total);
+  return body;
+}
+
+function recordTiming(rtt, serverMs) {
+  const now = performance.now();
+  state.results += 1;
+  state.rtts.push(rtt);
+  state.stamps.push(now);
+  if (state.rtts.length > 20) state.rtts.shift();
+  while (state.stamps.length && now - state.stamps[0] > 3000) state.stamps.shift();
+  const sorted = [...state.rtts].sort((a, b) => a - b);
+  $("rtt").textContent = `${rtt.toFixed(0)} ms`;
+  $("rtt-median").textContent = `${sorted[Math.floor(sorted.length / 2)].toFixed(0)} ms`;
+  $("server-ms").textContent = `${serverMs.toFixed(0)} ms`;
+  const span = (now - state.stamps[0]) / 1000;
+  $("rate-out").textContent = state.stamps.length > 1 && span > 0 ? ((state.stamps.length - 1) / span).toFixed(1) : "–";
+}
+
+// ------------------------------------------------------------------ drawing
+function fitStage(width, height) {
+  if (stage.width !== width || stage.height !== height) {
+    stage.width = width;
+    stage.height = height;
+  }
+}
+
+function drawFaces(result) {
+  if (!result) return;
+  const sx = stage.width / result.image.width;
+  const sy = stage.height / result.image.height;
+  const line = Math.max(2, Math.round(stage.width / 320));
+  const font = Math.max(12, Math.round(stage.width / 45));
+  ctx.font = `600 ${font}px system-ui, sans-serif`;
+  ctx.textBaseline = "top";
+  for (const face of result.faces) {
+    const [x, y, w, h] = [face.box[0] * sx, face.box[1] * sy, face.box[2] * sx, face.box[3] * sy];
+    const color = colorOf(face.label);
+    ctx.lineWidth = line;
+    ctx.strokeStyle = color;
+    ctx.strokeRect(x, y, w, h);
+    const text = `${face.label} ${(100 * face.score).toFixed(0)}%`;
+    const tw = ctx.measureText(text).width + 8;
+    const ty = y - font - 6 >= 0 ? y - font - 6 : y + h;
+    ctx.fillStyle = color;
+    ctx.fillRect(x - line / 2, ty, tw, font + 6);
+    ctx.fillStyle = "#111";
+    ctx.fillText(text, x + 4 - line / 2, ty + 3);
+    drawBars(face, x, y, w, h);
+  }
+}
+
+// Per-class bars beside the box (right side, or left when there is no room).
+function drawBars(face, x, y, w, h) {
+  const rows = Object.entries(face.probs);
+  const rowH = Math.max(8, Math.min(16, h / rows.length));
+  const barW = Math.max(40, Math.min(90, w * 0.8));
+  const labelW = rowH * 4.2;
+  const left = x + w + 6 + labelW + barW <= stage.width ? x + w + 6 : Math.max(0, x - 6 - labelW - barW);
+  ctx.font = `${Math.round(rowH * 0.8)}px system-ui, sans-serif`;
+  ctx.textBaseline = "middle";
+  rows.forEach(([name, p], i) => {
+    const top = y + i * rowH;
+    ctx.fillStyle = "rgba(0,0,0,0.55)";
+    ctx.fillRect(left, top, labelW + barW, rowH);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(name.slice(0, 8), left + 2, top + rowH / 2);
+    ctx.fillStyle = colorOf(name);
+    ctx.fillRect(left + labelW, top + 2, Math.max(1, barW * p), rowH - 4);
+  });
+  ctx.textBaseline = "top";
+}
+
+function listFaces(result) {
+  const list = $("faces");
+  list.replaceChildren();
+  for (const face of result.faces) {
+    const item = document.createElement("li");
+    item.dataset.label = face.label;
+    const head = document.createElement("strong");
+    head.textContent = `${face.label} ${(100 * face.score).toFixed(0)} %`;
+    item.append(head);
+    for (const [name, p] of Object.entries(face.probs).sort((a, b) => b[1] - a[1])) {
+      const row = document.createElement("div");
+      row.className = "bar";
+      const label = document.createElement("span");
+      label.textContent = name;
+      const track = document.createElement("span");
+      track.className = "track";
+      const fill = document.createElement("span");
+      fill.className = "fill";
+      fill.style.display = "block";
+      fill.style.width = `${(100 * p).toFixed(1)}%`;
+      fill.style.background = colorOf(name);
+      track.append(fill);
+      const pct = document.createElement("span");
+      pct.className = "pct";
+      pct.textContent = `${(100 * p).toFixed(0)}%`;
+      row.append(label, track, pct);
+      item.append(row);
+    }
+    list.append(item);
+  }
+  list.dataset.count = String(result.faces.length);
+  list.dataset.results = String(state.results);
+  $("face-count").textContent = String(result.faces.length);
+}
+
+function show(result) {
+  state.last = result;
+  listFaces(result);
+  if (state.source instanceof ImageBitmap) {  // a still image: redraw once
+    ctx.drawImage(state.source, 0, 0, stage.width, stage.height);
+    drawFaces(result);
+  }
+}
+
+// ------------------------------------------------------------------ still images
+async function useFile(file) {
+  if (!file) return;
+  stopCamera();
+  setStatus(`sending ${file.name} (${(file.size / 1024).toFixed(0)} KiB)…`);
+  let bitmap = null;
+  try {
+    bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  } catch (err) {
+    bitmap = null;  // the browser cannot show it; the server will still say what is wrong
+  }
+  try {
+    const result = await recognize(file);
+    if (bitmap) {
+      state.source = bitmap;
+      fitStage(result.image.width, result.image.height);
+    }
+    show(result);
+    setStatus(`${file.name}: ${result.faces.length} face(s), ${result.image.width}x${result.image.height}`);
+  } catch (err) {
+    setStatus(`${file.name}: ${err.message}`, true);
+  }
+}
+
+$("file").addEventListener("change", (e) => useFile(e.target.files[0]));
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  useFile(e.dataTransfer.files[0]);
+});
+
+// ------------------------------------------------------------------ webcam
+const grab = document.createElement("canvas");
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function startCamera() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    setStatus("this browser gives no camera access here (it needs http://localhost or https)", true);
+    return;
+  }
+  try {
+    state.camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (err) {
+    setStatus(`no camera: ${err.message || err.name}`, true);
+    return;
+  }
+  video.srcObject = state.camera;
+  await video.play();
+  state.source = video;
+  state.last = null;
+  $("camera").textContent = "Stop webcam";
+  $("camera").classList.add("on");
+  setStatus("webcam on: frames go to the server as fast as it answers, up to the chosen rate");
+  requestAnimationFrame(render);
+  pump();
+}
+
+function stopCamera() {
+  if (!state.camera) return;
+  for (const track of state.camera.getTracks()) track.stop();
+  state.camera = null;
+  video.srcObject = null;
+  $("camera").textContent = "Start webcam";
+  $("camera").classList.remove("on");
+  setStatus("webcam off");
+}
+
+function render() {
+  if (!state.camera || state.source !== video) return;
+  if (video.videoWidth) {
+    fitStage(video.videoWidth, video.videoHeight);
+    ctx.drawImage(video, 0, 0, stage.width, stage.height);
+    drawFaces(state.last);
+  }
+  requestAnimationFrame(render);
+}
+
+// One request in flight at a time; the next frame goes when the answer is back (and the rate allows).
+async function pump() {
+  while (state.camera) {
+    const started = performance.now();
+    if (!video.videoWidth) { await sleep(50); continue; }
+    const scale = Math.min(1, MAX_SEND_WIDTH / video.videoWidth);
+    grab.width = Math.round(video.videoWidth * scale);
+    grab.height = Math.round(video.videoHeight * scale);
+    grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
+    const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.85));
+    try {
+      const result = await recognize(blob);
+      if (state.camera) show(result);
+    } catch (err) {
+      setStatus(err.message, true);
+      await sleep(1000 * (err.retryAfter || 1));
+    }
+    const rate = Math.max(1, Math.min(30, Number($("rate").value) || 8));
+    await sleep(Math.max(0, 1000 / rate - (performance.now() - started)));
+  }
+}
+
+$("camera").addEventListener("click", () => (state.camera ? stopCamera() : startCamera()));
+loadModel();
