@@ -1,4 +1,4 @@
-"""Shared test helpers: a fast training config on the synthetic data."""
+"""Shared test helpers: a fast training config on the synthetic data, a free loopback port."""
 from __future__ import annotations
 
 from mobilefer.engine.config import TrainConfig
@@ -11,3 +11,12 @@ def tiny_config(data, out, **overrides) -> TrainConfig:
     )
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

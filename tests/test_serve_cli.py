@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 pytest.importorskip("fastapi")
 import httpx  # noqa: E402
@@ -39,9 +40,7 @@ def test_bad_model_and_busy_port_are_one_line_errors(tmp_path, capsys):
 def test_two_workers_each_load_the_model_and_share_the_port(astronaut_bgr):
     import cv2
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen([sys.executable, "-m", "mobilefer.cli", "serve", "--port", str(port), "--workers", "2",
                              "--model", "fer2013-small"], env=env, stdout=subprocess.PIPE,

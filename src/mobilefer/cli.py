@@ -5,6 +5,7 @@ Each subcommand builds a config dataclass, calls one public function and prints 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
@@ -285,11 +286,9 @@ def _check_can_listen(host: str, port: int) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from mobilefer.serve.config import ServeConfig
 
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError:
-        raise UserError("serving needs FastAPI and uvicorn: pip install 'mobilefer[serve]'") from None
+    missing = [name for name in ("fastapi", "uvicorn", "python_multipart") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"serving needs {', '.join(missing)}: pip install 'mobilefer[serve]'")
     from mobilefer.serve.server import serve
 
     try:
