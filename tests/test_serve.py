@@ -291,3 +291,47 @@ def test_settings_are_checked(bundled_model):
     with pytest.raises(ValueError, match="slots=0"):
         ServeConfig(slots=0)
     assert ServeConfig.from_json(ServeConfig(model=str(bundled_model), workers=3).to_json()).workers == 3
+
+
+def test_a_client_that_leaves_while_queued_costs_no_inference(jpeg):
+    """Under overload, clients time out; their queued requests must not use a slot afterwards."""
+    app = create_app(ServeConfig(slots=1, queue=4))
+    blocked = Blocked(app.state.engine)
+    calls = []
+    app.state.engine.recognize = lambda *a, **k: (calls.append(1), blocked(*a, **k))[1]
+
+    async def leaving_client(sent: list) -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/v1/recognize", "raw_path": b"/v1/recognize", "query_string": b"",
+                 "root_path": "", "headers": [(b"content-type", b"image/jpeg"),
+                                              (b"content-length", str(len(jpeg)).encode())],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+        messages = [{"type": "http.request", "body": jpeg, "more_body": False}]
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            return {"type": "http.disconnect"}  # the client has gone
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+
+    async def run():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            first = asyncio.create_task(c.post("/v1/recognize", content=jpeg))
+            while not blocked.entered.is_set():
+                await asyncio.sleep(0.01)
+            sent: list = []
+            leaving = asyncio.create_task(leaving_client(sent))
+            await asyncio.sleep(0.1)
+            blocked.release.set()
+            await leaving
+            return await first, sent
+
+    first, sent = asyncio.run(run())
+    assert first.status_code == 200
+    assert len(calls) == 1  # only the first request reached the model
+    assert sent[0]["status"] == 499

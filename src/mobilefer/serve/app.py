@@ -144,6 +144,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             received = time.perf_counter()
             async with gate.slot():
                 waited = time.perf_counter()
+                if await request.is_disconnected():  # gave up while queued: don't spend a slot on it
+                    raise UploadError(499, "client closed the request before it was served")
 
                 def work():  # decode and recognise on the slot's thread, off the event loop
                     image = decode_upload(data, config.max_pixels)
