@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -72,6 +73,20 @@ def end_to_end(video: Path, model: Path, detector: str) -> dict[str, float]:
     return {k: median_ms(v) for k, v in stages.items()}
 
 
+def stream_ms(video: Path, model: Path, detector: str, detect_every: int) -> float:
+    """Mean ms per frame of ``EmotionRecognizer.stream`` (decode, detect every k, track, classify),
+    after one warm-up pass; the mean, as skipped detections make the median flatter than the truth."""
+    from mobilefer.inference.recognizer import EmotionRecognizer
+
+    rec = EmotionRecognizer.load(model, detector=detector)
+    for _ in rec.stream(str(video), detect_every=detect_every):
+        pass
+    start, frames = time.perf_counter(), 0
+    for _ in rec.stream(str(video), detect_every=detect_every):
+        frames += 1
+    return 1000 * (time.perf_counter() - start) / frames
+
+
 def origin_loop(video: Path, checkpoint: Path | None) -> dict[str, float]:
     """The notebook: full-frame Haar, then per face PIL Resize(224) + eager Large forward."""
     import torch
@@ -100,11 +115,11 @@ def origin_loop(video: Path, checkpoint: Path | None) -> dict[str, float]:
     return {"total": median_ms(totals)}
 
 
-def latency(model_path: Path, batch: int, repeats: int = 30) -> float:
+def latency(model_path: Path, batch: int, repeats: int = 30, threads: int | None = None) -> float:
     """Median ms per call of the network alone (no TTA) at ``batch``."""
     from mobilefer.inference.classifier import load_classifier
 
-    clf = load_classifier(model_path, tta="none")
+    clf = load_classifier(model_path, tta="none", threads=threads)
     m = clf.meta
     x = np.random.default_rng(0).normal(size=(batch, m.channels, m.input_size, m.input_size)).astype(np.float32)
     clf(x)
@@ -136,7 +151,7 @@ def main() -> None:
     args = parser.parse_args()
     import onnxruntime
 
-    print(f"onnxruntime {onnxruntime.__version__}, OpenCV {cv2.__version__}, {len(__import__('os').sched_getaffinity(0))} CPUs")
+    print(f"onnxruntime {onnxruntime.__version__}, OpenCV {cv2.__version__}, {len(os.sched_getaffinity(0))} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(Path(tmp) / "faces.mp4")
         base = origin_loop(video, None)["total"]
@@ -148,6 +163,11 @@ def main() -> None:
                 r = end_to_end(video, BUNDLED[name], det)
                 print(f"| {det} + {name} (ONNX) | {r['decode']:.1f} | {r['detect']:.1f} | {r['classify']:.1f} | "
                       f"{r['draw']:.1f} | {r['total']:.1f} | {1000 / r['total']:.1f} | {base / r['total']:.1f} |")
+        detector = available_detectors()[-1]
+        for k in (1, 3):
+            ms = stream_ms(video, BUNDLED["fer2013-small"], detector, k)
+            print(f"| `stream(detect_every={k})`, {detector} + fer2013-small, tracking (mean) | | | | | "
+                  f"{ms:.1f} | {1000 / ms:.1f} | {base / ms:.1f} |")
 
     print("\n## Classifier alone (median ms per call; no TTA)")
     print("| model | runtime | file MB | batch 1 | batch 8 | batch 32 | faces/s at 32 |\n|---|---|---|---|---|---|---|")
@@ -161,6 +181,14 @@ def main() -> None:
         for runtime, path in rows:
             b1, b8, b32 = (latency(path, b) for b in (1, 8, 32))
             print(f"| {arch} | {runtime} | {path.stat().st_size / 1e6:.1f} | {b1:.2f} | {b8:.2f} | {b32:.2f} | {32000 / b32:.0f} |")
+
+    cpus = len(os.sched_getaffinity(0))
+    counts = sorted({1, 2, 4, cpus} & set(range(1, max(4, cpus) + 1)))
+    print("\n## Batch-1 latency by ONNX Runtime intra-op threads (median ms; the default is min(4, CPUs))")
+    print("| model | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in counts) + " |")
+    print("|---|" + "---|" * len(counts))
+    for name in ("fer2013-small", "fer2013-large"):
+        print(f"| {name} | " + " | ".join(f"{latency(BUNDLED[name], 1, threads=t):.2f}" for t in counts) + " |")
 
     image = Path(__file__).parents[1] / "examples" / "astronaut.jpg"
     print("\n## Cold start of `mobilefer predict` on one image (median of 3, s)")

@@ -5,6 +5,7 @@ drives it; no browser download). `.ci/run` installs both; elsewhere these tests 
 """
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -125,6 +126,16 @@ def test_upload_a_photo_draws_boxes_labels_and_bars(server, open_page, astronaut
     assert_box_drawn(page)
     assert page.locator("#rtt").inner_text().endswith("ms")
     assert "1 face" in page.locator("#status").inner_text()
+    # the same photo dropped onto the drop zone, as from a file manager
+    page.evaluate("""(b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dropped.jpg', {type: 'image/jpeg'}));
+      document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", base64.b64encode(photo.read_bytes()).decode())
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('dropped.jpg: 1 face')")
+    assert page.evaluate("window.mobilefer.results") == 2
+    assert_box_drawn(page)
     assert problems == []  # no script errors, no blocked resources (the page's CSP holds)
 
 

@@ -166,6 +166,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-faces", type=int, help="at most this many faces per frame")
     p.add_argument("--margin", type=float, help="crop margin around a face box (default: the model's)")
     p.add_argument("--classes", help="class names in output order, for .pth state_dicts")
+    p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: up to 4; 1 is often best for a few faces)")
     p.set_defaults(run=_cmd_predict)
 
 
@@ -184,7 +185,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         source=args.source, model=str(resolve(args.model)) if args.model else None, detector=args.detector,
         out=args.out, json=args.json, csv=args.csv, show=args.show, smooth=args.smooth, every=args.every,
         detect_every=args.detect_every, min_face=args.min_face, max_faces=args.max_faces, margin=args.margin,
-        classes=_csv_list(args.classes), progress=sys.stderr.isatty(),
+        classes=_csv_list(args.classes), threads=args.threads, progress=sys.stderr.isatty(),
     )
     summary = predict(config)
     if summary.kind in ("image", "images"):

@@ -42,6 +42,7 @@ class PredictConfig:
     max_faces: int | None = None
     margin: float | None = None  # default: the model's own
     classes: list[str] | None = None  # for .pth models
+    threads: int | None = None  # ONNX Runtime intra-op threads (None: up to 4)
     progress: bool = False
 
 
@@ -99,7 +100,8 @@ def _csv_rows(result: FrameResult, classes: list[str]) -> list[list[Any]]:
 def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | None = None) -> PredictSummary:
     """Run recognition over ``config.source`` and write the requested outputs."""
     rec = EmotionRecognizer.load(config.model, detector=config.detector, margin=config.margin,
-                                 min_face=config.min_face, max_faces=config.max_faces, classes=config.classes)
+                                 min_face=config.min_face, max_faces=config.max_faces, classes=config.classes,
+                                 threads=config.threads)
     kind = source_kind(config.source)
     summary = PredictSummary(kind=kind)
     live = kind in ("video", "webcam", "stream")
