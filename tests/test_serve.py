@@ -335,3 +335,22 @@ def test_a_client_that_leaves_while_queued_costs_no_inference(jpeg):
     assert first.status_code == 200
     assert len(calls) == 1  # only the first request reached the model
     assert sent[0]["status"] == 499
+
+
+@pytest.mark.parametrize("make", [
+    lambda rgb: Image.fromarray(rgb).convert("CMYK"),                       # print-shop JPEG
+    lambda rgb: Image.fromarray(rgb).convert("RGBA"),                       # PNG with alpha
+    lambda rgb: Image.fromarray((rgb[:, :, 1].astype(np.uint16) * 257)),     # 16-bit gray PNG
+    lambda rgb: Image.fromarray(np.zeros((1, 4000, 3), np.uint8)),           # a 1-pixel strip
+    lambda rgb: Image.fromarray(np.zeros((4000, 1, 3), np.uint8)),
+], ids=["cmyk-jpeg", "rgba-png", "gray16-png", "wide-strip", "tall-strip"])
+def test_odd_but_valid_images_are_answered(client, astronaut_bgr, make):
+    img = make(np.ascontiguousarray(astronaut_bgr[:, :, ::-1]))
+    buffer = io.BytesIO()
+    fmt = "JPEG" if img.mode == "CMYK" else "PNG"
+    img.save(buffer, fmt)
+    r = post(client, buffer.getvalue(), f"image/{fmt.lower()}")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["image"] == {"width": img.width, "height": img.height}
+    assert len(body["faces"]) == (0 if min(img.size) == 1 else 1)
