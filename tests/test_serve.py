@@ -354,3 +354,23 @@ def test_odd_but_valid_images_are_answered(client, astronaut_bgr, make):
     body = r.json()
     assert body["image"] == {"width": img.width, "height": img.height}
     assert len(body["faces"]) == (0 if min(img.size) == 1 else 1)
+
+
+def test_a_body_that_arrives_too_slowly_gets_408_and_frees_its_place(jpeg):
+    app = create_app(ServeConfig(slots=1, queue=0, read_timeout_s=0.3))
+
+    async def run():
+        async def dribble():
+            yield jpeg[:100]
+            await asyncio.sleep(5)  # a slow (or malicious) client
+            yield jpeg[100:]
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            slow = await c.post("/v1/recognize", content=dribble(), headers={"content-type": "image/jpeg"})
+            after = await c.post("/v1/recognize", content=jpeg, headers={"content-type": "image/jpeg"})
+            return slow, after
+
+    slow, after = asyncio.run(run())
+    assert slow.status_code == 408 and "0.3 s" in slow.json()["detail"]
+    assert after.status_code == 200  # the only place was given back

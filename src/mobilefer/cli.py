@@ -265,6 +265,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slots", type=int, default=d.slots, help="inferences running at once per worker")
     p.add_argument("--queue", type=int, default=d.queue, help="requests per worker waiting for a slot before 503")
     p.add_argument("--queue-timeout", type=float, default=d.queue_timeout_s, help="seconds a request may wait")
+    p.add_argument("--read-timeout", type=float, default=d.read_timeout_s, help="seconds an upload may take to arrive")
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, help="larger uploads get 413")
     p.add_argument("--max-megapixels", type=float, default=d.max_megapixels, help="larger images get 413")
     p.add_argument("--max-faces", type=int, default=d.max_faces, help="faces per image at most")
@@ -295,7 +296,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = ServeConfig(
             model=args.model, host=args.host, port=args.port, workers=args.workers, detector=args.detector,
-            slots=args.slots, queue=args.queue, queue_timeout_s=args.queue_timeout,
+            slots=args.slots, queue=args.queue, queue_timeout_s=args.queue_timeout, read_timeout_s=args.read_timeout,
             max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, max_faces=args.max_faces,
             min_face=args.min_face, threads=args.threads, log_level="debug" if args.verbose else "info",
         )

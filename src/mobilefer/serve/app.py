@@ -71,6 +71,7 @@ _REQUEST_BODY = {"requestBody": {"required": True, "content": {
 }}}
 _ERRORS = {
     400: {"model": Problem, "description": "malformed request (Content-Length, multipart)"},
+    408: {"model": Problem, "description": "the body arrived too slowly"},
     413: {"model": Problem, "description": "upload or image pixel count over the limit"},
     415: {"model": Problem, "description": "not a JPEG, PNG or WebP image"},
     422: {"model": Problem, "description": "corrupt image, empty body, bad query value"},
@@ -138,8 +139,11 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         except DetectorUnavailable as exc:
             raise UploadError(422, str(exc)) from None
         async with gate.admit():
-            body = await read_body(request.stream(), request.headers.get("content-length"),
-                                   config.max_upload_bytes)
+            try:
+                body = await asyncio.wait_for(read_body(request.stream(), request.headers.get("content-length"),
+                                                        config.max_upload_bytes), config.read_timeout_s)
+            except asyncio.TimeoutError:
+                raise UploadError(408, f"the upload took over {config.read_timeout_s:g} s to arrive") from None
             data = image_bytes(body, request.headers.get("content-type"))
             received = time.perf_counter()
             async with gate.slot():

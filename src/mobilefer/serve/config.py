@@ -15,6 +15,7 @@ class ServeConfig:
     slots: int = 1  # inferences running at once per worker (each uses `threads` cores)
     queue: int = 64  # requests per worker waiting for a slot before 503
     queue_timeout_s: float = 30.0  # a request waiting longer gets 503
+    read_timeout_s: float = 30.0  # a body still arriving after this gets 408 (slow clients hold a place)
     max_upload_mb: float = 10.0  # larger bodies get 413
     max_megapixels: float = 40.0  # larger images get 413, checked before decoding
     max_faces: int = 100  # a request may ask for fewer
@@ -24,7 +25,7 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         checks = {"workers": self.workers >= 1, "slots": self.slots >= 1, "queue": self.queue >= 0,
-                  "queue_timeout_s": self.queue_timeout_s > 0, "max_upload_mb": self.max_upload_mb > 0,
+                  "queue_timeout_s": self.queue_timeout_s > 0, "read_timeout_s": self.read_timeout_s > 0, "max_upload_mb": self.max_upload_mb > 0,
                   "max_megapixels": self.max_megapixels > 0, "max_faces": self.max_faces >= 1,
                   "min_face": self.min_face >= 1, "port": 0 <= self.port <= 65535}
         bad = [name for name, ok in checks.items() if not ok]
