@@ -151,3 +151,15 @@ def test_centerface_answers_do_not_depend_on_earlier_frame_sizes(astronaut_bgr):
     for size in ((320, 240), (1000, 300), (64, 64)):
         detector.detect(cv2.resize(astronaut_bgr, size))
         assert detector.detect(astronaut_bgr) == fresh
+
+
+def test_detector_none_takes_each_image_as_one_face(astronaut_bgr, bundled_model, tmp_path):
+    """Pre-cropped faces (a FER-style folder) need no detector; the crop itself is classified."""
+    crop = astronaut_bgr[62:172, 180:290]
+    rec = EmotionRecognizer.load(bundled_model, detector="none")
+    faces = rec.recognize(crop)
+    assert [f.box for f in faces] == [(0, 0, 110, 110)]
+    detected = EmotionRecognizer.load(bundled_model, detector="centerface").recognize(astronaut_bgr)
+    assert faces[0].label == detected[0].label == "happy"
+    small = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), (48, 48), interpolation=cv2.INTER_AREA)
+    assert rec.recognize(small)[0].box == (0, 0, 48, 48)  # smaller than min_face: still the face

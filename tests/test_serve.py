@@ -374,3 +374,10 @@ def test_a_body_that_arrives_too_slowly_gets_408_and_frees_its_place(jpeg):
     slow, after = asyncio.run(run())
     assert slow.status_code == 408 and "0.3 s" in slow.json()["detail"]
     assert after.status_code == 200  # the only place was given back
+
+
+def test_detector_none_classifies_an_uploaded_face_crop(client, astronaut_bgr):
+    crop = encode(astronaut_bgr[62:172, 180:290])
+    body = post(client, crop, query="?detector=none").json()
+    assert body["detector"] == "none"
+    assert [f["box"] for f in body["faces"]] == [[0, 0, 110, 110]] and body["faces"][0]["label"] == "happy"

