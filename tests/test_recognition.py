@@ -36,10 +36,10 @@ def test_detectors_find_the_astronaut(astronaut_bgr, name):
     assert box_iou(boxes[0].as_list(), ASTRONAUT_FACE) > 0.5
 
 
-@needs_centerface
-def test_centerface_finds_faces_at_several_scales(astronaut_bgr):
+@pytest.mark.parametrize("name", ["haar", pytest.param("centerface", marks=needs_centerface)])
+def test_detectors_find_faces_at_several_scales_on_a_plain_background(astronaut_bgr, name):
     frame, truth = composite(astronaut_bgr)
-    found = create_detector("centerface").detect(frame)
+    found = create_detector(name).detect(frame)
     assert len(found) == 3
     for t in truth:
         assert max(box_iou(b.as_list(), t) for b in found) > 0.4

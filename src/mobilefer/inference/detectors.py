@@ -87,7 +87,8 @@ class HaarDetector:
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
         ratio = _work_ratio(gray.shape[1], self.work_width, min_face, self.smallest_seen)
         small = cv2.resize(gray, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA) if ratio < 1 else gray
-        small = cv2.equalizeHist(small)
+        # No global histogram equalisation: the cascade normalises each window itself, and
+        # equalising a frame with a large plain background (a wall, a backdrop) hid every face.
         min_side = max(12, int(min_face * ratio))
         found, _, weights = self.cascade.detectMultiScale3(
             small, self.scale_factor, self.min_neighbors, minSize=(min_side, min_side), outputRejectLevels=True
