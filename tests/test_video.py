@@ -89,6 +89,7 @@ def test_predict_writes_jsonl_csv_mp4_and_timeline(video, bundled_model, tmp_pat
     assert len(rows) == FRAMES and rows[0]["label"] == face["label"]
     cap = cv2.VideoCapture(str(tmp_path / "out" / "drift.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)  # plays at the source's speed
     cap.release()
     assert (tmp_path / "out" / "drift_timeline.png").read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]

@@ -21,7 +21,7 @@ import cv2
 from mobilefer.atomic import atomic_path
 from mobilefer.inference.draw import draw_faces
 from mobilefer.inference.recognizer import EmotionRecognizer, FrameResult
-from mobilefer.inference.sources import source_kind, video_fps
+from mobilefer.inference.sources import source_kind
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +67,18 @@ def _atomic_open(path: str | None) -> Iterator[IO[str] | None]:
 
 
 class _VideoWriter:
-    """mp4 written under a temporary name, renamed when closed."""
+    """mp4 written under a temporary name, renamed when closed; size and frame rate from the first frame."""
 
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps = path, fps
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
         self.writer: cv2.VideoWriter | None = None
 
-    def write(self, frame) -> None:
+    def write(self, frame, fps: float) -> None:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             h, w = frame.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, (w, h))
         self.writer.write(frame)
 
     def close(self, keep: bool) -> None:
@@ -109,7 +109,7 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
     video = None
     if out and live:
         stem = Path(config.source).stem if kind == "video" else "capture"
-        video = _VideoWriter(out / f"{stem}.mp4", video_fps(config.source) if kind == "video" else 15.0)
+        video = _VideoWriter(out / f"{stem}.mp4")
     timeline: list[tuple[float, int, dict[str, float]]] = []
     results = rec.stream(config.source, every=config.every, smooth=config.smooth, detect_every=config.detect_every)
     bar = None
@@ -141,7 +141,7 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
                 if out or config.show:
                     draw_faces(result.image, result.faces)
                 if video:
-                    video.write(result.image)
+                    video.write(result.image, result.fps)
                 elif out:
                     target = out / f"{Path(result.source).stem}.jpg"
                     with atomic_path(target) as tmp:

@@ -47,6 +47,7 @@ class FrameResult:
     image: np.ndarray | None = None  # the BGR frame, for drawing
     error: str | None = None
     classified: bool = True  # False when labels were carried over (--every)
+    fps: float = 0.0  # the source's frame rate (videos, cameras)
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "frame": self.frame, "time_s": self.time_s,
@@ -184,4 +185,5 @@ class EmotionRecognizer:
                 track.update_probs(p, smoother)
         probs = np.stack([t.probs for t in tracks]) if tracks else np.zeros((0, self.meta.num_classes))
         return FrameResult(frame.source, frame.index, frame.time_s,
-                           self.label_faces(boxes, probs, [t.id for t in tracks]), image, classified=due)
+                           self.label_faces(boxes, probs, [t.id for t in tracks]), image, classified=due,
+                           fps=frame.fps)

@@ -32,6 +32,7 @@ class Frame:
     time_s: float
     image: np.ndarray | None  # uint8 (H, W, 3) BGR; None when ``error`` is set
     error: str | None = None
+    fps: float = 0.0  # the video's or camera's frame rate; 0 for still images
 
 
 def rgb_to_bgr(img: np.ndarray) -> np.ndarray:
@@ -76,16 +77,8 @@ def _video_frames(cap: cv2.VideoCapture, name: str, live: bool) -> Iterator[Fram
             if not ok or image is None:
                 break  # end of file, or a truncated one: stop with what was read
             t = time.monotonic() - started if live else index / fps
-            yield Frame(name, index, round(t, 4), image)
+            yield Frame(name, index, round(t, 4), image, fps=fps)
             index += 1
-    finally:
-        cap.release()
-
-
-def video_fps(source: str) -> float:
-    cap = cv2.VideoCapture(source)
-    try:
-        return _fps(cap)
     finally:
         cap.release()
 
