@@ -79,7 +79,7 @@ def decode_image(data: bytes, name: str = "<bytes>", *, formats: tuple[str, ...]
         try:
             img.load()
             return pil_to_array(ImageOps.exif_transpose(img))
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        except (OSError, SyntaxError, ValueError) as exc:
             raise ImageDecodeError(f"{name}: cannot decode image ({exc})") from None
 
 

@@ -197,12 +197,18 @@ def available_detectors() -> list[str]:
     return ["haar"] + (["centerface"] if centerface_weights() else []) + ["none"]
 
 
-def create_detector(name: str = "auto", **options) -> FaceDetector:
-    """A detector by name: haar, centerface or auto (centerface if its weights are here)."""
+def detector_name(name: str, weights: str | Path | None = None) -> str:
+    """The detector ``name`` stands for: auto is centerface if its weights are here, else haar."""
     if name == "auto":
-        name = "centerface" if centerface_weights(options.get("weights")) else "haar"
+        return "centerface" if centerface_weights(weights) else "haar"
     if name not in DETECTORS:
         raise ValueError(f"unknown detector {name!r}; choose one of auto, {', '.join(DETECTORS)}")
+    return name
+
+
+def create_detector(name: str = "auto", **options) -> FaceDetector:
+    """A detector by name: haar, centerface, none or auto (see :func:`detector_name`)."""
+    name = detector_name(name, options.get("weights"))
     if name != "centerface":
         options.pop("weights", None)
     return DETECTORS[name](**options)

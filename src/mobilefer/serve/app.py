@@ -98,7 +98,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="mobilefer", version=__version__, lifespan=lifespan,
                   description="Facial emotion recognition with MobileNetV3: detect faces, read their emotions.")
-    app.state.engine, app.state.gate, app.state.config = engine, gate, config
+    app.state.engine, app.state.gate = engine, gate
     app.mount("/static", StaticFiles(directory=str(_static_dir())), name="static")
 
     @app.exception_handler(UploadError)

@@ -10,17 +10,16 @@ import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mobilefer.inference.classifier import Classifier, load_classifier
-from mobilefer.inference.detectors import DetectorUnavailable, available_detectors, create_detector
+from mobilefer.inference.detectors import available_detectors, create_detector, detector_name
 from mobilefer.inference.recognizer import EmotionRecognizer, Face
 from mobilefer.inference.sources import rgb_to_bgr
 from mobilefer.serve.config import ServeConfig
-from mobilefer.weights import default_model, resolve
+from mobilefer.weights import resolve
 
 
 @dataclass
@@ -49,33 +48,34 @@ class _Slot:
 class Engine:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.model_path = Path(resolve(config.model)) if config.model else default_model()
+        self.model_path = resolve(config.model)
         self.classifier = load_classifier(self.model_path, threads=config.threads)
         self.meta = self.classifier.meta
         self.detectors = available_detectors()
         self.default_detector = self.resolve_detector(config.detector)
         self.executor = ThreadPoolExecutor(config.slots, thread_name_prefix="mobilefer-inference")
         self._slots: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        blank = np.zeros((240, 320, 3), np.uint8)
         for _ in range(config.slots):
             slot = _Slot(self.classifier, config)
-            slot.recognizer(self.default_detector)
+            rec = slot.recognizer(self.default_detector)
+            rec.detector.detect(blank)  # first runs allocate; keep that off requests
+            rec.classify_crops([blank])
             self._slots.put(slot)
-        self.recognize(np.zeros((240, 320, 3), np.uint8))  # first runs allocate; keep that off requests
 
-    def resolve_detector(self, name: str | None) -> str:
+    def resolve_detector(self, name: str) -> str:
         """A detector name, auto resolved, or DetectorUnavailable naming what is missing."""
-        name = name or self.config.detector
-        if name == "auto":
-            return "centerface" if "centerface" in self.detectors else "haar"
+        name = detector_name(name)
         if name not in self.detectors:
             create_detector(name)  # raises DetectorUnavailable with the install hint
-            raise DetectorUnavailable(f"detector {name!r} is not available here")
         return name
 
     def recognize(self, image: np.ndarray, detector: str | None = None, min_face: int | None = None,
                   max_faces: int | None = None) -> Recognition:
-        """uint8 (H, W) gray or (H, W, 3) RGB -> faces; blocking, called from the executor."""
-        name = self.resolve_detector(detector) if detector else self.default_detector
+        """uint8 (H, W) gray or (H, W, 3) RGB -> faces; blocking, called from the executor.
+
+        ``detector``: a name from :meth:`resolve_detector` (default: the server's)."""
+        name = detector or self.default_detector
         slot = self._slots.get()
         try:
             rec = slot.recognizer(name)

@@ -26,8 +26,8 @@ def serve(config: ServeConfig) -> None:
         uvicorn.run(create_app(config), **options)
         return
     from mobilefer.inference.classifier import load_classifier
-    from mobilefer.weights import default_model, resolve
+    from mobilefer.weights import resolve
 
-    load_classifier(resolve(config.model) if config.model else default_model(), threads=1)  # fail here, not N times
+    load_classifier(resolve(config.model), threads=1)  # fail here, not N times
     os.environ[CONFIG_ENV] = config.to_json()
     uvicorn.run("mobilefer.serve.app:app_from_env", factory=True, workers=config.workers, **options)

@@ -14,8 +14,10 @@ BUNDLED = {
 DEFAULT = "fer2013-small"
 
 
-def resolve(name_or_path: str | Path) -> Path:
-    """A bundled model's name (fer2013-small, fer2013-large) or a path, as a path."""
+def resolve(name_or_path: str | Path | None) -> Path:
+    """A bundled model's name (fer2013-small, fer2013-large) or a path, as a path; None: the default."""
+    if name_or_path is None:
+        return default_model()
     return BUNDLED.get(str(name_or_path), Path(name_or_path))
 
 
