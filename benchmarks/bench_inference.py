@@ -24,20 +24,23 @@ import cv2
 import numpy as np
 
 
-def make_video(path: Path, frames: int = 90) -> Path:
+def faces_frame(count: int, shift: int = 0) -> np.ndarray:
+    """A 640x480 BGR frame with ``count`` (1-3) copies of the astronaut's head, shifted right by ``shift``."""
     from skimage import data
 
     face = np.ascontiguousarray(data.astronaut()[30:200, 150:320, ::-1])
+    frame = np.full((480, 640, 3), 80, np.uint8)
+    for k in range(count):
+        patch = cv2.resize(face, None, fx=0.6 + 0.2 * k, fy=0.6 + 0.2 * k)
+        x, y = 10 + 200 * k + shift, 40 + 30 * k
+        frame[y: y + patch.shape[0], x: x + patch.shape[1]] = patch
+    return frame
+
+
+def make_video(path: Path, frames: int = 90) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 480))
     for i in range(frames):
-        frame = np.full((480, 640, 3), 80, np.uint8)
-        count = 1 + (i // 30) % 3  # 1, 2, then 3 faces
-        for k in range(count):
-            s = 0.6 + 0.2 * k
-            patch = cv2.resize(face, None, fx=s, fy=s)
-            x, y = 10 + 200 * k + (i % 30), 40 + 30 * k
-            frame[y: y + patch.shape[0], x: x + patch.shape[1]] = patch
-        writer.write(frame)
+        writer.write(faces_frame(1 + (i // 30) % 3, shift=i % 30))  # 1, 2, then 3 faces, drifting
     writer.release()
     return path
 

@@ -27,25 +27,16 @@ from pathlib import Path
 
 import cv2
 import httpx
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_images() -> list[bytes]:
-    """Three 640x480 JPEGs with 1, 2 and 3 faces."""
-    from skimage import data
+def sample_jpegs() -> list[bytes]:
+    """Three 640x480 JPEGs with 1, 2 and 3 faces: the frames of bench_inference's video."""
+    from bench_inference import faces_frame
 
-    face = np.ascontiguousarray(data.astronaut()[30:200, 150:320, ::-1])
-    images = []
-    for count in (1, 2, 3):
-        frame = np.full((480, 640, 3), 80, np.uint8)
-        for k in range(count):
-            patch = cv2.resize(face, None, fx=0.6 + 0.2 * k, fy=0.6 + 0.2 * k)
-            x, y = 10 + 200 * k, 40 + 30 * k
-            frame[y: y + patch.shape[0], x: x + patch.shape[1]] = patch
-        images.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
-    return images
+    return [cv2.imencode(".jpg", faces_frame(count), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+            for count in (1, 2, 3)]
 
 
 def rss_mb(pid: int) -> float:
@@ -178,7 +169,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
-    images = test_images()
+    images = sample_jpegs()
     baseline = in_process(images, args.model)
     rows = [phase(args, images, 1, min(10.0, args.duration), args.queue),
             phase(args, images, args.clients, args.duration, args.queue)]
