@@ -1,5 +1,14 @@
-"""Shared test helpers: a fast training config on the synthetic data, a free loopback port."""
+"""Shared test helpers: a fast training config on the synthetic data, a free loopback port,
+`mobilefer serve` in a child process."""
 from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from mobilefer.engine.config import TrainConfig
 
@@ -20,3 +29,36 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_in_child(*args: str, timeout_s: float = 60.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`mobilefer serve --port FREE *args` in a child process; yields its URL and the process once
+    /healthz answers."""
+    import httpx
+
+    port = free_port()
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "mobilefer.cli", "serve", "--port", str(port), *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"server did not start:\n{proc.communicate()[0]}")
+            time.sleep(0.2)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

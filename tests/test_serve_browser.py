@@ -8,15 +8,12 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from helpers import free_port
+from helpers import serve_in_child
 
 REQUIRED = os.environ.get("MOBILEFER_REQUIRE_BROWSER") == "1"  # CI sets it: fail, never skip
 CHROMIUM = os.environ.get("MOBILEFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -24,38 +21,16 @@ if not REQUIRED:
     pytest.importorskip("fastapi")
     pytest.importorskip("playwright.sync_api")
 from playwright import sync_api  # noqa: E402
-import httpx  # noqa: E402
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM and not REQUIRED, reason="needs Chromium: apt-get install chromium")]
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def server():
     """`mobilefer serve` in a child process on a free loopback port, until the module ends."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "mobilefer.cli", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server did not start:\n{proc.communicate()[0]}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve_in_child() as (url, _):
+        yield url
 
 
 def fake_webcam(astronaut_bgr: np.ndarray, path: Path, frames: int = 20) -> Path:

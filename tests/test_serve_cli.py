@@ -1,22 +1,16 @@
 """`mobilefer serve` from the command line: clear errors, and several worker processes."""
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from helpers import free_port
+from helpers import serve_in_child
 
 pytest.importorskip("fastapi")
 import httpx  # noqa: E402
 
 from mobilefer.cli import build_parser, main  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_bind_to_loopback():
@@ -40,13 +34,7 @@ def test_bad_model_and_busy_port_are_one_line_errors(tmp_path, capsys):
 def test_two_workers_each_load_the_model_and_share_the_port(astronaut_bgr):
     import cv2
 
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "mobilefer.cli", "serve", "--port", str(port), "--workers", "2",
-                             "--model", "fer2013-small"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_in_child("--workers", "2", "--model", "fer2013-small") as (url, proc):
         pids: set[int] = set()
         deadline = time.monotonic() + 60
         while len(pids) < 2 and time.monotonic() < deadline:
@@ -60,6 +48,3 @@ def test_two_workers_each_load_the_model_and_share_the_port(astronaut_bgr):
         jpeg = cv2.imencode(".jpg", astronaut_bgr)[1].tobytes()
         r = httpx.post(f"{url}/v1/recognize", content=jpeg, headers={"content-type": "image/jpeg"}, timeout=10)
         assert r.status_code == 200 and len(r.json()["faces"]) == 1
-    finally:
-        proc.terminate()
-        proc.wait(15)
