@@ -120,7 +120,7 @@ def origin_loop(video: Path, checkpoint: Path | None) -> dict[str, float]:
 
 def latency(model_path: Path, batch: int, repeats: int = 30, threads: int | None = None) -> float:
     """Median ms per call of the network alone (no TTA) at ``batch``."""
-    from mobilefer.inference.classifier import load_classifier
+    from mobilefer.runtime import load_classifier
 
     clf = load_classifier(model_path, tta="none", threads=threads)
     m = clf.meta
@@ -146,7 +146,7 @@ def cold_start(model: Path, image: Path) -> float:
 
 def main() -> None:
     from mobilefer.inference.detectors import available_detectors
-    from mobilefer.weights import BUNDLED
+    from mobilefer.runtime import resolve_model
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=Path, help="folder with large.safetensors / small.safetensors (PyTorch rows)")
@@ -164,12 +164,12 @@ def main() -> None:
         print(f"| origin notebook loop (full-frame Haar, eager Large 224, per face) | | | | | {base:.1f} | {1000 / base:.1f} | 1.0 |")
         for name in ("fer2013-small", "fer2013-large"):
             for det in face_detectors:
-                r = end_to_end(video, BUNDLED[name], det)
+                r = end_to_end(video, resolve_model(name).path, det)
                 print(f"| {det} + {name} (ONNX) | {r['decode']:.1f} | {r['detect']:.1f} | {r['classify']:.1f} | "
                       f"{r['draw']:.1f} | {r['total']:.1f} | {1000 / r['total']:.1f} | {base / r['total']:.1f} |")
         detector = face_detectors[-1]
         for k in (1, 3):
-            ms = stream_ms(video, BUNDLED["fer2013-small"], detector, k)
+            ms = stream_ms(video, resolve_model("fer2013-small").path, detector, k)
             print(f"| `stream(detect_every={k})`, {detector} + fer2013-small, tracking (mean) | | | | | "
                   f"{ms:.1f} | {1000 / ms:.1f} | {base / ms:.1f} |")
 
@@ -179,7 +179,7 @@ def main() -> None:
         rows = []
         if args.runs and (args.runs / f"{arch}.safetensors").is_file():
             rows.append(("PyTorch eager", args.runs / f"{arch}.safetensors"))
-        rows.append(("ORT fp32", BUNDLED[name]))
+        rows.append(("ORT fp32", resolve_model(name).path))
         if args.int8 and (args.int8 / f"fer2013_{arch}_int8.onnx").is_file():
             rows.append(("ORT int8", args.int8 / f"fer2013_{arch}_int8.onnx"))
         for runtime, path in rows:
@@ -192,11 +192,11 @@ def main() -> None:
     print("| model | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in counts) + " |")
     print("|---|" + "---|" * len(counts))
     for name in ("fer2013-small", "fer2013-large"):
-        print(f"| {name} | " + " | ".join(f"{latency(BUNDLED[name], 1, threads=t):.2f}" for t in counts) + " |")
+        print(f"| {name} | " + " | ".join(f"{latency(resolve_model(name).path, 1, threads=t):.2f}" for t in counts) + " |")
 
     image = Path(__file__).parents[1] / "examples" / "astronaut.jpg"
     print("\n## Cold start of `mobilefer predict` on one image (median of 3, s)")
-    print(f"ONNX (small): {cold_start(BUNDLED['fer2013-small'], image):.2f}")
+    print(f"ONNX (small): {cold_start(resolve_model('fer2013-small').path, image):.2f}")
     if args.runs and (args.runs / "small.safetensors").is_file():
         print(f"PyTorch checkpoint (small): {cold_start(args.runs / 'small.safetensors', image):.2f}")
 

@@ -88,6 +88,6 @@ def box_iou(a, b) -> float:
 
 @pytest.fixture(scope="session")
 def bundled_model() -> Path:
-    from mobilefer.weights import default_model
+    from mobilefer.runtime import resolve_model
 
-    return default_model()
+    return resolve_model().path

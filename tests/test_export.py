@@ -8,7 +8,8 @@ import pytest
 
 from mobilefer.checkpoint import read_meta, save_model
 from mobilefer.export.onnx import export_onnx
-from mobilefer.export.runtime import OnnxClassifier, OnnxModelError, read_onnx_meta
+from mobilefer.errors import ModelFileError
+from mobilefer.runtime import OnnxClassifier, read_onnx_meta
 from mobilefer.meta import ModelMeta
 from mobilefer.models import create_model
 
@@ -53,7 +54,7 @@ def test_int8_export_keeps_metadata_and_shrinks(checkpoint, tmp_path, folder_dat
 def test_corrupt_and_foreign_onnx_files_get_clear_errors(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 10)
-    with pytest.raises(OnnxModelError, match="bad.onnx: not a loadable ONNX model"):
+    with pytest.raises(ModelFileError, match="bad.onnx: not a loadable ONNX model"):
         OnnxClassifier(bad)
     import onnx
     from onnx import TensorProto, helper
@@ -63,7 +64,7 @@ def test_corrupt_and_foreign_onnx_files_get_clear_errors(tmp_path):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
     foreign = tmp_path / "foreign.onnx"
     onnx.save(helper.make_model(graph), str(foreign))
-    with pytest.raises(OnnxModelError, match="without mobilefer metadata"):
+    with pytest.raises(ModelFileError, match="without mobilefer metadata"):
         OnnxClassifier(foreign)
 
 
@@ -98,10 +99,10 @@ def test_predict_and_evaluate_run_without_torch(tmp_path, folder_data, checkpoin
 
 
 def test_bundled_models_describe_themselves():
-    from mobilefer.weights import BUNDLED
+    from mobilefer.runtime import BUNDLED
 
-    for name, path in BUNDLED.items():
-        meta = read_onnx_meta(path)
+    for name, entry in BUNDLED.items():
+        meta = read_onnx_meta(entry.path("onnx"))
         assert meta.classes == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
         assert meta.base_size == 48 and meta.channels == 1 and meta.tta == "flip"
         assert meta.metrics["accuracy"] > 0.68

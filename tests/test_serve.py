@@ -104,7 +104,7 @@ def test_query_options_choose_detector_and_bound_faces(client, astronaut_bgr):
 
 
 def test_model_health_openapi_and_page(client, bundled_model):
-    from mobilefer.export.runtime import read_onnx_meta
+    from mobilefer.runtime import read_onnx_meta
 
     meta = read_onnx_meta(bundled_model)
     info = client.get("/v1/model").json()

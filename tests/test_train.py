@@ -92,11 +92,11 @@ def test_notebook_state_dict_loads_with_classes(trained, tmp_path):
     assert meta.classes == ["happy", "sad", "surprise"]
     x = torch.randn(2, 1, 32, 32)
     torch.testing.assert_close(legacy(x), model(x))
-    from mobilefer.checkpoint import CheckpointError
+    from mobilefer.errors import ModelFileError
 
-    with pytest.raises(CheckpointError, match="pass --classes"):
+    with pytest.raises(ModelFileError, match="pass --classes"):
         load_model(tmp_path / "old.pth")
-    with pytest.raises(CheckpointError, match="3 outputs but 2 classes"):
+    with pytest.raises(ModelFileError, match="3 outputs but 2 classes"):
         load_model(tmp_path / "old.pth", classes=["a", "b"])
 
 

@@ -29,3 +29,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def check_output_file(path: str | Path | None, flag: str) -> None:
+    """OutputError unless ``path`` can be (re)written as a file: not a folder, its parent not a file."""
+    from mobilefer.errors import OutputError
+
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{flag} {path}: is a folder; expected a file name")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise OutputError(f"{flag} {path}: {parent} is a file, not a folder")
+
+
+def check_output_dir(path: str | Path | None, flag: str) -> None:
+    """OutputError unless ``path`` is a folder or can become one."""
+    from mobilefer.errors import OutputError
+
+    if path is None:
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{flag} {path}: is a file; expected a folder")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise OutputError(f"{flag} {path}: {parent} is a file, not a folder")

@@ -6,45 +6,15 @@ safetensors metadata. Loading never unpickles. The origin notebook's plain state
 """
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mobilefer.atomic import atomic_path
-from mobilefer.meta import METADATA_KEY, ModelMeta, decode_meta
+from mobilefer.errors import ModelFileError
+from mobilefer.meta import METADATA_KEY, ModelMeta
+from mobilefer.runtime.files import read_meta
 
-
-class CheckpointError(ValueError):
-    """A model file cannot be used; the message names it and says why."""
-
-
-def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
-    """The string metadata of a safetensors file, read from its header alone (no torch)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            (size,) = struct.unpack("<Q", handle.read(8))
-            if size > 100_000_000:
-                raise ValueError("header too large")
-            header = json.loads(handle.read(size))
-    except (OSError, struct.error, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
-    return header.get("__metadata__") or {}
-
-
-def read_meta(path: str | Path) -> ModelMeta:
-    """The metadata of a saved model (.safetensors or .onnx) without loading its weights."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file")
-    if path.suffix == ".onnx":
-        from mobilefer.export.runtime import read_onnx_meta
-
-        return read_onnx_meta(path)
-    return decode_meta(read_safetensors_metadata(path).get(METADATA_KEY), path, CheckpointError,
-                       "no mobilefer metadata; was it saved by mobilefer?")
 
 
 def save_model(model: Any, meta: ModelMeta, path: str | Path) -> Path:
@@ -89,34 +59,85 @@ def load_model(
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file")
+        raise ModelFileError(f"{path}: no such model file")
     if path.suffix in (".pth", ".pt"):
         if not classes:
-            raise CheckpointError(f"{path}: a plain state_dict has no class names; pass --classes a,b,c in output order")
+            raise ModelFileError(f"{path}: a plain state_dict has no class names; pass --classes a,b,c in output order")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises several types for non-weights pickles
-            raise CheckpointError(f"{path}: not a plain state_dict ({exc})") from None
+            raise ModelFileError(f"{path}: not a plain state_dict ({exc})") from None
         if not isinstance(state, dict):
-            raise CheckpointError(f"{path}: expected a state_dict, got {type(state).__name__}")
+            raise ModelFileError(f"{path}: expected a state_dict, got {type(state).__name__}")
         state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from nn.DataParallel
         try:
             arch, in_chans, num_classes = infer_arch(state)
         except ValueError as exc:
-            raise CheckpointError(f"{path}: {exc}") from None
+            raise ModelFileError(f"{path}: {exc}") from None
         if num_classes != len(classes):
-            raise CheckpointError(f"{path}: the model has {num_classes} outputs but {len(classes)} classes were given")
+            raise ModelFileError(f"{path}: the model has {num_classes} outputs but {len(classes)} classes were given")
         meta = legacy_meta(arch, classes, in_chans, input_size)
     elif path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         meta = read_meta(path)
-        state = load_file(str(path))
+        state = read_weights(path)
     else:
-        raise CheckpointError(f"{path}: expected a .safetensors checkpoint (or a .pth state_dict with --classes)")
-    model = create_model(meta.arch, meta.num_classes, meta.channels)
+        raise ModelFileError(f"{path}: expected a .safetensors checkpoint (or a .pth state_dict with --classes)")
+    try:
+        model = create_model(meta.arch, meta.num_classes, meta.channels)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit {meta.arch} ({str(exc).splitlines()[0]})") from None
+        raise ModelFileError(f"{path}: weights do not fit {meta.arch} ({str(exc).splitlines()[0]})") from None
     return model.to(device).eval(), meta
+
+
+def read_weights(path: str | Path, device: str = "cpu") -> dict[str, Any]:
+    """The tensors of a .safetensors file; ModelFileError naming the file if it is damaged."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from mobilefer.runtime.files import read_safetensors_metadata
+
+    read_safetensors_metadata(path)  # a cut or foreign file fails here with a clear message
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: unreadable weights ({str(exc).splitlines()[0][:200]})") from None
+
+
+def start_from(model: Any, path: str | Path, start: ModelMeta, classes: Sequence[str]) -> dict[str, str | None]:
+    """Copy a trained mobilefer model's weights into ``model`` (same arch, ``classes`` outputs).
+
+    Everything but the last layer is copied as is. The last layer's row (weights and bias)
+    of each class is taken from the start model's class of the same name (synonyms and
+    close spellings count, see :func:`mobilefer.classes.match_classes`); classes the start
+    model lacks keep their fresh initialisation. Returns {class: start class or None}.
+    """
+    import torch
+
+    from mobilefer.classes import match_classes
+
+    state = read_weights(path)
+    own = model.state_dict()
+    head = sorted(k for k in own if k.startswith("classifier.") and k.endswith(".weight"))[-1].removesuffix(".weight")
+    body = {k: v for k, v in state.items() if not k.startswith(head + ".")}
+    bad = [k for k, v in body.items() if k not in own or own[k].shape != v.shape]
+    missing = [k for k in own if not k.startswith(head + ".") and k not in body]
+    if bad or missing:
+        raise ModelFileError(f"{path}: its weights do not fit a {start.arch} with {model_channels(model)} channel(s) "
+                             f"({len(bad)} mismatched, {len(missing)} missing tensors)")
+    model.load_state_dict(body, strict=False)
+    rows = match_classes(list(classes), start.classes)
+    with torch.no_grad():
+        for k, row in enumerate(rows):
+            if row is not None:
+                own_w, own_b = model.get_parameter(head + ".weight"), model.get_parameter(head + ".bias")
+                own_w[k] = state[head + ".weight"][row]
+                own_b[k] = state[head + ".bias"][row]
+    return {name: (start.classes[row] if row is not None else None) for name, row in zip(classes, rows)}
+
+
+def model_channels(model: Any) -> int:
+    return int(model.features[0][0].weight.shape[1])

@@ -6,6 +6,7 @@ keeps its class names (in output order) in its metadata.
 """
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 
 # Common spellings seen in public data sets, plus the origin notebook's own typos.
@@ -81,3 +82,22 @@ def index_map(source: Sequence[str], target: Sequence[str]) -> list[int]:
             f"class(es) {', '.join(missing)} not among the model's classes: {', '.join(target)}"
         )
     return [position[name] for name in source]
+
+
+def match_classes(new: Sequence[str], old: Sequence[str], cutoff: float = 0.8) -> list[int | None]:
+    """For each of ``new`` (canonical names), the index of the same class in ``old``, or None.
+
+    Exact (synonym-mapped) names first; then a close spelling ("hapy" -> "happy") that no
+    other new class claims. Used to reuse a trained head's rows when fine-tuning.
+    """
+    position = {name: i for i, name in enumerate(old)}
+    found: list[int | None] = [position.get(name) for name in new]
+    taken = {i for i in found if i is not None}
+    for k, name in enumerate(new):
+        if found[k] is None:
+            free = [o for o in old if position[o] not in taken]
+            close = difflib.get_close_matches(name, free, n=1, cutoff=cutoff)
+            if close:
+                found[k] = position[close[0]]
+                taken.add(found[k])
+    return found

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
+from mobilefer.errors import ConfigError, ModelFileError
+
 log = logging.getLogger(__name__)
 
 
@@ -41,8 +43,8 @@ def imagenet_stats(channels: int) -> tuple[list[float], list[float]]:
     return [sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3]
 
 
-class PretrainedWeightsError(RuntimeError):
-    """ImageNet weights were asked for but cannot be had; the message says what to do."""
+class PretrainedWeightsError(ModelFileError):
+    """Start weights were asked for but cannot be had or used; the message says what to do."""
 
 
 def list_models() -> list[str]:
@@ -52,7 +54,7 @@ def list_models() -> list[str]:
 def resolve_arch(name: str) -> str:
     name = ALIASES.get(name, name)
     if name not in _REGISTRY:
-        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(list_models())}")
+        raise ConfigError(f"unknown architecture {name!r}; choose one of {', '.join(list_models())}")
     return name
 
 

@@ -10,16 +10,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mobilefer.errors import ImageDecodeError
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"})
 
 # ITU-R BT.601 luma, as PIL and OpenCV use; one implementation so gray is gray everywhere.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 Image.MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs well before memory runs out
-
-
-class ImageDecodeError(ValueError):
-    """An image file could not be read; the message names it."""
 
 
 class UnsupportedImageError(ImageDecodeError):
@@ -119,3 +117,10 @@ def is_gray(img: np.ndarray) -> bool:
     if img.ndim == 2 or img.shape[2] == 1:
         return True
     return bool(np.array_equal(img[:, :, 0], img[:, :, 1]) and np.array_equal(img[:, :, 1], img[:, :, 2]))
+
+
+def rgb_to_bgr(img: np.ndarray) -> np.ndarray:
+    """uint8 gray (H, W) or RGB (H, W, 3) -> BGR (H, W, 3)."""
+    if img.ndim == 2 or img.shape[2] == 1:
+        return np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
+    return np.ascontiguousarray(img[:, :, ::-1])

@@ -1,8 +1,10 @@
-"""Labelled face datasets: an ImageFolder tree, a zip of one, or the FER2013 CSV.
+"""Labelled face datasets: an ImageFolder tree, a zip of one, the FER2013 CSV, or FER+
+vote counts (the FERPlus folder layout, zipped or not, or fer2013new.csv + fer2013.csv).
 
 Every reader yields the same thing, a :class:`LabeledImages` with the images decoded once
 into one uint8 array (N, S, S, C) at the base size, labels indexing canonical class names,
-and the files that could not be read (skipped, never fatal).
+the files that could not be read (skipped, never fatal) and, for vote data, the images
+left out by the labelling rule (counted by reason) and the soft targets.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import logging
 import math
 import os
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,16 +23,14 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from mobilefer.classes import FER2013_IDS, canonical_name
+from mobilefer.data import ferplus
 from mobilefer.data.images import ImageDecodeError, decode_image, is_gray, is_image_name
 from mobilefer.data.preprocess import to_base
+from mobilefer.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
 CSV_USAGES = ("Training", "PublicTest", "PrivateTest")
-
-
-class DatasetError(ValueError):
-    """The dataset cannot be used as given; the message names the file and what was expected."""
 
 
 @dataclass
@@ -42,6 +43,8 @@ class LabeledImages:
     files: list[str]
     source: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    soft: np.ndarray | None = None  # float32 (N, K) target distributions (FER+ --labels soft), rows sum to 1
+    dropped: dict[str, int] = field(default_factory=dict)  # images the labelling rule left out, by reason
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -63,6 +66,7 @@ class LabeledImages:
         return LabeledImages(
             self.images[index], self.labels[index], list(self.classes),
             [self.files[i] for i in index], self.source, [],
+            None if self.soft is None else self.soft[index], dict(self.dropped),
         )
 
     def fingerprint(self) -> str:
@@ -71,6 +75,8 @@ class LabeledImages:
         digest.update(np.ascontiguousarray(self.images).data)
         digest.update(self.labels.astype(np.int64).tobytes())
         digest.update("\n".join(self.classes).encode())
+        if self.soft is not None:
+            digest.update(np.ascontiguousarray(self.soft).tobytes())
         return digest.hexdigest()[:16]
 
 
@@ -78,7 +84,31 @@ class LabeledImages:
 _Entry = tuple[str, str, Callable[[], "bytes | np.ndarray"]]
 
 
+@dataclass
+class Listing:
+    """What a source holds, before decoding: entries, and for vote data the fixed class
+    order, the soft targets (one row per entry, in ``classes`` order) and what was dropped."""
+
+    entries: list[_Entry]
+    classes: list[str] | None = None
+    soft: np.ndarray | None = None
+    dropped: Counter = field(default_factory=Counter)
+
+
+def _vote_listing(rows: list[ferplus.Row], labels: str, dropped: Counter | None = None) -> Listing:
+    votes = np.stack([v for _, v, _ in rows])
+    result = ferplus.vote_labels(votes, labels)
+    keep = np.flatnonzero(result.keep)
+    entries = [(rows[i][0], ferplus.EMOTIONS[result.labels[i]], rows[i][2]) for i in keep]
+    soft = None if result.soft is None else result.soft[keep]
+    return Listing(entries, list(ferplus.EMOTIONS), soft, result.dropped + (dropped or Counter()))
+
+
 def _folder_entries(root: Path) -> list[_Entry]:
+    splits = sorted(p.name for p in root.iterdir() if (p / ferplus.LABEL_FILE).is_file())
+    if splits:
+        raise DatasetError(f"{root}: holds FER+ splits ({', '.join(splits)}); point at one of them, "
+                           f"e.g. {root / splits[0]}")
     entries: list[_Entry] = []
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     stray = [p.name for p in root.iterdir() if p.is_file() and is_image_name(p.name)]
@@ -101,11 +131,14 @@ def _suffixes(folder: Path) -> set[str]:
     return found or {"empty"}
 
 
-def _zip_entries(path: Path) -> list[_Entry]:
+def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
-        archive = zipfile.ZipFile(path)
+        return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise DatasetError(f"{path}: not a readable zip file ({exc})") from None
+
+
+def _zip_entries(path: Path, archive: zipfile.ZipFile) -> list[_Entry]:
     names = [
         n for n in archive.namelist()
         if not n.endswith("/") and is_image_name(n) and not any(
@@ -169,26 +202,46 @@ def _csv_entries(path: Path, usage: str | None) -> list[_Entry]:
     return entries
 
 
-def list_entries(path: str | Path, usage: str | None = None) -> list[_Entry]:
-    """Every labelled image the source holds, without decoding anything."""
+def list_entries(path: str | Path, usage: str | None = None, *, labels: str = "majority",
+                 pixels: str | Path | None = None) -> Listing:
+    """Every labelled image the source holds, without decoding anything.
+
+    ``labels`` (majority or soft) applies to vote data (FER+); ``pixels`` is the
+    fer2013.csv that goes with a fer2013new.csv (default: the one beside it).
+    """
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
+    kind = "a folder" if path.is_dir() else f"a {path.suffix.lower() or 'file without suffix'}"
+    if usage is not None and not (path.suffix.lower() == ".csv" and path.is_file()):
+        raise DatasetError(f"{path}: --usage applies to a FER2013 or FER+ CSV, not to {kind}")
+    rows = None
     if path.is_dir():
-        if usage is not None:
-            raise DatasetError(f"{path}: --usage applies to a FER2013 CSV, not to a folder")
-        entries = _folder_entries(path)
+        rows = ferplus.ferplus_folder(path)
+        listing = _vote_listing(rows, labels) if rows else Listing(_folder_entries(path))
     elif path.suffix.lower() == ".zip":
-        if usage is not None:
-            raise DatasetError(f"{path}: --usage applies to a FER2013 CSV, not to a zip")
-        entries = _zip_entries(path)
+        archive = _open_zip(path)
+        rows = ferplus.ferplus_zip(archive, path)
+        listing = _vote_listing(rows, labels) if rows else Listing(_zip_entries(path, archive))
+    elif ferplus.is_ferplus_csv(path):
+        rows, not_faces = ferplus.ferplus_csv(path, pixels, usage)
+        listing = _vote_listing(rows, labels, Counter({"not a face": not_faces}) if not_faces else None)
     elif path.suffix.lower() == ".csv":
-        entries = _csv_entries(path, usage)
+        listing = Listing(_csv_entries(path, usage))
     else:
-        raise DatasetError(f"{path}: expected a folder of class folders, a .zip of one, or a FER2013 .csv")
-    if not entries:
-        raise DatasetError(f"{path}: no images found (expected one sub-folder per class)")
-    return entries
+        raise DatasetError(f"{path}: expected a folder of class folders, a .zip of one, a FER2013 .csv, "
+                           "or FER+ data (a folder or zip with label.csv, or fer2013new.csv)")
+    if labels == "soft" and rows is None:
+        raise DatasetError(f"{path}: --labels soft needs vote counts (FER+ data); this data has one label per image")
+    if pixels is not None and not ferplus.is_ferplus_csv(path):
+        raise DatasetError(f"{path}: --pixels goes with FER+'s fer2013new.csv, not with {kind}")
+    if not listing.entries:
+        raise DatasetError(f"{path}: no images found" + (f" (left out: {_reasons(listing.dropped)})" if listing.dropped else ""))
+    return listing
+
+
+def _reasons(dropped: dict[str, int]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1]))
 
 
 def _decode(entry: _Entry) -> np.ndarray:
@@ -227,6 +280,8 @@ def load_images(
     workers: int | None = None,
     limit: int | None = None,
     seed: int = 0,
+    labels: str = "majority",
+    pixels: str | Path | None = None,
 ) -> LabeledImages:
     """Read and decode a whole dataset into memory at the base size.
 
@@ -234,17 +289,20 @@ def load_images(
     median image side, capped at ``max_base_size``). ``classes`` fixes the class order
     (e.g. a model's); the data may hold a subset of it, never a class outside it.
     Files that cannot be decoded are skipped and listed in ``skipped``. ``limit`` keeps a
-    seeded, stratified sample of that many entries (decoding only those).
+    seeded, stratified sample of that many entries (decoding only those). Vote data
+    (FER+) is labelled by ``labels`` (majority or soft); see :mod:`mobilefer.data.ferplus`.
     """
-    entries = list_entries(path, usage)
+    listing = list_entries(path, usage, labels=labels, pixels=pixels)
+    entries, soft = listing.entries, listing.soft
     if limit is not None and limit < len(entries):
         names = sorted({label for _, label, _ in entries})
-        labels = np.array([names.index(label) for _, label, _ in entries])
-        _, keep_idx = stratified_split(labels, limit / len(entries), seed)
+        ids = np.array([names.index(label) for _, label, _ in entries])
+        _, keep_idx = stratified_split(ids, limit / len(entries), seed)
         entries = [entries[i] for i in keep_idx]
+        soft = None if soft is None else soft[keep_idx]
     found = sorted({label for _, label, _ in entries})
     if classes is None:
-        classes = found
+        classes = listing.classes or found
     else:
         classes = [canonical_name(c) for c in classes]
         unknown = [c for c in found if c not in classes]
@@ -257,6 +315,13 @@ def load_images(
         channels = channels or (3 if colour else 1)
         base_size = base_size or min(side, max_base_size)
     position = {name: i for i, name in enumerate(classes)}
+    if soft is not None and list(classes) != listing.classes:
+        missing = [c for c in listing.classes if c not in position]
+        if missing:
+            raise DatasetError(f"{path}: soft labels need every FER+ emotion among the classes; missing {', '.join(missing)}")
+        reordered = np.zeros((len(soft), len(classes)), dtype=np.float32)
+        reordered[:, [position[c] for c in listing.classes]] = soft
+        soft = reordered
 
     def work(entry: _Entry) -> np.ndarray | str:
         try:
@@ -276,12 +341,15 @@ def load_images(
                 keep[i] = True
     if not keep.any():
         raise DatasetError(f"{path}: none of the {len(entries)} images could be decoded")
-    labels = np.array([position[label] for _, label, _ in entries], dtype=np.int64)
+    targets = np.array([position[label] for _, label, _ in entries], dtype=np.int64)
     data = LabeledImages(
-        images[keep], labels[keep], list(classes),
+        images[keep], targets[keep], list(classes),
         [name for (name, _, _), k in zip(entries, keep) if k], str(path), skipped,
+        None if soft is None else soft[keep], dict(listing.dropped),
     )
-    log.info("%s: %d images, %dx%d px, %d channel(s), %d skipped", path, len(data), base_size, base_size, channels, len(skipped))
+    left_out = f", left out by the {labels} vote rule: {_reasons(data.dropped)}" if data.dropped else ""
+    log.info("%s: %d images, %dx%d px, %d channel(s), %d skipped%s", path, len(data), base_size, base_size,
+             channels, len(skipped), left_out)
     return data
 
 

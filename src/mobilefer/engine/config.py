@@ -5,29 +5,52 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from mobilefer.atomic import check_output_file
+from mobilefer.errors import ConfigError, check_fields, require
+
+if TYPE_CHECKING:
+    from mobilefer.meta import ModelMeta
+
+
+# From-scratch and fine-tuning defaults: a run that starts from a trained mobilefer model
+# (--pretrained NAME|PATH) needs a lower learning rate and fewer epochs, and keeps the
+# start model's architecture and input size unless told otherwise.
+DEFAULT_ARCH = "mobilenet_v3_large"
+DEFAULT_IMG_SIZE = 112
+SCRATCH = {"epochs": 30, "lr": 2e-3, "freeze_epochs": 0}
+FINE_TUNE = {"epochs": 10, "lr": 5e-4, "freeze_epochs": 1}
+LABEL_MODES = ("majority", "soft")
 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on; saved resolved as ``OUT/config.json``."""
+    """Everything a training run depends on; saved resolved as ``OUT/config.json``.
+
+    Fields left None are resolved by :meth:`resolved`: from the start model when
+    fine-tuning (arch, img_size), else from SCRATCH / FINE_TUNE and the defaults above.
+    """
 
     data: str = ""
     val_data: str | None = None
     usage: str | None = None  # FER2013 CSV rows to train on (default Training when the CSV has Usage)
     val_usage: str | None = None  # CSV rows to validate on (default PublicTest)
+    pixels: str | None = None  # fer2013.csv beside a FER+ fer2013new.csv (default: found in its folder)
+    labels: str = "majority"  # vote-count data (FER+): majority label, or soft = the vote distribution
     val_split: float = 0.1  # used when there is no val data: stratified, seeded
     limit: int | None = None  # train on at most this many images (stratified, seeded)
     val_limit: int | None = None
-    arch: str = "mobilenet_v3_large"
-    pretrained: str | None = None  # None, "imagenet" or a path to a torchvision state_dict
-    img_size: int = 112
+    arch: str | None = None  # default: the start model's, else DEFAULT_ARCH
+    pretrained: str | None = None  # None, "imagenet", a bundled model name, a .safetensors, or a state_dict .pth
+    img_size: int | None = None  # default: the start model's, else DEFAULT_IMG_SIZE
     base_size: int | None = None  # resolution images are stored at; default: the data's own, capped at img_size
-    channels: int | None = None  # 1 or 3; default: 1 for gray data
+    channels: int | None = None  # 1 or 3; default: the start model's, else 1 for gray data
     face_margin: float = 0.15
-    epochs: int = 30
+    epochs: int | None = None  # default: SCRATCH or FINE_TUNE
+    freeze_epochs: int | None = None  # epochs training only the head (backbone frozen); default as epochs
     batch_size: int = 128
-    lr: float = 2e-3
+    lr: float | None = None  # peak AdamW learning rate; default: SCRATCH or FINE_TUNE
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
@@ -55,17 +78,54 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.scale = tuple(self.scale)  # JSON round trip turns tuples into lists
-        if self.select not in ("macro_f1", "accuracy"):
-            raise ValueError(f"select must be macro_f1 or accuracy, got {self.select!r}")
-        if self.balance not in ("none", "sqrt", "inverse"):
-            raise ValueError(f"balance must be none, sqrt or inverse, got {self.balance!r}")
-        if self.tta not in ("none", "flip"):
-            raise ValueError(f"tta must be none or flip, got {self.tta!r}")
-        for name in ("epochs", "batch_size", "img_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        choices = {"select": ("macro_f1", "accuracy"), "balance": ("none", "sqrt", "inverse"),
+                   "tta": ("none", "flip"), "labels": LABEL_MODES}
+        positive_int = (lambda v: isinstance(v, int) and v >= 1, "a whole number of at least 1")
+        check_fields(self, {
+            **{name: (lambda v, c=c: v in c, " or ".join(c)) for name, c in choices.items()},
+            "val_split": (lambda v: 0 < v < 1, "a fraction between 0 and 1, e.g. 0.1"),
+            "limit": (lambda v: isinstance(v, int) and v >= 2, "at least 2 images"),
+            "val_limit": (lambda v: isinstance(v, int) and v >= 1, "at least 1 image"),
+            "epochs": positive_int, "workers": positive_int,
+            "freeze_epochs": (lambda v: isinstance(v, int) and v >= 0, "0 or more epochs"),
+            "batch_size": (lambda v: isinstance(v, int) and v >= 2, "at least 2 (BatchNorm needs 2 images a batch)"),
+            "img_size": (lambda v: isinstance(v, int) and 16 <= v <= 1024, "16 to 1024 pixels"),
+            "base_size": (lambda v: isinstance(v, int) and 8 <= v <= 1024, "8 to 1024 pixels"),
+            "channels": (lambda v: v in (1, 3), "1 or 3"),
+            "lr": (lambda v: 0 < v < 1, "a learning rate above 0 and below 1"),
+            "weight_decay": (lambda v: 0 <= v < 1, "0 or more, below 1"),
+            "warmup_epochs": (lambda v: v >= 0, "0 or more"),
+            "label_smoothing": (lambda v: 0 <= v < 1, "0 or more, below 1"),
+            "bn_momentum": (lambda v: 0 < v <= 1, "above 0, at most 1"),
+            "face_margin": (lambda v: 0 <= v <= 1, "0 to 1 (a fraction of the face side)"),
+            "erase": (lambda v: 0 <= v <= 1, "a probability from 0 to 1"),
+            "jitter": (lambda v: 0 <= v <= 1, "0 to 1"),
+            "patience": (lambda v: isinstance(v, int) and v >= 0, "0 (off) or more epochs"),
+        })
+
+    @property
+    def fine_tune(self) -> bool:
+        """Starting from a trained mobilefer model (not ImageNet, not a plain state_dict)."""
+        return bool(self.pretrained) and self.pretrained != "imagenet" and not str(self.pretrained).endswith((".pth", ".pt"))
+
+    def resolved(self, start: "ModelMeta | None" = None) -> "TrainConfig":
+        """A copy with every None default filled in; ``start`` is the fine-tuning start model's metadata."""
+        defaults = FINE_TUNE if self.fine_tune else SCRATCH
+        filled = {name: value for name, value in defaults.items() if getattr(self, name) is None}
+        if start is not None:
+            from mobilefer.models import resolve_arch
+
+            if self.arch is not None and resolve_arch(self.arch) != start.arch:
+                raise ConfigError(f"--arch {self.arch}: the start model {self.pretrained} is a {start.arch}; "
+                                  "fine-tuning keeps its architecture (leave --arch out)")
+            if self.channels is not None and self.channels != start.channels:
+                raise ConfigError(f"--channels {self.channels}: the start model {self.pretrained} takes "
+                                  f"{start.channels} channel(s)")
+            filled.update(arch=start.arch, channels=start.channels, img_size=self.img_size or start.input_size,
+                          base_size=self.base_size or start.base_size)
+        filled.setdefault("arch", self.arch or DEFAULT_ARCH)
+        filled.setdefault("img_size", self.img_size or DEFAULT_IMG_SIZE)
+        return dataclasses.replace(self, **filled)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -82,9 +142,10 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    model: str = ""
+    model: str | None = None  # bundled name or path; None: the default bundled model
     data: str = ""
     usage: str | None = None  # CSV rows to score (default PublicTest when the CSV has Usage)
+    pixels: str | None = None  # fer2013.csv beside a FER+ fer2013new.csv
     classes: list[str] | None = None  # for plain .pth state_dicts
     batch_size: int = 256
     tta: str | None = None  # None: the model's own; "none" or "flip" override
@@ -92,3 +153,17 @@ class EvalConfig:
     json: str | None = None
     plot: str | None = None
     workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ConfigError("evaluate needs --data: labelled images (folder, zip, CSV or FER+ data)")
+        check_fields(self, {
+            "batch_size": (lambda v: isinstance(v, int) and v >= 1, "a whole number of at least 1"),
+            "limit": (lambda v: isinstance(v, int) and v >= 1, "at least 1 image"),
+            "workers": (lambda v: isinstance(v, int) and v >= 1, "a whole number of at least 1"),
+            "tta": (lambda v: v in ("none", "flip"), "none or flip"),
+        })
+        check_output_file(self.json, "--json")
+        check_output_file(self.plot, "--plot")
+        if self.plot:
+            require("matplotlib", "plot", "--plot")

@@ -16,7 +16,8 @@ from mobilefer.data.preprocess import normalize_batch
 from mobilefer.data.readers import csv_has_usage, describe_skipped, load_images
 from mobilefer.engine.config import EvalConfig
 from mobilefer.engine.metrics import score
-from mobilefer.inference.classifier import MissingExtraError, load_classifier
+from mobilefer.errors import MissingExtraError
+from mobilefer.runtime import load_classifier
 
 log = logging.getLogger(__name__)
 

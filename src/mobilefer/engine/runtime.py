@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from mobilefer.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -36,9 +38,19 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available here")
+        raise ConfigError(f"--device {name}: CUDA is not available here (no GPU or a CPU-only PyTorch); "
+                          "use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"--device {name}: MPS is not available here")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
     return device

@@ -32,15 +32,23 @@ def save_state(path: str | Path, optimizer: torch.optim.Optimizer, info: dict[st
 
 def load_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore the optimizer from ``path``; return the saved ``info``."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        header = json.loads(handle.metadata()[_KEY])
-        state: dict[int, dict[str, Any]] = {}
-        for key in handle.keys():
-            _, pid, slot = key.split(".", 2)
-            state.setdefault(int(pid), {})[slot] = handle.get_tensor(key)
-    for pid, slots in header["plain_state"].items():
-        state.setdefault(int(pid), {}).update(slots)
-    optimizer.load_state_dict({"state": state, "param_groups": header["param_groups"]})
+    from mobilefer.errors import ModelFileError
+    from mobilefer.runtime.files import read_safetensors_metadata
+
+    read_safetensors_metadata(path)  # a cut file fails here, naming it
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = json.loads(handle.metadata()[_KEY])
+            state: dict[int, dict[str, Any]] = {}
+            for key in handle.keys():
+                _, pid, slot = key.split(".", 2)
+                state.setdefault(int(pid), {})[slot] = handle.get_tensor(key)
+        for pid, slots in header["plain_state"].items():
+            state.setdefault(int(pid), {}).update(slots)
+        optimizer.load_state_dict({"state": state, "param_groups": header["param_groups"]})
+    except (SafetensorError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: damaged training state ({str(exc)[:200]}); "
+                             "the run cannot be resumed, start a new one") from None
     return header["info"]

@@ -1,5 +1,10 @@
 """The training loop: data in memory on the device, augmentation there, AdamW + cosine.
 
+A run starts from random weights, ImageNet, or a trained mobilefer model (fine-tuning:
+``--pretrained fer2013-small`` or any mobilefer ``.safetensors``): then the architecture,
+channels, input size and normalisation come from that model, its last layer's rows are
+reused by class name, and the backbone may stay frozen for the first ``freeze_epochs``.
+
 ``train(TrainConfig)`` is what ``mobilefer train`` calls. Outputs in ``config.out``:
 ``best.safetensors`` / ``last.safetensors`` (self-describing models), ``last.state.safetensors``
 (optimizer and progress, for ``--resume``), ``metrics.csv``, ``config.json`` and, for a split,
@@ -25,15 +30,17 @@ from torch import nn
 from tqdm import tqdm
 
 from mobilefer.atomic import write_text
-from mobilefer.checkpoint import save_model
+from mobilefer.checkpoint import read_weights, save_model, start_from
 from mobilefer.data.augment import Augment, eval_transform, train_transform
 from mobilefer.data.readers import LabeledImages, csv_has_usage, describe_skipped, load_images, stratified_split
 from mobilefer.engine.config import TrainConfig
 from mobilefer.engine.metrics import score
 from mobilefer.engine.runtime import broadcast_float, pick_device, seed_everything, setup_distributed
 from mobilefer.engine.state import load_state, save_state
+from mobilefer.errors import ConfigError, DatasetError, OutputError
 from mobilefer.meta import ModelMeta, library_versions
 from mobilefer.models import create_model, imagenet_stats, resolve_arch
+from mobilefer.runtime import ModelFile, read_meta, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +63,21 @@ def load_data(config: TrainConfig) -> tuple[LabeledImages, LabeledImages, str]:
     train = load_images(
         config.data, usage=train_usage, channels=config.channels, base_size=config.base_size,
         max_base_size=config.img_size, workers=config.workers, limit=config.limit, seed=config.seed,
+        labels=config.labels, pixels=config.pixels,
     )
+    if len(train.classes) < 2:
+        raise DatasetError(f"{config.data}: found only the class {train.classes[0]!r}; training needs at least two")
+    # Validation is always scored on majority labels: soft targets are for training only.
     fixed = dict(channels=train.channels, base_size=train.base_size, classes=train.classes, workers=config.workers)
     if config.val_data:
         val_usage = config.val_usage or ("PublicTest" if csv_has_usage(config.val_data) else None)
-        val = load_images(config.val_data, usage=val_usage, limit=config.val_limit, seed=config.seed, **fixed)
+        pixels = config.pixels if config.val_data and Path(config.val_data).parent == Path(config.data).parent else None
+        val = load_images(config.val_data, usage=val_usage, limit=config.val_limit, seed=config.seed,
+                          pixels=pixels, **fixed)
         return train, val, config.val_data
     if is_fer_csv:
-        val = load_images(config.data, usage=config.val_usage or "PublicTest", limit=config.val_limit, seed=config.seed, **fixed)
+        val = load_images(config.data, usage=config.val_usage or "PublicTest", limit=config.val_limit,
+                          seed=config.seed, pixels=config.pixels, **fixed)
         return train, val, f"{config.data} ({config.val_usage or 'PublicTest'} rows)"
     train_idx, val_idx = stratified_split(train.labels, config.val_split, config.seed)
     skipped = train.skipped
@@ -72,17 +86,43 @@ def load_data(config: TrainConfig) -> tuple[LabeledImages, LabeledImages, str]:
     return train, val, f"{config.val_split:.0%} stratified split of {config.data} (seed {config.seed})"
 
 
-def build_meta(config: TrainConfig, train: LabeledImages) -> ModelMeta:
-    if config.pretrained:
-        mean, std = imagenet_stats(train.channels)
+def build_meta(config: TrainConfig, train: LabeledImages, start: ModelMeta | None = None) -> ModelMeta:
+    """The new model's self-description; a fine-tune keeps its start model's normalisation."""
+    if start is not None:
+        mean, std, margin = start.mean, start.std, start.face_margin
+    elif config.pretrained:
+        (mean, std), margin = imagenet_stats(train.channels), config.face_margin
     else:
-        mean, std = [0.5] * train.channels, [0.25] * train.channels
+        mean, std, margin = [0.5] * train.channels, [0.25] * train.channels, config.face_margin
     return ModelMeta(
         arch=resolve_arch(config.arch), classes=list(train.classes), input_size=config.img_size,
         channels=train.channels, base_size=train.base_size, mean=mean, std=std,
-        face_margin=config.face_margin, tta=config.tta, config=config.to_dict(),
+        face_margin=margin, tta=config.tta, config=config.to_dict(),
         versions=library_versions("torch", "torchvision"),
     )
+
+
+def start_model(config: TrainConfig) -> tuple[ModelFile | None, ModelMeta | None]:
+    """The trained mobilefer model a fine-tune starts from (bundled name or .safetensors), if any."""
+    if not config.fine_tune:
+        return None, None
+    try:
+        found = resolve_model(config.pretrained, torch_weights=True)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"--pretrained: {exc}") from None
+    return found, read_meta(found.path)
+
+
+def _check_out(config: TrainConfig) -> None:
+    """Refuse an --out that is a file, or that holds another run (which a new run would overwrite)."""
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: is a file; expected a folder for the run")
+    if not config.resume and any((out / name).exists() for name in ("config.json", "last.safetensors")):
+        raise OutputError(f"--out {out}: holds a training run already; choose another folder, "
+                          f"or continue it with --resume {out}")
 
 
 def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
@@ -133,32 +173,51 @@ def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
 def train(config: TrainConfig) -> TrainResult:
     """Train a MobileNetV3 emotion classifier; see the module docstring for outputs."""
     if config.resume:
-        resume_dir = Path(config.resume)
-        saved = resume_dir / "config.json"
-        if not saved.is_file():
-            raise FileNotFoundError(f"{saved}: nothing to resume (no config.json in {resume_dir})")
-        config = TrainConfig.from_dict({**json.loads(saved.read_text()), "resume": str(resume_dir), "out": str(resume_dir)})
+        config = _resume_config(Path(config.resume))
+    elif not config.data:
+        raise ConfigError("train needs --data PATH (or --resume DIR)")
+    _check_out(config)
+    start_file, start_meta = start_model(config)
+    config = config.resolved(start_meta)
     device = pick_device(config.device)
     info = setup_distributed(device)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     out = Path(config.out)
     train_set, val_set, val_source = load_data(config)
-    meta = build_meta(config, train_set)
+    meta = build_meta(config, train_set, start_meta)
     meta.data = {
         "train": config.data, "val": val_source, "num_train": len(train_set), "num_val": len(val_set),
         "train_counts": train_set.counts(), "fingerprint": train_set.fingerprint(),
         "skipped": len(train_set.skipped) + len(val_set.skipped),
     }
+    if train_set.soft is not None:
+        meta.data["labels"] = "soft (vote distribution)"
+    if train_set.dropped or val_set.dropped:
+        meta.data["dropped"] = {"train": train_set.dropped, "val": val_set.dropped}
+
+    seed_everything(config.seed)
+    model = create_model(meta.arch, meta.num_classes, meta.channels, None if start_file else config.pretrained)
+    if start_file is not None:
+        rows = start_from(model, start_file.path, start_meta, meta.classes)
+        meta.data["start"] = {"model": start_file.ref, "rows": rows}
+    model = model.to(device)
     if info.main:
+        # Written only now that data and start model are known good: a failed start leaves nothing.
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.json", json.dumps(config.to_dict(), indent=2))
         if not config.val_data and not csv_has_usage(config.data):
             write_text(out / "val_files.txt", "\n".join(val_set.files) + "\n")
         log.info("train: %d images %s; val: %d from %s", len(train_set), train_set.counts(), len(val_set), val_source)
-
-    seed_everything(config.seed)
-    model = create_model(meta.arch, meta.num_classes, meta.channels, config.pretrained).to(device)
+        for what, data in (("train", train_set), ("val", val_set)):
+            if data.dropped:
+                log.info("%s: left out by the vote rule: %s", what, data.dropped)
+        if start_file is not None:
+            reused = {k: v for k, v in meta.data["start"]["rows"].items() if v is not None}
+            fresh = [k for k, v in meta.data["start"]["rows"].items() if v is None]
+            log.info("fine-tuning from %s (%s %dpx): head rows reused for %s; new: %s", start_file.ref, meta.arch,
+                     meta.input_size, ", ".join(f"{k}<-{v}" if k != v else k for k, v in reused.items()) or "none",
+                     ", ".join(fresh) or "none")
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.momentum = config.bn_momentum
@@ -174,14 +233,15 @@ def train(config: TrainConfig) -> TrainResult:
     )
     state: dict[str, Any] = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": [], "best_metrics": {}}
     if config.resume and (out / "last.state.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(out / "last.safetensors"), device=str(device)))
+        model.load_state_dict(read_weights(out / "last.safetensors", device=str(device)))
         state = load_state(out / "last.state.safetensors", optimizer)
         log.info("resuming %s after epoch %d", out, state["epoch"])
-    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None) if info.enabled else model
+    net = nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if cuda else None, find_unused_parameters=config.freeze_epochs > 0,
+    ) if info.enabled else model
 
     images, labels = _to_device(train_set, device)
+    soft = torch.from_numpy(train_set.soft).to(device) if train_set.soft is not None else None
     val_images, val_labels = _to_device(val_set, device)
     weights = class_weights(train_set.labels, meta.num_classes, config.balance)
     weights = weights.to(device) if weights is not None else None
@@ -196,7 +256,12 @@ def train(config: TrainConfig) -> TrainResult:
         seed_everything(config.seed * 100_003 + epoch * 101 + info.rank)
         gen = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch)
         order = torch.randperm(len(train_set), generator=gen, device=device)[info.rank :: info.world]
+        frozen = epoch < config.freeze_epochs
+        for p in model.features.parameters():
+            p.requires_grad_(not frozen)
         net.train()
+        if frozen:  # the head learns the new classes on the start model's features, BatchNorm stats included
+            model.features.eval()
         started, seen = time.perf_counter(), 0
         loss_sum = torch.zeros((), device=device)  # accumulated on the device: no sync per step
         correct = torch.zeros((), device=device, dtype=torch.long)
@@ -212,7 +277,8 @@ def train(config: TrainConfig) -> TrainResult:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = net(x)
-            loss = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=config.label_smoothing)
+            target = soft[idx] if soft is not None else y
+            loss = F.cross_entropy(logits.float(), target, weight=weights, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -265,3 +331,17 @@ def train(config: TrainConfig) -> TrainResult:
     if skipped and info.main:
         log.warning(describe_skipped(skipped))
     return TrainResult(out / "best.safetensors", out / "last.safetensors", state["best_metrics"], state["history"], skipped)
+
+
+def _resume_config(run: Path) -> TrainConfig:
+    """The saved config of the run in ``run``, set to continue there."""
+    saved = run / "config.json"
+    if not saved.is_file():
+        raise ConfigError(f"--resume {run}: nothing to resume (no config.json in it)")
+    try:
+        raw = json.loads(saved.read_text())
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        return TrainConfig.from_dict({**raw, "resume": str(run), "out": str(run)})
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"--resume {run}: {saved} is damaged ({exc}); start a new run instead") from None

@@ -13,12 +13,39 @@ from pathlib import Path
 
 import numpy as np
 
-from mobilefer.atomic import atomic_path
+from mobilefer.atomic import atomic_path, check_output_file
+from mobilefer.errors import ConfigError, MobileferError, check_fields
 from mobilefer.meta import METADATA_KEY, ModelMeta
 
 log = logging.getLogger(__name__)
 
 FP32_TOLERANCE = 1e-4
+# Hardswish needs opset 14; 20 is the newest the TorchScript exporter writes.
+OPSETS = range(14, 21)
+
+
+@dataclass
+class ExportConfig:
+    model: str | None = None  # bundled name or .safetensors (.pth with classes); None: the default model
+    out: str = ""
+    opset: int = 17
+    int8: bool = False  # static INT8 (QDQ), calibrated on calib_data
+    calib_data: str | None = None
+    calib_count: int = 512
+    check_count: int = 64
+    classes: list[str] | None = None  # for plain .pth state_dicts
+
+    def __post_init__(self) -> None:
+        if not str(self.out).endswith(".onnx"):
+            raise ConfigError(f"--out {self.out or '(none)'}: expected a .onnx file name")
+        check_output_file(self.out, "--out")
+        check_fields(self, {
+            "opset": (lambda v: v in OPSETS, f"an ONNX opset from {OPSETS[0]} to {OPSETS[-1]}"),
+            "calib_count": (lambda v: isinstance(v, int) and v >= 1, "at least 1 image"),
+            "check_count": (lambda v: isinstance(v, int) and v >= 1, "at least 1 image"),
+        })
+        if self.int8 and not self.calib_data:
+            raise ConfigError("--int8 needs --calib-data: images to calibrate activation ranges on")
 
 
 @dataclass
@@ -76,27 +103,28 @@ class _Calibration:
         return next(self.batches, None)
 
 
-def export_onnx(
-    model_path: str | Path,
-    out: str | Path,
-    *,
-    opset: int = 17,
-    int8: bool = False,
-    calib_data: str | None = None,
-    calib_count: int = 512,
-    check_count: int = 64,
-    classes: list[str] | None = None,
-) -> ExportReport:
-    """Export ``model_path`` (.safetensors or .pth with ``classes``) to ``out`` (.onnx)."""
+def export_onnx(model: str | Path | None, out: str | Path, **options) -> ExportReport:
+    """Export ``model`` (bundled name, .safetensors, .pth with ``classes``) to ``out`` (.onnx);
+    ``options`` are :class:`ExportConfig` fields."""
+    return export(ExportConfig(model=None if model is None else str(model), out=str(out), **options))
+
+
+def export(config: ExportConfig) -> ExportReport:
+    """What ``mobilefer export`` runs: write ``config.out`` and verify it against PyTorch."""
+    from mobilefer.runtime.classifier import require_torch
+
+    require_torch("export")
+    from mobilefer.errors import require
+
+    require("onnx", "export", "export")
     import torch
 
     from mobilefer.checkpoint import load_model
-    from mobilefer.export.runtime import OnnxClassifier
+    from mobilefer.runtime import OnnxClassifier, resolve_model
 
-    out = Path(out)
-    model, meta = load_model(model_path, classes=classes)
-    if int8 and not calib_data:
-        raise ValueError("INT8 export needs --calib-data: images to calibrate activation ranges on")
+    out, opset, int8, calib_data = Path(config.out), config.opset, config.int8, config.calib_data
+    calib_count, check_count = config.calib_count, config.check_count
+    model, meta = load_model(resolve_model(config.model, torch_weights=True).path, classes=config.classes)
     example = torch.zeros(1, meta.channels, meta.input_size, meta.input_size)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
@@ -136,5 +164,5 @@ def export_onnx(
     agreement = float((got.argmax(1) == expected.argmax(1)).mean())
     if not int8 and diff >= FP32_TOLERANCE:
         out.unlink(missing_ok=True)
-        raise RuntimeError(f"ONNX Runtime differs from PyTorch by {diff:.2e} (limit {FP32_TOLERANCE:.0e}); nothing written")
+        raise MobileferError(f"ONNX Runtime differs from PyTorch by {diff:.2e} (limit {FP32_TOLERANCE:.0e}); nothing written")
     return ExportReport(out, out.stat().st_size, diff, agreement, len(inputs), int8)

@@ -24,6 +24,12 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from mobilefer.errors import ConfigError, DetectorUnavailable
+
+
+DEFAULT_MIN_FACE = 32  # smallest face side in source pixels, for every entry point
+DETECTOR_CHOICES = ("auto", "haar", "centerface", "none")
+
 
 @dataclass(frozen=True)
 class Box:
@@ -47,10 +53,6 @@ class FaceDetector(Protocol):
         """uint8 (H, W, 3) BGR frame -> face boxes, best first; the bounds override the detector's own."""
 
 
-class DetectorUnavailable(RuntimeError):
-    """A named detector cannot run here; the message says what to install."""
-
-
 def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
@@ -72,7 +74,7 @@ class HaarDetector:
     name = "haar"
     smallest_seen = 24  # the cascade's window
 
-    def __init__(self, work_width: int = 320, min_face: int = 32, max_faces: int | None = None,
+    def __init__(self, work_width: int = 320, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
                  scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(str(path))
@@ -119,7 +121,7 @@ class CenterFaceDetector:
     max_nets = 4  # input sizes kept ready (a webcam or video needs one)
 
     def __init__(self, weights: str | Path | None = None, work_width: int = 320, threshold: float = 0.5,
-                 nms: float = 0.3, min_face: int = 32, max_faces: int | None = None) -> None:
+                 nms: float = 0.3, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None) -> None:
         found = centerface_weights(weights)
         if found is None:
             raise DetectorUnavailable(
@@ -202,7 +204,7 @@ def detector_name(name: str, weights: str | Path | None = None) -> str:
     if name == "auto":
         return "centerface" if centerface_weights(weights) else "haar"
     if name not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; choose one of auto, {', '.join(DETECTORS)}")
+        raise ConfigError(f"unknown detector {name!r}; choose one of auto, {', '.join(DETECTORS)}")
     return name
 
 

@@ -10,17 +10,23 @@ import contextlib
 import csv
 import json
 import logging
+import os
+import re
+import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import cv2
 
-from mobilefer.atomic import atomic_path
+from mobilefer.atomic import atomic_path, check_output_dir, check_output_file
+from mobilefer.errors import ConfigError, check_fields
+from mobilefer.inference.detectors import DEFAULT_MIN_FACE, DETECTOR_CHOICES
 from mobilefer.inference.draw import draw_faces
-from mobilefer.inference.recognizer import EmotionRecognizer, FrameResult
+from mobilefer.inference.recognizer import Cadence, EmotionRecognizer, FrameResult
+from mobilefer.inference.tracking import Smoother
 from mobilefer.inference.sources import source_kind
 
 log = logging.getLogger(__name__)
@@ -29,7 +35,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class PredictConfig:
     source: str = ""
-    model: str | None = None  # None: the bundled default
+    model: str | None = None  # bundled name or path; None: the bundled default
     detector: str = "auto"
     out: str | None = None
     json: str | None = None
@@ -38,12 +44,32 @@ class PredictConfig:
     smooth: str | None = None  # ema[:ALPHA] or window[:N]
     every: str | None = None  # e.g. 2s or 5f
     detect_every: int = 1
-    min_face: int = 32
+    min_face: int = DEFAULT_MIN_FACE
     max_faces: int | None = None
     margin: float | None = None  # default: the model's own
     classes: list[str] | None = None  # for .pth models
     threads: int | None = None  # ONNX Runtime intra-op threads (None: up to 4)
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        if not str(self.source).strip():
+            raise ConfigError("predict needs a SOURCE: an image, folder, glob, video, webcam index or URL")
+        whole = lambda low: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low)  # noqa: E731
+        check_fields(self, {
+            "detector": (lambda v: v in DETECTOR_CHOICES, " or ".join(DETECTOR_CHOICES)),
+            "detect_every": (whole(1), "a whole number of frames, at least 1"),
+            "min_face": (whole(1), "a face side of at least 1 pixel"),
+            "max_faces": (whole(1), "at least 1 face"),
+            "margin": (lambda v: 0 <= v <= 1, "0 to 1 (a fraction of the face side)"),
+            "threads": (lambda v: whole(1)(v) and v <= 256, "1 to 256 threads"),
+        })
+        Cadence.parse(self.every)
+        Smoother.parse(self.smooth)
+        check_output_file(self.json, "--json")
+        check_output_file(self.csv, "--csv")
+        check_output_dir(self.out, "--out")
+        if self.show:
+            check_display()
 
 
 @dataclass
@@ -57,13 +83,21 @@ class PredictSummary:
     kind: str = "image"
 
 
-@contextlib.contextmanager
-def _atomic_open(path: str | None) -> Iterator[IO[str] | None]:
-    if path is None:
-        yield None
-        return
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        yield handle
+class _TextOutput:
+    """A text file written under a temporary name beside its target, renamed by ``close(keep=True)``:
+    an earlier file at the path survives a run that failed or produced nothing."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.handle: IO[str] = open(self.tmp, "w", newline="")
+
+    def close(self, keep: bool) -> None:
+        self.handle.close()
+        if keep:
+            self.tmp.replace(self.path)
+        self.tmp.unlink(missing_ok=True)
 
 
 class _VideoWriter:
@@ -110,7 +144,8 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
     if out and live:
         stem = Path(config.source).stem if kind == "video" else "capture"
         video = _VideoWriter(out / f"{stem}.mp4")
-    timeline: list[tuple[float, int, dict[str, float]]] = []
+    # The timeline feeds the plot written with --out; without it nothing is kept per frame.
+    timeline: list[tuple[float, int, dict[str, float]]] | None = [] if out and live else None
     results = rec.stream(config.source, every=config.every, smooth=config.smooth, detect_every=config.detect_every)
     bar = None
     if config.progress and live:
@@ -118,12 +153,14 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
 
         bar = tqdm(unit="frame", desc=Path(str(config.source)).name)
     completed = False
+    jsonl = _TextOutput(config.json) if config.json else None
+    table = _TextOutput(config.csv) if config.csv else None
     try:
-        with _atomic_open(config.json) as jsonl, _atomic_open(config.csv) as csv_handle:
-            writer = csv.writer(csv_handle) if csv_handle else None
-            if writer:
-                writer.writerow(["source", "frame", "time_s", "id", "x", "y", "w", "h", "label", "score",
-                                 *(f"p_{c}" for c in rec.classes)])
+        writer = csv.writer(table.handle) if table else None
+        if writer:
+            writer.writerow(["source", "frame", "time_s", "id", "x", "y", "w", "h", "label", "score",
+                             *(f"p_{c}" for c in rec.classes)])
+        try:
             for result in results:
                 if result.error:
                     summary.failed.append(result.error)
@@ -132,12 +169,13 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
                 summary.frames += 1
                 summary.faces += len(result.faces)
                 if jsonl:
-                    jsonl.write(json.dumps(result.to_dict()) + "\n")
+                    jsonl.handle.write(json.dumps(result.to_dict()) + "\n")
                 if writer:
                     writer.writerows(_csv_rows(result, rec.classes))
                 for face in result.faces:
                     summary.per_face[face.id][face.label] += 1
-                    timeline.append((result.time_s, face.id, face.probs))
+                    if timeline is not None:
+                        timeline.append((result.time_s, face.id, face.probs))
                 if out or config.show:
                     draw_faces(result.image, result.faces)
                 if video:
@@ -155,16 +193,23 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
                     on_result(result)
                 if bar:
                     bar.update()
+        except KeyboardInterrupt:
+            if kind not in ("webcam", "stream"):
+                raise
+            # Ctrl-C is how a live session ends: keep what it recorded.
         completed = True
     finally:
+        keep = completed and summary.frames > 0  # a run that read nothing leaves earlier outputs alone
+        for output in (jsonl, table, video):
+            if output:
+                output.close(keep=keep)
+        if video and keep:
+            summary.written.append(str(video.path))
         if bar:
             bar.close()
-        if video:
-            video.close(keep=completed and summary.frames > 0)
-            if completed and summary.frames:
-                summary.written.append(str(video.path))
         if config.show:
-            cv2.destroyAllWindows()
+            with contextlib.suppress(cv2.error):
+                cv2.destroyAllWindows()
     if out and live and timeline:
         written = plot_timeline(timeline, rec.classes, out / f"{Path(str(config.source)).stem}_timeline.png")
         if written:
@@ -172,13 +217,20 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
     return summary
 
 
+def check_display() -> None:
+    """ConfigError, before any work, when OpenCV cannot open a window here."""
+    gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.M)
+    if gui is None or gui.group(1).upper() == "NONE":
+        raise ConfigError("--show needs a desktop OpenCV, and this one is headless (opencv-python-headless): "
+                          "pip install 'opencv-python<5' in its place, or write the annotated frames with --out")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise ConfigError("--show needs a display, and DISPLAY is not set; write the annotated frames with --out")
+
+
 def _show(frame) -> bool:
     """Show a frame; True when the user pressed q."""
-    try:
-        cv2.imshow("mobilefer", frame)
-        return (cv2.waitKey(1) & 0xFF) == ord("q")
-    except cv2.error:
-        raise RuntimeError("--show needs a desktop OpenCV (opencv-python, not -headless) and a display") from None
+    cv2.imshow("mobilefer", frame)
+    return (cv2.waitKey(1) & 0xFF) == ord("q")
 
 
 def plot_timeline(timeline: list[tuple[float, int, dict[str, float]]], classes: list[str], path: Path) -> str | None:

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mobilefer.data.images import bgr_to_rgb, pil_to_array, read_image
+from mobilefer.errors import ConfigError
+from mobilefer.data.images import bgr_to_rgb, pil_to_array, read_image, rgb_to_bgr
 from mobilefer.data.preprocess import preprocess
-from mobilefer.inference.classifier import Classifier, load_classifier
-from mobilefer.inference.detectors import Box, FaceDetector, create_detector, face_crop
-from mobilefer.inference.sources import Frame, iter_frames, rgb_to_bgr
+from mobilefer.runtime import Classifier, load_classifier
+from mobilefer.inference.detectors import DEFAULT_MIN_FACE, Box, FaceDetector, create_detector, face_crop
+from mobilefer.inference.sources import Frame, iter_frames
 from mobilefer.inference.tracking import IoUTracker, Smoother
 
 
@@ -77,13 +79,7 @@ class Cadence:
                     return cls(seconds=seconds)
         except ValueError:
             pass
-        raise ValueError(f"--every {spec!r}: expected frames like 5f or seconds like 2s")
-
-
-def default_model_path() -> Path:
-    from mobilefer.weights import default_model
-
-    return default_model()
+        raise ConfigError(f"--every {spec!r}: expected frames like 5f or seconds like 2s")
 
 
 class EmotionRecognizer:
@@ -96,10 +92,10 @@ class EmotionRecognizer:
 
     @classmethod
     def load(cls, model: str | Path | None = None, *, detector: str = "auto", margin: float | None = None,
-             min_face: int = 32, max_faces: int | None = None, threads: int | None = None,
+             min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None, threads: int | None = None,
              classes: list[str] | None = None) -> "EmotionRecognizer":
         """From a saved model (.onnx, .safetensors, .pth with classes); no path: the bundled one."""
-        clf = load_classifier(model or default_model_path(), classes=classes, threads=threads)
+        clf = load_classifier(model, classes=classes, threads=threads)
         return cls(clf, create_detector(detector, min_face=min_face, max_faces=max_faces), margin)
 
     @property
@@ -127,9 +123,20 @@ class EmotionRecognizer:
         crops = [bgr_to_rgb(face_crop(frame, b, self.margin)) for b in boxes]
         return self.label_faces(boxes, self.classify_crops(crops))
 
-    def recognize_frame(self, frame: np.ndarray) -> list[Face]:
-        """uint8 (H, W, 3) BGR frame -> faces, best detection first."""
-        return self.classify_boxes(frame, self.detector.detect(frame))
+    def recognize_frame(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
+                        timing: dict[str, float] | None = None) -> list[Face]:
+        """uint8 (H, W, 3) BGR frame -> faces, best detection first.
+
+        ``min_face``/``max_faces`` override the detector's own for this frame; ``timing``, if
+        given, receives the milliseconds spent in ``detect`` and ``classify``."""
+        start = time.perf_counter()
+        boxes = self.detector.detect(frame, min_face=min_face, max_faces=max_faces)
+        found = time.perf_counter()
+        faces = self.classify_boxes(frame, boxes)
+        if timing is not None:
+            timing["detect"] = 1000 * (found - start)
+            timing["classify"] = 1000 * (time.perf_counter() - found)
+        return faces
 
     def recognize(self, image: str | Path | Image.Image | np.ndarray) -> list[Face]:
         """A path, a PIL image, or a uint8 BGR (H, W, 3) / gray (H, W) array -> faces."""
@@ -147,15 +154,20 @@ class EmotionRecognizer:
 
         ``every`` classifies only every N frames / seconds and carries labels over between;
         ``detect_every`` runs the detector every k frames and keeps the boxes in between.
+        ``tracker`` is used for the first source; each further image of a folder gets a fresh
+        one with the same settings.
         """
+        if not isinstance(detect_every, int) or detect_every < 1:
+            raise ConfigError(f"--detect-every {detect_every!r}: expected a whole number of frames, at least 1")
         cadence = every if isinstance(every, Cadence) else Cadence.parse(every)
         smoother = Smoother.parse(smooth)
-        tracker = tracker or IoUTracker()
+        template = tracker or IoUTracker()
         last_classified_t, last_source = -1e9, None
         boxes: list[Box] = []
         for frame in iter_frames(source):
             if frame.source != last_source:  # a new image in a folder: nothing carries over
-                tracker, last_classified_t, last_source, boxes = IoUTracker(), -1e9, frame.source, []
+                tracker = template if last_source is None else template.fresh()
+                last_classified_t, last_source, boxes = -1e9, frame.source, []
             if frame.error:
                 yield FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
                 continue

@@ -15,14 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mobilefer.data.images import ImageDecodeError, is_image_name, read_image
+from mobilefer.data.images import ImageDecodeError, is_image_name, read_image, rgb_to_bgr
+from mobilefer.errors import SourceError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 OPEN_TIMEOUT_MS = 5000
-
-
-class SourceError(ValueError):
-    """A source that cannot be opened; the message names it and says why."""
 
 
 @dataclass
@@ -33,13 +30,6 @@ class Frame:
     image: np.ndarray | None  # uint8 (H, W, 3) BGR; None when ``error`` is set
     error: str | None = None
     fps: float = 0.0  # the video's or camera's frame rate; 0 for still images
-
-
-def rgb_to_bgr(img: np.ndarray) -> np.ndarray:
-    """uint8 gray (H, W) or RGB (H, W, 3) -> BGR (H, W, 3)."""
-    if img.ndim == 2 or img.shape[2] == 1:
-        return cv2.cvtColor(img.reshape(img.shape[0], img.shape[1]), cv2.COLOR_GRAY2BGR)
-    return np.ascontiguousarray(img[:, :, ::-1])
 
 
 def _image_frame(path: Path, index: int = 0) -> Frame:

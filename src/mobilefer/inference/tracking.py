@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mobilefer.errors import ConfigError
 from mobilefer.inference.detectors import Box
 
 
@@ -29,17 +30,18 @@ class Smoother:
         if not spec or spec == "none":
             return None
         kind, _, value = spec.partition(":")
-        if kind == "ema":
-            alpha = float(value) if value else 0.4
-            if not 0 < alpha <= 1:
-                raise ValueError(f"--smooth ema:ALPHA needs 0 < ALPHA <= 1, got {value}")
-            return cls("ema", alpha)
-        if kind == "window":
-            size = int(value) if value else 5
-            if size < 1:
-                raise ValueError(f"--smooth window:N needs N >= 1, got {value}")
-            return cls("window", size)
-        raise ValueError(f"--smooth {spec!r}: expected ema[:ALPHA] or window[:N]")
+        try:
+            if kind == "ema":
+                alpha = float(value) if value else 0.4
+                if 0 < alpha <= 1:
+                    return cls("ema", alpha)
+            elif kind == "window":
+                size = int(value) if value else 5
+                if size >= 1:
+                    return cls("window", size)
+        except ValueError:
+            pass
+        raise ConfigError(f"--smooth {spec!r}: expected ema[:ALPHA] with 0 < ALPHA <= 1, or window[:N] with N >= 1")
 
 
 @dataclass
@@ -70,6 +72,10 @@ class IoUTracker:
         self.threshold, self.max_missed = threshold, max_missed
         self.tracks: list[Track] = []
         self._next_id = 0
+
+    def fresh(self) -> "IoUTracker":
+        """A new tracker with the same settings and no tracks."""
+        return type(self)(self.threshold, self.max_missed)
 
     def update(self, boxes: list[Box]) -> list[Track]:
         """The track for each box, in the boxes' order (new ids for unmatched boxes)."""

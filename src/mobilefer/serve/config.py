@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from mobilefer.errors import ConfigError
+from mobilefer.inference.detectors import DEFAULT_MIN_FACE
+
 
 @dataclass
 class ServeConfig:
@@ -19,7 +22,7 @@ class ServeConfig:
     max_upload_mb: float = 10.0  # larger bodies get 413
     max_megapixels: float = 40.0  # larger images get 413, checked before decoding
     max_faces: int = 100  # a request may ask for fewer
-    min_face: int = 32
+    min_face: int = DEFAULT_MIN_FACE
     threads: int | None = None  # ONNX Runtime threads per inference (None: up to 4)
     log_level: str = "info"
 
@@ -30,7 +33,7 @@ class ServeConfig:
                   "min_face": self.min_face >= 1, "port": 0 <= self.port <= 65535}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"invalid serve settings: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+            raise ConfigError(f"invalid serve settings: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
 
     @property
     def max_upload_bytes(self) -> int:

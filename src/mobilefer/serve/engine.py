@@ -7,19 +7,17 @@ for the length of one inference (the gate guarantees one is free).
 from __future__ import annotations
 
 import queue
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mobilefer.inference.classifier import Classifier, load_classifier
+from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import available_detectors, create_detector, detector_name
 from mobilefer.inference.recognizer import EmotionRecognizer, Face
-from mobilefer.inference.sources import rgb_to_bgr
 from mobilefer.serve.config import ServeConfig
-from mobilefer.weights import resolve
+from mobilefer.runtime import resolve_model
 
 
 @dataclass
@@ -48,7 +46,7 @@ class _Slot:
 class Engine:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.model_path = resolve(config.model)
+        self.model_path = resolve_model(config.model).path
         self.classifier = load_classifier(self.model_path, threads=config.threads)
         self.meta = self.classifier.meta
         self.detectors = available_detectors()
@@ -70,25 +68,19 @@ class Engine:
             create_detector(name)  # raises DetectorUnavailable with the install hint
         return name
 
-    def recognize(self, image: np.ndarray, detector: str | None = None, min_face: int | None = None,
+    def recognize(self, frame: np.ndarray, detector: str | None = None, min_face: int | None = None,
                   max_faces: int | None = None) -> Recognition:
-        """uint8 (H, W) gray or (H, W, 3) RGB -> faces; blocking, called from the executor.
+        """uint8 (H, W, 3) BGR frame -> faces; blocking, called from the executor.
 
         ``detector``: a name from :meth:`resolve_detector` (default: the server's)."""
         name = detector or self.default_detector
+        timing: dict[str, float] = {}
         slot = self._slots.get()
         try:
-            rec = slot.recognizer(name)
-            start = time.perf_counter()
-            frame = rgb_to_bgr(image)
-            boxes = rec.detector.detect(frame, min_face=min_face, max_faces=max_faces)
-            found = time.perf_counter()
-            faces = rec.classify_boxes(frame, boxes)
-            done = time.perf_counter()
+            faces = slot.recognizer(name).recognize_frame(frame, min_face=min_face, max_faces=max_faces, timing=timing)
         finally:
             self._slots.put(slot)
-        timing = {"detect": 1000 * (found - start), "classify": 1000 * (done - found)}
-        return Recognition(faces, name, image.shape[1], image.shape[0], timing)
+        return Recognition(faces, name, frame.shape[1], frame.shape[0], timing)
 
     def model_info(self) -> dict[str, Any]:
         meta = self.meta

@@ -25,9 +25,8 @@ def serve(config: ServeConfig) -> None:
     if config.workers == 1:
         uvicorn.run(create_app(config), **options)
         return
-    from mobilefer.inference.classifier import load_classifier
-    from mobilefer.weights import resolve
+    from mobilefer.runtime import load_classifier
 
-    load_classifier(resolve(config.model), threads=1)  # fail here, not N times
+    load_classifier(config.model, threads=1)  # fail here, not N times
     os.environ[CONFIG_ENV] = config.to_json()
     uvicorn.run("mobilefer.serve.app:app_from_env", factory=True, workers=config.workers, **options)

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterable
 
 import numpy as np
 
-from mobilefer.data.images import ImageDecodeError, ImageTooLargeError, UnsupportedImageError, decode_image
+
+from mobilefer.data.images import ImageDecodeError, ImageTooLargeError, UnsupportedImageError, decode_image, rgb_to_bgr
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
 RAW_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/webp", "application/octet-stream"})
@@ -100,9 +101,9 @@ def image_bytes(body: bytes, content_type: str | None) -> bytes:
 
 
 def decode_upload(data: bytes, max_pixels: int) -> np.ndarray:
-    """Encoded JPEG/PNG/WebP -> uint8 (H, W) gray or (H, W, 3) RGB, within the pixel cap."""
+    """Encoded JPEG/PNG/WebP -> uint8 (H, W, 3) BGR, the recognizer's frame convention, within the pixel cap."""
     try:
-        return decode_image(data, "upload", formats=ACCEPTED_FORMATS, max_pixels=max_pixels)
+        return rgb_to_bgr(decode_image(data, "upload", formats=ACCEPTED_FORMATS, max_pixels=max_pixels))
     except UnsupportedImageError as exc:
         raise UploadError(415, f"{exc}: {WHAT_TO_SEND}") from None
     except ImageTooLargeError as exc:

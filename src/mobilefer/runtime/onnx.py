@@ -1,8 +1,4 @@
-"""The PyTorch-free runtime: ONNX models on ONNX Runtime, metadata from ``metadata_props``.
-
-Nothing here imports torch; ``mobilefer predict|evaluate`` with an ``.onnx`` model run on
-the base install (numpy, Pillow, OpenCV, onnxruntime).
-"""
+"""ONNX models on ONNX Runtime, metadata from ``metadata_props``; never imports torch."""
 from __future__ import annotations
 
 import os
@@ -10,11 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mobilefer.errors import ModelFileError
 from mobilefer.meta import METADATA_KEY, ModelMeta, decode_meta
-
-
-class OnnxModelError(ValueError):
-    """An .onnx file that is not a usable mobilefer model; the message says why."""
 
 
 def _session_options(threads: int | None):
@@ -36,26 +29,42 @@ def _session_options(threads: int | None):
 
 
 def open_session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime CPU session for ``path``, or OnnxModelError naming the file."""
+    """An ONNX Runtime CPU session for ``path``, or ModelFileError naming the file."""
     import onnxruntime as ort
 
     path = Path(path)
     if not path.is_file():
-        raise OnnxModelError(f"{path}: no such model file")
+        raise ModelFileError(f"{path}: no such model file")
     try:
         return ort.InferenceSession(str(path), _session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types for corrupt files
-        first = str(exc).strip().splitlines()[0][:200]
-        raise OnnxModelError(f"{path}: not a loadable ONNX model ({first})") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelFileError(f"{path}: not a loadable ONNX model ({first})") from None
 
 
 def meta_from_session(session, path: str | Path) -> ModelMeta:
-    return decode_meta(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), path, OnnxModelError,
+    return decode_meta(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), path, ModelFileError,
                        "ONNX model without mobilefer metadata; export it with `mobilefer export`")
 
 
 def read_onnx_meta(path: str | Path) -> ModelMeta:
     return meta_from_session(open_session(path, threads=1), path)
+
+
+def _check_io(session, meta: ModelMeta, path: Path) -> None:
+    """The graph's input and output shapes must agree with the metadata, or nothing runs."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    shape = inputs[0].shape
+    if len(inputs) != 1 or len(shape) != 4 or shape[1] != meta.channels:
+        raise ModelFileError(f"{path}: input shape {shape} does not match the metadata "
+                             f"(one input of N x {meta.channels} x H x W)")
+    fixed = [d for d in shape[2:] if isinstance(d, int)]
+    if any(d != meta.input_size for d in fixed):
+        raise ModelFileError(f"{path}: input shape {shape} does not match the metadata's input size {meta.input_size}")
+    out = outputs[0].shape
+    if len(out) != 2 or (isinstance(out[1], int) and out[1] != meta.num_classes):
+        raise ModelFileError(f"{path}: output shape {out} does not match the metadata's "
+                             f"{meta.num_classes} classes ({', '.join(meta.classes)})")
 
 
 class OnnxClassifier:
@@ -65,16 +74,18 @@ class OnnxClassifier:
         self.path = Path(path)
         self.session = open_session(self.path, threads)
         self.meta = meta_from_session(self.session, self.path)
+        _check_io(self.session, self.meta, self.path)
         self.input_name = self.session.get_inputs()[0].name
-        shape = self.session.get_inputs()[0].shape
-        if len(shape) != 4 or shape[1] != self.meta.channels:
-            raise OnnxModelError(f"{path}: input shape {shape} does not match the metadata ({self.meta.channels} channels)")
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        if out.ndim != 2 or out.shape[1] != self.meta.num_classes:  # a dynamic output dim the graph hid
+            raise ModelFileError(f"{self.path}: the model gives {out.shape[-1]} outputs but its metadata "
+                                 f"names {self.meta.num_classes} classes")
+        return out
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from mobilefer.inference.classifier import softmax
+        from mobilefer.runtime.classifier import softmax
 
         if len(x) == 0:
             return np.zeros((0, self.meta.num_classes), dtype=np.float32)

@@ -1,8 +1,8 @@
 """A classifier is a saved model behind one call: preprocessed batch in, probabilities out.
 
-``load_classifier(path)`` picks the backend by file type: ``.onnx`` runs on ONNX Runtime
-(no PyTorch imported), ``.safetensors`` / ``.pth`` on PyTorch. Both apply the model's
-test-time augmentation (``meta.tta``) themselves.
+``load_classifier(ref)`` resolves the reference and picks the backend by format: ``.onnx``
+runs on ONNX Runtime (no PyTorch imported), ``.safetensors`` / ``.pth`` on PyTorch. Both
+apply the model's test-time augmentation (``meta.tta``) themselves.
 """
 from __future__ import annotations
 
@@ -12,11 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
+from mobilefer.errors import MissingExtraError, importable
 from mobilefer.meta import ModelMeta
-
-
-class MissingExtraError(ImportError):
-    """An optional dependency is missing; the message names the extra to install."""
 
 
 class Classifier(Protocol):
@@ -49,32 +46,42 @@ class TorchClassifier:
         return p.cpu().numpy()
 
 
+def require_torch(what: str) -> None:
+    """MissingExtraError naming the extra when PyTorch is not installed."""
+    if not (importable("torch") and importable("safetensors")):
+        raise MissingExtraError(f"{what} needs PyTorch: pip install 'mobilefer[train]'")
+
+
 def load_classifier(
-    path: str | Path,
+    ref: str | Path | None = None,
     *,
     classes: Sequence[str] | None = None,
     input_size: int = 224,
     tta: str | None = None,
     threads: int | None = None,
 ) -> Classifier:
-    """Open a saved model for inference; ``tta`` ("none"/"flip") overrides the model's own."""
-    path = Path(path)
-    if path.suffix == ".onnx":
-        from mobilefer.export.runtime import OnnxClassifier
+    """Open a model for inference (bundled name, path, None: the default).
 
-        clf: Classifier = OnnxClassifier(path, threads=threads)
+    ``tta`` ("none"/"flip") overrides the model's own; ``classes`` and ``input_size`` are
+    for plain ``.pth`` state_dicts only.
+    """
+    from mobilefer.runtime.refs import resolve_model
+
+    model = resolve_model(ref)
+    if model.kind == "onnx":
+        from mobilefer.runtime.onnx import OnnxClassifier
+
+        clf: Classifier = OnnxClassifier(model.path, threads=threads)
     else:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise MissingExtraError(
-                f"{path}: PyTorch checkpoints need PyTorch: pip install 'mobilefer[train]', "
-                "or export the model to ONNX and use the .onnx file"
-            ) from None
+        require_torch(f"{model.path}: a PyTorch model (export it to ONNX to run without PyTorch)")
         from mobilefer.checkpoint import load_model
 
-        model, meta = load_model(path, classes=classes, input_size=input_size)
-        clf = TorchClassifier(model, meta)
+        net, meta = load_model(model.path, classes=classes, input_size=input_size)
+        clf = TorchClassifier(net, meta)
     if tta is not None:
+        if tta not in ("none", "flip"):
+            from mobilefer.errors import ConfigError
+
+            raise ConfigError(f"--tta {tta!r}: expected none or flip")
         clf.meta.tta = tta
     return clf
