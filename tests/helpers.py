@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,3 +63,22 @@ def serve_in_child(*args: str, timeout_s: float = 60.0) -> Iterator[tuple[str, s
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+BLOCK_TORCH = textwrap.dedent("""
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split('.')[0] in ('torch', 'torchvision'):
+                raise ImportError('torch is blocked in this test')
+    sys.meta_path.insert(0, Block())
+    from mobilefer.cli import main
+    code = main(sys.argv[1:])
+    assert 'torch' not in sys.modules
+    sys.exit(code)
+""")
+
+
+def run_without_torch(*args: str) -> subprocess.CompletedProcess:
+    """`mobilefer ARGS` in a child process where importing torch fails, as on the runtime install."""
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH, *args], capture_output=True, text=True, timeout=120)

@@ -1,11 +1,11 @@
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import run_without_torch
 from mobilefer.checkpoint import read_meta, save_model
 from mobilefer.export.onnx import export_onnx
 from mobilefer.errors import ModelFileError
@@ -66,24 +66,6 @@ def test_corrupt_and_foreign_onnx_files_get_clear_errors(tmp_path):
     onnx.save(helper.make_model(graph), str(foreign))
     with pytest.raises(ModelFileError, match="without mobilefer metadata"):
         OnnxClassifier(foreign)
-
-
-BLOCK_TORCH = textwrap.dedent("""
-    import sys
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split('.')[0] in ('torch', 'torchvision'):
-                raise ImportError('torch is blocked in this test')
-    sys.meta_path.insert(0, Block())
-    from mobilefer.cli import main
-    code = main(sys.argv[1:])
-    assert 'torch' not in sys.modules
-    sys.exit(code)
-""")
-
-
-def run_without_torch(*args):
-    return subprocess.run([sys.executable, "-c", BLOCK_TORCH, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_predict_and_evaluate_run_without_torch(tmp_path, folder_data, checkpoint, bundled_model):

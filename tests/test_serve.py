@@ -288,7 +288,7 @@ def test_queued_requests_are_served_when_a_slot_frees(jpeg):
 
 def test_settings_are_checked(bundled_model):
     assert ServeConfig().host == "127.0.0.1"  # loopback unless asked
-    with pytest.raises(ValueError, match="slots=0"):
+    with pytest.raises(ValueError, match="--slots 0"):
         ServeConfig(slots=0)
     assert ServeConfig.from_json(ServeConfig(model=str(bundled_model), workers=3).to_json()).workers == 3
 

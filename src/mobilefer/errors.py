@@ -65,12 +65,13 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def check_fields(config: object, rules: dict[str, tuple[object, str]]) -> None:
+def check_fields(config: object, rules: dict[str, tuple[object, str]], flags: dict[str, str] | None = None) -> None:
     """ConfigError naming the flag of the first field whose value breaks its rule.
 
     ``rules`` maps a field name to (predicate, what is expected); None values pass (unset).
+    ``flags`` names the flag of a field whose flag is not simply its name (``queue_timeout_s``).
     """
     for name, (ok, expected) in rules.items():
         value = getattr(config, name)
         if value is not None and not ok(value):  # type: ignore[operator]
-            raise ConfigError(f"{flag(name)} {value!r}: expected {expected}")
+            raise ConfigError(f"{(flags or {}).get(name) or flag(name)} {value!r}: expected {expected}")

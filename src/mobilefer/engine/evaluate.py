@@ -25,14 +25,16 @@ log = logging.getLogger(__name__)
 def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Score ``config.model`` on ``config.data``; write JSON/PNG if asked. Returns the report.
 
-    The report also carries ``skipped`` (unreadable files) and ``model`` (its summary).
+    The report also carries ``skipped`` (unreadable files), ``dropped`` (vote data: images
+    without a majority label, by reason) and ``model`` (its summary). Vote data (FER+) is
+    always scored against the majority label.
     """
     clf = load_classifier(config.model, classes=config.classes, tta=config.tta)
     meta = clf.meta
     usage = config.usage or ("PublicTest" if csv_has_usage(config.data) else None)
     data = load_images(
         config.data, usage=usage, channels=meta.channels, base_size=meta.base_size,
-        classes=meta.classes, workers=config.workers, limit=config.limit,
+        classes=meta.classes, workers=config.workers, limit=config.limit, pixels=config.pixels,
     )
     probs = np.concatenate([
         clf(normalize_batch(data.images[i : i + config.batch_size], meta))
@@ -45,7 +47,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         plot_confusion(result, config.plot, title=f"{meta.arch} on {config.data}")
     if data.skipped:
         log.warning(describe_skipped(data.skipped))
-    return {**result, "skipped": [reason for _, reason in data.skipped], "model": meta.summary()}
+    return {**result, "skipped": [reason for _, reason in data.skipped], "dropped": data.dropped,
+            "model": meta.summary()}
 
 
 def plot_confusion(result: dict[str, Any], path: str, title: str = "") -> None:

@@ -205,9 +205,10 @@ def train(config: TrainConfig) -> TrainResult:
     if info.main:
         # Written only now that data and start model are known good: a failed start leaves nothing.
         out.mkdir(parents=True, exist_ok=True)
-        write_text(out / "config.json", json.dumps(config.to_dict(), indent=2))
-        if not config.val_data and not csv_has_usage(config.data):
-            write_text(out / "val_files.txt", "\n".join(val_set.files) + "\n")
+        if not config.resume:  # a resumed run keeps the files its first start wrote
+            write_text(out / "config.json", json.dumps(config.to_dict(), indent=2))
+            if not config.val_data and not csv_has_usage(config.data):
+                write_text(out / "val_files.txt", "\n".join(val_set.files) + "\n")
         log.info("train: %d images %s; val: %d from %s", len(train_set), train_set.counts(), len(val_set), val_source)
         for what, data in (("train", train_set), ("val", val_set)):
             if data.dropped:

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from mobilefer import __version__
+from mobilefer.errors import MobileferError
 from mobilefer.inference.detectors import DetectorUnavailable
 from mobilefer.serve.config import ServeConfig
 from mobilefer.serve.engine import Engine
@@ -104,6 +105,10 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(MobileferError)
+    async def mobilefer_error(request: Request, exc: MobileferError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy) -> JSONResponse:

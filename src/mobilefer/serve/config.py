@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from mobilefer.errors import ConfigError
-from mobilefer.inference.detectors import DEFAULT_MIN_FACE
+from mobilefer.errors import check_fields
+from mobilefer.inference.detectors import DEFAULT_MIN_FACE, DETECTOR_CHOICES
 
 
 @dataclass
@@ -27,13 +27,16 @@ class ServeConfig:
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        checks = {"workers": self.workers >= 1, "slots": self.slots >= 1, "queue": self.queue >= 0,
-                  "queue_timeout_s": self.queue_timeout_s > 0, "read_timeout_s": self.read_timeout_s > 0, "max_upload_mb": self.max_upload_mb > 0,
-                  "max_megapixels": self.max_megapixels > 0, "max_faces": self.max_faces >= 1,
-                  "min_face": self.min_face >= 1, "port": 0 <= self.port <= 65535}
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"invalid serve settings: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+        whole = lambda low, high=10**9: (lambda v: isinstance(v, int) and low <= v <= high)  # noqa: E731
+        positive = (lambda v: v > 0, "a number above 0")
+        check_fields(self, {
+            "port": (whole(0, 65535), "a port from 0 to 65535"), "workers": (whole(1, 64), "1 to 64 processes"),
+            "slots": (whole(1, 64), "1 to 64"), "queue": (whole(0), "0 or more requests"),
+            "queue_timeout_s": positive, "read_timeout_s": positive, "max_upload_mb": positive,
+            "max_megapixels": positive, "max_faces": (whole(1), "at least 1 face"),
+            "min_face": (whole(1), "a face side of at least 1 pixel"), "threads": (whole(1, 256), "1 to 256 threads"),
+            "detector": (lambda v: v in DETECTOR_CHOICES, " or ".join(DETECTOR_CHOICES)),
+        }, flags={"queue_timeout_s": "--queue-timeout", "read_timeout_s": "--read-timeout"})
 
     @property
     def max_upload_bytes(self) -> int:

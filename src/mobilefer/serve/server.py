@@ -15,6 +15,9 @@ def serve(config: ServeConfig) -> None:
     """Serve until interrupted. One worker runs in this process; more are uvicorn's child processes."""
     import uvicorn
 
+    from mobilefer.runtime import resolve_model
+
+    resolve_model(config.model)  # a wrong model reference fails here, before anything listens
     from mobilefer.serve.app import CONFIG_ENV, create_app
 
     if config.host not in LOOPBACK:

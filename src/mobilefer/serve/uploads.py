@@ -10,6 +10,8 @@ from collections.abc import AsyncIterable
 
 import numpy as np
 
+from mobilefer.errors import MobileferError
+
 
 from mobilefer.data.images import ImageDecodeError, ImageTooLargeError, UnsupportedImageError, decode_image, rgb_to_bgr
 
@@ -18,7 +20,9 @@ RAW_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/webp", "ap
 WHAT_TO_SEND = "send a JPEG, PNG or WebP image as the raw body or as a multipart/form-data file"
 
 
-class UploadError(Exception):
+class UploadError(MobileferError):
+    """An upload the service refuses: ``status`` is the HTTP status, ``message`` says why."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
