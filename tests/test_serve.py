@@ -19,6 +19,7 @@ import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from conftest import ASTRONAUT_FACE, box_iou  # noqa: E402
+from mobilefer.inference.detectors import detector_name  # noqa: E402
 from mobilefer.inference.recognizer import EmotionRecognizer  # noqa: E402
 from mobilefer.serve import engine as engine_module  # noqa: E402
 from mobilefer.serve.app import create_app  # noqa: E402
@@ -52,14 +53,14 @@ def test_recognize_returns_predicts_faces_for_a_raw_jpeg(client, jpeg, bundled_m
     assert r.status_code == 200
     body = r.json()
     assert body["image"] == {"width": 512, "height": 512}
-    assert body["model"] == bundled_model.name and body["detector"] == "centerface"
+    assert body["model"] == bundled_model.name and body["detector"] == detector_name("auto")
     assert len(body["faces"]) == 1
     face = body["faces"][0]
     assert box_iou(face["box"], ASTRONAUT_FACE) > 0.6
     assert abs(sum(face["probs"].values()) - 1) < 1e-3 and face["label"] == max(face["probs"], key=face["probs"].get)
     # the same faces `predict --json` writes for the same file
     (tmp_path / "photo.jpg").write_bytes(jpeg)
-    expected = EmotionRecognizer.load(detector="centerface").recognize(tmp_path / "photo.jpg")
+    expected = EmotionRecognizer.load(detector="auto").recognize(tmp_path / "photo.jpg")
     assert body["faces"] == [f.to_dict() for f in expected]
     assert {"receive", "queue", "decode", "detect", "classify", "total"} <= set(body["timing_ms"])
 
@@ -220,7 +221,9 @@ def test_no_file_is_written_while_serving(client, monkeypatch, astronaut_bgr):
         monkeypatch.setattr(tempfile, name, refuse)
     monkeypatch.setattr(builtins, "open", read_only_open)
     r = client.post("/v1/recognize", files={"image": ("big.png", data, "image/png")})
-    assert r.status_code == 200 and len(r.json()["faces"]) == 1
+    assert r.status_code == 200
+    if r.json()["detector"] == "centerface":  # Haar finds extra faces in the noise; the point is the disk
+        assert len(r.json()["faces"]) == 1
 
 
 # ------------------------------------------------------------------ capacity
