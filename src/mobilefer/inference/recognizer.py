@@ -20,8 +20,8 @@ from mobilefer.data.images import bgr_to_rgb, pil_to_array, read_image, rgb_to_b
 from mobilefer.data.preprocess import preprocess
 from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE, Box, FaceDetector, create_detector, face_crop
-from mobilefer.inference.sources import Frame, iter_frames
-from mobilefer.inference.tracking import IoUTracker, Smoother
+from mobilefer.inference.sources import Frame, iter_frames, source_kind
+from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, Smoother
 
 
 @dataclass
@@ -50,10 +50,17 @@ class FrameResult:
     error: str | None = None
     classified: bool = True  # False when labels were carried over (--every)
     fps: float = 0.0  # the source's frame rate (videos, cameras)
+    timing_ms: dict[str, float] = field(default_factory=dict)  # detect (or schedule), track, classify
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "frame": self.frame, "time_s": self.time_s,
                 "faces": [f.to_dict() for f in self.faces]}
+
+
+# Videos, cameras and streams run the detector on every 3rd frame and track between (at once
+# on a change outside the tracked faces): same faces found as detecting on every frame on the
+# benchmark clip, at about twice the frames/s (benchmarks/bench_live.py).
+DEFAULT_VIDEO_DETECT_EVERY = 3
 
 
 @dataclass(frozen=True)
@@ -149,14 +156,19 @@ class EmotionRecognizer:
         return self.recognize_frame(frame)
 
     def stream(self, source: str | int, *, every: str | Cadence | None = None, smooth: str | None = None,
-               detect_every: int = 1, tracker: IoUTracker | None = None) -> Iterator[FrameResult]:
+               detect_every: int | None = None, tracker: IoUTracker | None = None) -> Iterator[FrameResult]:
         """Recognise frame by frame (a generator): tracked ids, optional smoothing and cadence.
 
-        ``every`` classifies only every N frames / seconds and carries labels over between;
-        ``detect_every`` runs the detector every k frames and keeps the boxes in between.
-        ``tracker`` is used for the first source; each further image of a folder gets a fresh
-        one with the same settings.
+        ``every`` classifies only every N frames / seconds and carries labels over between.
+        ``detect_every`` runs the detector on every k-th frame and keeps the tracked boxes in
+        between, detecting at once when the picture changes outside them (see
+        :class:`DetectionSchedule`); None: DEFAULT_VIDEO_DETECT_EVERY for videos, cameras and
+        streams. ``tracker`` is used for the first source; each further image of a folder gets
+        a fresh one with the same settings.
         """
+        still = source_kind(source) in ("image", "images")
+        if detect_every is None:
+            detect_every = 1 if still else DEFAULT_VIDEO_DETECT_EVERY
         if not isinstance(detect_every, int) or detect_every < 1:
             raise ConfigError(f"--detect-every {detect_every!r}: expected a whole number of frames, at least 1")
         cadence = every if isinstance(every, Cadence) else Cadence.parse(every)
@@ -167,23 +179,28 @@ class EmotionRecognizer:
         for frame in iter_frames(source):
             if frame.source != last_source:  # a new image in a folder: nothing carries over
                 tracker = template if last_source is None else template.fresh()
+                schedule = DetectionSchedule(detect_every)
                 last_classified_t, last_source, boxes = -1e9, frame.source, []
             if frame.error:
                 yield FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
                 continue
-            result = self._track_frame(frame, tracker, cadence, smoother, detect_every, boxes, last_classified_t)
+            result = self._track_frame(frame, tracker, schedule, cadence, smoother, boxes, last_classified_t, still)
             boxes = [Box(*f.box, f.detector_score) for f in result.faces]
             if result.classified:
                 last_classified_t = frame.time_s if cadence.seconds else frame.index
             yield result
 
-    def _track_frame(self, frame: Frame, tracker: IoUTracker, cadence: Cadence, smoother: Smoother | None,
-                     detect_every: int, previous: list[Box], last_t: float) -> FrameResult:
+    def _track_frame(self, frame: Frame, tracker: IoUTracker, schedule: DetectionSchedule, cadence: Cadence,
+                     smoother: Smoother | None, previous: list[Box], last_t: float, still: bool) -> FrameResult:
         image = frame.image
-        if frame.index % max(1, detect_every) == 0 or not previous:
-            boxes = self.detector.detect(image)
+        start = time.perf_counter()
+        detected = schedule.due(image, previous)
+        if detected:
+            boxes = self.detector.detect(image, upscale=still)
+            schedule.detected(image)
         else:
             boxes = previous
+        found = time.perf_counter()
         tracks = tracker.update(boxes)
         if cadence.seconds:
             due = frame.time_s - last_t >= cadence.seconds
@@ -191,11 +208,15 @@ class EmotionRecognizer:
             due = frame.index - last_t >= cadence.frames
         fresh = [t for t in tracks if t.probs is None]
         to_classify = tracks if due else fresh
+        tracked = time.perf_counter()
         if to_classify:
             crops = [bgr_to_rgb(face_crop(image, t.box, self.margin)) for t in to_classify]
             for track, p in zip(to_classify, self.classify_crops(crops)):
                 track.update_probs(p, smoother)
         probs = np.stack([t.probs for t in tracks]) if tracks else np.zeros((0, self.meta.num_classes))
+        done = time.perf_counter()
+        timing = {"detect" if detected else "schedule": 1000 * (found - start), "track": 1000 * (tracked - found),
+                  "classify": 1000 * (done - tracked)}
         return FrameResult(frame.source, frame.index, frame.time_s,
                            self.label_faces(boxes, probs, [t.id for t in tracks]), image, classified=due,
-                           fps=frame.fps)
+                           fps=frame.fps, timing_ms=timing)

@@ -7,6 +7,8 @@ yields a :class:`Frame` with ``error`` set, so a batch reports it and carries on
 from __future__ import annotations
 
 import glob
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,17 +62,56 @@ def _fps(cap: cv2.VideoCapture) -> float:
 def _video_frames(cap: cv2.VideoCapture, name: str, live: bool) -> Iterator[Frame]:
     fps = _fps(cap)
     started = time.monotonic()
-    index = 0
+    # A file is decoded a few frames ahead on a thread (FFmpeg releases the GIL), beside the
+    # detector and classifier; a camera or stream is read when asked, so frames stay fresh.
+    images = _read(cap) if live else _read_ahead(cap)
     try:
-        while True:
-            ok, image = cap.read()
-            if not ok or image is None:
-                break  # end of file, or a truncated one: stop with what was read
+        for index, image in enumerate(images):
             t = time.monotonic() - started if live else index / fps
             yield Frame(name, index, round(t, 4), image, fps=fps)
-            index += 1
     finally:
+        images.close()
         cap.release()
+
+
+def _read(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:
+    while True:
+        ok, image = cap.read()
+        if not ok or image is None:
+            return  # end of file, or a truncated one: stop with what was read
+        yield image
+
+
+def _read_ahead(cap: cv2.VideoCapture, depth: int = 4) -> Iterator[np.ndarray]:
+    """Frames of ``cap`` decoded on a thread, at most ``depth`` ahead of the reader."""
+    frames: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                frames.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def decode() -> None:
+        try:
+            for image in _read(cap):
+                if stop.is_set():
+                    return
+                put(image)
+        finally:
+            put(None)
+
+    thread = threading.Thread(target=decode, name="mobilefer-decode", daemon=True)
+    thread.start()
+    try:
+        while (image := frames.get()) is not None:
+            yield image
+    finally:
+        stop.set()
+        thread.join()
 
 
 def source_kind(source: str | int) -> str:

@@ -1,9 +1,11 @@
-"""IoU tracking and temporal smoothing, so a face keeps its id and its label does not flicker."""
+"""IoU tracking, temporal smoothing and the detection schedule of a video: a face keeps its id,
+its label does not flicker, and the detector runs only when it may find something new."""
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from mobilefer.errors import ConfigError
@@ -106,3 +108,45 @@ class IoUTracker:
             out.append(track)
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         return out
+
+
+class DetectionSchedule:
+    """When to run the detector on a video: on every ``every``-th frame, whenever no face is
+    tracked, and at once when the picture changes outside the tracked faces (a cut, a face
+    coming in, a face moving out of its box). ``every=1`` detects on every frame.
+
+    The change test compares a 32x18 gray thumbnail with the one of the last detection,
+    cell by cell (a cell is 1/32 of the width); cells under a tracked face (grown by a cell)
+    do not count, so talking does not trigger it and walking does.
+    """
+
+    GRID = (32, 18)
+
+    def __init__(self, every: int = 1, change: float = 24.0) -> None:
+        self.every, self.change = every, change
+        self._last: np.ndarray | None = None
+        self._since = 0
+
+    def _thumb(self, frame: np.ndarray) -> np.ndarray:
+        small = cv2.resize(frame, self.GRID, interpolation=cv2.INTER_AREA).astype(np.float32)
+        return small.mean(axis=2) if small.ndim == 3 else small
+
+    def due(self, frame: np.ndarray, boxes: list[Box]) -> bool:
+        """Whether to detect on ``frame`` (uint8 BGR), given the boxes tracked so far."""
+        self._since += 1
+        if self.every <= 1 or not boxes or self._last is None or self._since >= self.every:
+            return True
+        diff = np.abs(self._thumb(frame) - self._last)
+        gw, gh = self.GRID
+        h, w = frame.shape[:2]
+        for b in boxes:
+            x0, y0 = max(0, int(b.x * gw / w) - 1), max(0, int(b.y * gh / h) - 1)
+            x1, y1 = int((b.x + b.w) * gw / w) + 2, int((b.y + b.h) * gh / h) + 2
+            diff[y0:y1, x0:x1] = 0
+        return bool(diff.max() > self.change)
+
+    def detected(self, frame: np.ndarray) -> None:
+        """The detector ran on ``frame``: the next change test compares against it."""
+        self._since = 0
+        if self.every > 1:
+            self._last = self._thumb(frame)
