@@ -54,7 +54,7 @@ def make_clip(path: Path, frames: int = 275) -> list[list[tuple[int, int, int, i
     back = _background(640, 360)
     faces = [(_head(90), lambda i: (20 + i, 40), 0, frames),                # drifting right
              (_head(60), lambda i: (640 - 4 * (i - 60), 200), 60, frames),    # slides in from the right
-             (_head(36), lambda i: (300, 250), 150, 240)]                     # cut in, then gone
+             (_head(36), lambda i: (520, 30), 150, 240)]                      # cut in, then gone
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 360))
     truth = []
     for i in range(frames):

@@ -26,6 +26,7 @@ def _worker(rank, world, port, data, out):
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_gloo_training(folder_data, tmp_path):
     out = tmp_path / "ddp"
     mp.start_processes(_worker, args=(2, _free_port(), str(folder_data), out), nprocs=2, join=True, start_method="spawn")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import time
 
+import cv2
 import pytest
 from helpers import serve_in_child
 
@@ -31,6 +32,7 @@ def test_bad_model_and_busy_port_are_one_line_errors(tmp_path, capsys):
     assert "--slots 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_workers_each_load_the_model_and_share_the_port(astronaut_bgr):
     import cv2
 
@@ -48,3 +50,29 @@ def test_two_workers_each_load_the_model_and_share_the_port(astronaut_bgr):
         jpeg = cv2.imencode(".jpg", astronaut_bgr)[1].tobytes()
         r = httpx.post(f"{url}/v1/recognize", content=jpeg, headers={"content-type": "image/jpeg"}, timeout=10)
         assert r.status_code == 200 and len(r.json()["faces"]) == 1
+
+
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+def test_large_photos_leave_the_server_near_its_idle_size(astronaut_bgr):
+    """Two valid photos of ~24 megapixels and of another shape: the detector's work is capped and
+    what the request took is handed back, so the worker does not stay at its peak."""
+    big = cv2.resize(astronaut_bgr, (6000, 4000), interpolation=cv2.INTER_LINEAR)
+    tall = cv2.resize(astronaut_bgr, (3000, 5000), interpolation=cv2.INTER_LINEAR)
+    with serve_in_child() as (url, proc):
+        jpeg = cv2.imencode(".jpg", astronaut_bgr)[1].tobytes()
+        httpx.post(f"{url}/v1/recognize", content=jpeg, headers={"content-type": "image/jpeg"}, timeout=30)
+        idle = _rss_mb(proc.pid)
+        for image in (big, tall, big):
+            data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes()
+            r = httpx.post(f"{url}/v1/recognize", content=data, headers={"content-type": "image/jpeg"}, timeout=60)
+            assert r.status_code == 200, r.text
+            assert r.json()["image"]["width"] in (6000, 3000)
+        after = _rss_mb(proc.pid)
+    assert after < idle + 100, f"idle {idle:.0f} MB, after three large photos {after:.0f} MB"

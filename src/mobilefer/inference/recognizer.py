@@ -57,10 +57,10 @@ class FrameResult:
                 "faces": [f.to_dict() for f in self.faces]}
 
 
-# Videos, cameras and streams run the detector on every 3rd frame and track between (at once
-# on a change outside the tracked faces): same faces found as detecting on every frame on the
-# benchmark clip, at about twice the frames/s (benchmarks/bench_live.py).
-DEFAULT_VIDEO_DETECT_EVERY = 3
+# Videos, cameras and streams run the detector on every 5th frame and track between (at once
+# on a change outside the tracked faces): on the benchmark clip the same faces were found as
+# detecting on every frame, at 2-2.5x the frames/s (benchmarks/bench_live.py).
+DEFAULT_VIDEO_DETECT_EVERY = 5
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from mobilefer import __version__
 from mobilefer.errors import MobileferError
 from mobilefer.inference.detectors import DetectorUnavailable
 from mobilefer.serve.config import ServeConfig
-from mobilefer.serve.engine import Engine
+from mobilefer.serve.engine import RELEASE_AFTER_PIXELS, Engine, release_memory
 from mobilefer.serve.gate import Busy, InferenceGate
 from mobilefer.serve.uploads import UploadError, decode_upload, image_bytes, read_body
 
@@ -160,7 +160,11 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 def work():  # decode and recognise on the slot's thread, off the event loop
                     image = decode_upload(data, config.max_pixels)
                     decoded = time.perf_counter()
-                    return decoded, engine.recognize(image, name, min_face, max_faces)
+                    result = engine.recognize(image, name, min_face, max_faces)
+                    del image
+                    if result.width * result.height > RELEASE_AFTER_PIXELS:
+                        release_memory()  # a large photo's buffers go back to the system now
+                    return decoded, result
 
                 decoded, result = await asyncio.get_running_loop().run_in_executor(engine.executor, work)
         timing = {"receive": received - start, "queue": waited - received, "decode": decoded - waited}

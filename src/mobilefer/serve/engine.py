@@ -6,6 +6,7 @@ for the length of one inference (the gate guarantees one is free).
 """
 from __future__ import annotations
 
+import ctypes
 import queue
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +19,19 @@ from mobilefer.inference.detectors import available_detectors, create_detector, 
 from mobilefer.inference.recognizer import EmotionRecognizer, Face
 from mobilefer.serve.config import ServeConfig
 from mobilefer.runtime import resolve_model
+
+
+# After an image this big, the memory its decoding and detection took is handed back to the
+# system at once: glibc keeps freed blocks otherwise, and a worker would stay at its peak.
+RELEASE_AFTER_PIXELS = 4_000_000
+
+
+def release_memory() -> None:
+    """Return freed heap memory to the operating system (glibc's malloc_trim; a no-op elsewhere)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass
