@@ -2,6 +2,7 @@
 import os
 import socket
 
+import pytest
 import torch.multiprocessing as mp
 
 from helpers import tiny_config
