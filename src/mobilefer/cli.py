@@ -284,6 +284,54 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- batch
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    from mobilefer.batch import BatchConfig
+    from mobilefer.inference.detectors import DETECTOR_CHOICES
+
+    d = BatchConfig.__dataclass_fields__
+    p = _parser(sub, "batch", "recognise large collections of photos and videos on a Ray cluster, "
+                              "into Parquet (needs mobilefer[ray])")
+    p.add_argument("sources", nargs="+", help="files, folders (searched recursively), globs, or .txt files "
+                                              "listing one path a line")
+    p.add_argument("--out", default="", help="folder for faces/*.parquet and sources/*.parquet (shared by every "
+                                             "node of a cluster)")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--detector", default=d["detector"].default, choices=DETECTOR_CHOICES)
+    p.add_argument("--min-face", type=int, default=d["min_face"].default, help="smallest face side in pixels")
+    p.add_argument("--max-faces", type=int, help="at most this many faces per image or frame; default: all")
+    p.add_argument("--detect-every", type=int, help="videos: as predict --detect-every")
+    p.add_argument("--address", help="join a running Ray cluster: auto, or ray://HOST:10001; "
+                                     "default: start a local Ray with this machine's cores")
+    p.add_argument("--workers", type=int, help="recognizer actors; default: one per CPU of the cluster")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="photos per actor call")
+    p.add_argument("--gpus-per-worker", type=float, default=d["gpus_per_worker"].default,
+                   help="share of a GPU per actor (ONNX Runtime CUDA when installed); 0: CPU only")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--resume", dest="mode", action="store_const", const="resume",
+                      help="--out holds an earlier run: add only the sources it has not done")
+    what.add_argument("--overwrite", dest="mode", action="store_const", const="overwrite",
+                      help="--out holds an earlier run: replace its results")
+    p.set_defaults(run=_cmd_batch, mode=d["mode"].default)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from mobilefer.batch import BatchConfig, batch
+
+    config = _config(BatchConfig, args, progress=sys.stderr.isatty())
+    summary = batch(config)
+    print(f"{summary.sources} source(s): {summary.images} image(s), {summary.videos} video(s) of {summary.frames} "
+          f"frames, {summary.faces} face(s), in {summary.seconds:.1f} s"
+          + (f"; {summary.skipped_done} already done, skipped" if summary.skipped_done else ""))
+    print(f"wrote {summary.out}/faces and {summary.out}/sources")
+    if summary.failed:
+        print(f"{len(summary.failed)} source(s) failed (rows with their error in sources):", file=sys.stderr)
+        for _, reason in summary.failed[:20]:
+            print(f"  {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # ---------------------------------------------------------------- info
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = _parser(sub, "info", "print a model's metadata (classes, input size, metrics, ...) as JSON")
@@ -303,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mobilefer {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_evaluate, _add_predict, _add_export, _add_serve, _add_info):
+    for add in (_add_train, _add_evaluate, _add_predict, _add_batch, _add_export, _add_serve, _add_info):
         add(sub)
     return parser
 

@@ -59,11 +59,13 @@ def load_classifier(
     input_size: int = 224,
     tta: str | None = None,
     threads: int | None = None,
+    providers: list[str] | None = None,
 ) -> Classifier:
     """Open a model for inference (bundled name, path, None: the default).
 
     ``tta`` ("none"/"flip") overrides the model's own; ``classes`` and ``input_size`` are
-    for plain ``.pth`` state_dicts only.
+    for plain ``.pth`` state_dicts only; ``providers`` (ONNX Runtime's names, e.g.
+    CUDAExecutionProvider) are used where this onnxruntime has them, else the CPU.
     """
     from mobilefer.runtime.refs import resolve_model
 
@@ -71,7 +73,7 @@ def load_classifier(
     if model.kind == "onnx":
         from mobilefer.runtime.onnx import OnnxClassifier
 
-        clf: Classifier = OnnxClassifier(model.path, threads=threads)
+        clf: Classifier = OnnxClassifier(model.path, threads=threads, providers=providers)
     else:
         require_torch(f"{model.path}: a PyTorch model (export it to ONNX to run without PyTorch)")
         from mobilefer.checkpoint import load_model

@@ -28,15 +28,18 @@ def _session_options(threads: int | None):
     return options
 
 
-def open_session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime CPU session for ``path``, or ModelFileError naming the file."""
+def open_session(path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+    """An ONNX Runtime session for ``path`` (CPU unless ``providers`` names others that this
+    onnxruntime has, e.g. CUDAExecutionProvider), or ModelFileError naming the file."""
     import onnxruntime as ort
 
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
+    have = set(ort.get_available_providers())
+    chosen = [p for p in (providers or []) if p in have] + ["CPUExecutionProvider"]
     try:
-        return ort.InferenceSession(str(path), _session_options(threads), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), _session_options(threads), providers=list(dict.fromkeys(chosen)))
     except Exception as exc:  # ORT raises its own exception types for corrupt files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelFileError(f"{path}: not a loadable ONNX model ({first})") from None
@@ -70,9 +73,9 @@ def _check_io(session, meta: ModelMeta, path: Path) -> None:
 class OnnxClassifier:
     """An exported model on ONNX Runtime: float32 (N, C, H, W) in, probabilities (N, K) out."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None) -> None:
         self.path = Path(path)
-        self.session = open_session(self.path, threads)
+        self.session = open_session(self.path, threads, providers)
         self.meta = meta_from_session(self.session, self.path)
         _check_io(self.session, self.meta, self.path)
         self.input_name = self.session.get_inputs()[0].name

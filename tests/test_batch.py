@@ -1,0 +1,136 @@
+"""`mobilefer batch` on a local Ray: the same faces as predict, bad files as rows, reruns, a killed worker."""
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from mobilefer.batch import BatchConfig, batch  # noqa: E402
+from mobilefer.cli import main  # noqa: E402
+from mobilefer.errors import OutputError  # noqa: E402
+from mobilefer.inference.predict import PredictConfig, predict  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory, astronaut_bgr):
+    """Photos with and without faces, a corrupt photo, a short video and a corrupt one."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("collection")
+    (root / "photos" / "more").mkdir(parents=True)
+    cv2.imwrite(str(root / "photos" / "astronaut.jpg"), astronaut_bgr)
+    cv2.imwrite(str(root / "photos" / "more" / "mirrored.png"), astronaut_bgr[:, ::-1])
+    cv2.imwrite(str(root / "photos" / "coffee.jpg"), np.ascontiguousarray(data.coffee()[:, :, ::-1]))
+    (root / "photos" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    writer = cv2.VideoWriter(str(root / "talk.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 360))
+    for i in range(12):
+        frame = np.full((360, 640, 3), 90, np.uint8)
+        frame[:, 40 + 4 * i: 40 + 4 * i + 512][:, :600 - 4 * i] = cv2.resize(astronaut_bgr, (512, 360))[:, :600 - 4 * i]
+        writer.write(frame)
+    writer.release()
+    (root / "cut.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 and then nothing")
+    return root
+
+
+def _read(out: Path, what: str) -> list[dict]:
+    return pq.read_table(out / what).to_pylist()
+
+
+def test_same_faces_as_predict_and_bad_files_as_rows(collection, tmp_path):
+    out = tmp_path / "out"
+    summary = batch(BatchConfig(sources=[str(collection / "photos"), str(collection / "*.mp4")], out=str(out),
+                                workers=2, batch_size=2))
+    faces, sources = _read(out, "faces"), _read(out, "sources")
+    by_source = {r["source"]: r for r in sources}
+    assert len(sources) == len(by_source) == 6  # each source once
+    assert by_source[str(collection / "photos" / "coffee.jpg")]["faces"] == 0  # no face, still visible
+    assert "not an image" in by_source[str(collection / "photos" / "broken.jpg")]["error"]
+    assert by_source[str(collection / "cut.mp4")]["error"]
+    assert by_source[str(collection / "talk.mp4")]["frames"] == 12 and summary.videos == 1
+    assert len(summary.failed) == 2
+
+    expected = []
+    for source in (collection / "photos", collection / "photos" / "more", collection / "talk.mp4"):
+        predict(PredictConfig(source=str(source)), on_result=lambda r: expected.extend(
+            (r.source, r.frame, f.id, tuple(f.box), f.label, f.score, f.probs) for f in r.faces))
+    got = {(r["source"], r["frame"], r["id"]): r for r in faces}
+    assert len(got) == len(faces) == len(expected) > 12
+    for source, frame, face_id, box, label, score, probs in expected:
+        row = got[(source, frame, face_id)]
+        assert (row["x"], row["y"], row["w"], row["h"]) == box and row["label"] == label
+        assert abs(row["score"] - score) < 1e-3
+        assert all(abs(row[f"p_{c}"] - p) < 1e-3 for c, p in probs.items())
+
+
+def test_a_rerun_refuses_resumes_or_overwrites(collection, tmp_path, capsys):
+    out = tmp_path / "out"
+    photos = str(collection / "photos" / "astronaut.jpg")
+    batch(BatchConfig(sources=[photos], out=str(out)))
+    first = sorted(p.name for p in (out / "faces").iterdir())
+    with pytest.raises(OutputError, match="--resume adds only the sources not done yet"):
+        batch(BatchConfig(sources=[photos], out=str(out)))
+    assert main(["batch", photos, "--out", str(out)]) == 2 and "--overwrite" in capsys.readouterr().err
+    more = batch(BatchConfig(sources=[photos, str(collection / "photos" / "coffee.jpg")], out=str(out), mode="resume"))
+    assert more.skipped_done == 1 and more.sources == 1
+    assert sorted(r["source"] for r in _read(out, "sources")) == sorted([photos, str(collection / "photos" / "coffee.jpg")])
+    batch(BatchConfig(sources=[photos], out=str(out), mode="overwrite"))
+    assert [r["source"] for r in _read(out, "sources")] == [photos]
+    assert sorted(p.name for p in (out / "faces").iterdir()) != first
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def _worker_pids(name: str) -> list[int]:
+    """Pids of Ray worker processes running an actor of class ``name`` (Ray titles them ray::...)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if name.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_a_killed_worker_is_retried_without_lost_or_doubled_rows(collection, tmp_path):
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(40):
+        shutil.copy(collection / "photos" / "astronaut.jpg", many / f"{i:02d}.jpg")
+    out = tmp_path / "out"
+    result: dict = {}
+    job = threading.Thread(target=lambda: result.update(s=batch(BatchConfig(sources=[str(many)], out=str(out),
+                                                                             workers=1, batch_size=2))))
+    job.start()
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and job.is_alive() and time.monotonic() < deadline:
+        pids = _worker_pids("ImageWorker")
+        if pids:
+            time.sleep(0.5)  # let it get into its batches
+            os.kill(pids[0], signal.SIGKILL)
+            killed = pids[0]
+        time.sleep(0.05)
+    job.join(120)
+    assert killed is not None, "no worker to kill: the job ended first"
+    sources, faces = _read(out, "sources"), _read(out, "faces")
+    assert sorted(r["source"] for r in sources) == sorted(str(p) for p in many.iterdir())
+    assert sorted(r["source"] for r in faces) == sorted(str(p) for p in many.iterdir())  # one face each, once
+    assert result["s"].faces == 40 and not result["s"].failed
