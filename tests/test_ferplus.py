@@ -164,3 +164,34 @@ def test_bad_vote_rows_name_the_line(tmp_path):
     (root / "label.csv").write_text('a.png,"(0, 0, 48, 48)",1,2\n')
     with pytest.raises(DatasetError, match="label.csv:1: expected 12 columns"):
         load_images(root)
+
+
+def test_training_on_soft_labels_scores_on_majority_labels(tmp_path):
+    """--labels soft: training keeps the tie images and learns the vote distribution; the
+    validation set (another FER+ folder) is scored on its majority labels only."""
+    from helpers import tiny_config
+    from mobilefer.engine.train import train
+    from mobilefer.runtime import read_meta
+
+    rng = np.random.default_rng(3)
+
+    def split(root: Path, count: int) -> Path:
+        root.mkdir()
+        rows = []
+        for i in range(count):
+            happy = i % 2 == 0
+            votes = [0, 8, 0, 0, 0, 0, 0, 0, 0, 0] if happy else [0, 0, 0, 8, 0, 0, 0, 0, 0, 0]
+            if i % 5 == 0:
+                votes = [0, 5, 0, 5, 0, 0, 0, 0, 0, 0]  # a tie: soft keeps it, majority drops it
+            Image.fromarray(make_image(215 if happy else 40, rng, 48)).save(root / f"fer{i:07d}.png")
+            rows.append(f'fer{i:07d}.png,"(0, 0, 48, 48)",{",".join(map(str, votes))}\n')
+        (root / "label.csv").write_text("".join(rows))
+        return root
+
+    train_dir, valid_dir = split(tmp_path / "FER2013Train", 40), split(tmp_path / "FER2013Valid", 20)
+    result = train(tiny_config(train_dir, tmp_path / "run", val_data=str(valid_dir), labels="soft", epochs=2,
+                               img_size=32))
+    meta = read_meta(result.last)
+    assert meta.classes == EMOTIONS and meta.data["labels"] == "soft (vote distribution)"
+    assert meta.data["num_train"] == 40 and meta.data["num_val"] == 16  # 4 ties left out of validation
+    assert meta.data["dropped"]["val"] == {"no majority": 4}

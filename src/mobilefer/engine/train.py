@@ -82,7 +82,7 @@ def load_data(config: TrainConfig) -> tuple[LabeledImages, LabeledImages, str]:
     train_idx, val_idx = stratified_split(train.labels, config.val_split, config.seed)
     skipped = train.skipped
     train, val = train.subset(train_idx), train.subset(val_idx)
-    train.skipped = skipped
+    train.skipped, val.dropped = skipped, {}  # what the vote rule left out is reported once, with train
     return train, val, f"{config.val_split:.0%} stratified split of {config.data} (seed {config.seed})"
 
 
