@@ -156,7 +156,7 @@ def main() -> None:
         video = make_video(Path(tmp) / "faces.mp4")
         base = origin_loop(video, None)["total"]
         face_detectors = [d for d in available_detectors() if d != "none"]  # "none" finds no faces
-        print("\n## End to end, 640x480 video, 1-3 faces (median ms per frame)")
+        print("\n## Each frame of a 640x480 video (1-3 faces) recognised as a still image (median ms per frame)")
         print("| pipeline | decode | detect | classify | draw | total | frames/s | x origin |\n|---|---|---|---|---|---|---|---|")
         print(f"| origin notebook loop (full-frame Haar, eager Large 224, per face) | | | | | {base:.1f} | {1000 / base:.1f} | 1.0 |")
         for name in ("fer2013-small", "fer2013-large"):

@@ -167,6 +167,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                     return decoded, result
 
                 decoded, result = await asyncio.get_running_loop().run_in_executor(engine.executor, work)
+        engine.release_when_idle(lambda: gate.admitted == 0)
         timing = {"receive": received - start, "queue": waited - received, "decode": decoded - waited}
         timing = {k: 1000 * v for k, v in timing.items()} | result.timing_ms
         timing["total"] = 1000 * (time.perf_counter() - start)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ctypes
 import queue
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +23,11 @@ from mobilefer.serve.config import ServeConfig
 from mobilefer.runtime import resolve_model
 
 
-# After an image this big, the memory its decoding and detection took is handed back to the
-# system at once: glibc keeps freed blocks otherwise, and a worker would stay at its peak.
+# glibc keeps the blocks a request freed, so a worker would stay at its peak; handing them back
+# (malloc_trim) costs ~25 ms, too much for every request. So: at once after an image this big,
+# and otherwise whenever the worker falls idle (at most once a second).
 RELEASE_AFTER_PIXELS = 4_000_000
+RELEASE_WHEN_IDLE_S = 1.0
 
 
 def release_memory() -> None:
@@ -66,6 +70,8 @@ class Engine:
         self.detectors = available_detectors()
         self.default_detector = self.resolve_detector(config.detector)
         self.executor = ThreadPoolExecutor(config.slots, thread_name_prefix="mobilefer-inference")
+        self._trimmer = ThreadPoolExecutor(1, thread_name_prefix="mobilefer-trim")
+        self._released, self._scheduled = 0.0, False
         self._slots: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         blank = np.zeros((240, 320, 3), np.uint8)
         for _ in range(config.slots):
@@ -96,6 +102,23 @@ class Engine:
             self._slots.put(slot)
         return Recognition(faces, name, frame.shape[1], frame.shape[0], timing)
 
+    def release_when_idle(self, idle: Callable[[], bool]) -> None:
+        """Trim freed memory on a thread of its own once no request is left: at most once a
+        second, and once more after the last request of a burst (``idle()`` says whether
+        none is in progress)."""
+        if self._scheduled:
+            return
+        self._scheduled = True
+        delay = max(0.0, RELEASE_WHEN_IDLE_S - (time.monotonic() - self._released))
+        self._trimmer.submit(self._trim_later, delay, idle)
+
+    def _trim_later(self, delay: float, idle: Callable[[], bool]) -> None:
+        time.sleep(delay)
+        self._scheduled = False
+        if idle():
+            release_memory()
+            self._released = time.monotonic()
+
     def model_info(self) -> dict[str, Any]:
         meta = self.meta
         return {"name": self.model_path.name, "arch": meta.arch, "classes": meta.classes,
@@ -106,3 +129,4 @@ class Engine:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self._trimmer.shutdown(wait=False, cancel_futures=True)
