@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from mobilefer.data.images import is_image_name
-from mobilefer.errors import ConfigError, OutputError, check_fields, require
-from mobilefer.inference.detectors import DEFAULT_MIN_FACE, DETECTOR_CHOICES
+from mobilefer.errors import ConfigError, OutputError, check_fields, require, whole
+from mobilefer.inference.detectors import DEFAULT_MIN_FACE
+from mobilefer.inference.recognizer import RECOGNITION_RULES
 from mobilefer.inference.sources import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,8 @@ class BatchConfig:
             raise ConfigError("batch needs at least one SOURCE: files, folders, globs or .txt lists of paths")
         if not self.out:
             raise ConfigError("batch needs --out DIR for the Parquet results")
-        whole = lambda low: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low)  # noqa: E731
         check_fields(self, {
-            "detector": (lambda v: v in DETECTOR_CHOICES, " or ".join(DETECTOR_CHOICES)),
-            "min_face": (whole(1), "a face side of at least 1 pixel"),
-            "max_faces": (whole(1), "at least 1 face"),
-            "detect_every": (whole(1), "a whole number of frames, at least 1"),
+            **RECOGNITION_RULES,
             "workers": (whole(1), "at least 1 worker"),
             "batch_size": (whole(1), "at least 1 image"),
             "gpus_per_worker": (lambda v: 0 <= v <= 8, "0 (CPU) to 8"),

@@ -65,6 +65,11 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def whole(low: int, high: int | None = None):
+    """A rule's predicate: a whole number (not a bool) from ``low`` up to ``high``."""
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low and (high is None or v <= high)
+
+
 def check_fields(config: object, rules: dict[str, tuple[object, str]], flags: dict[str, str] | None = None) -> None:
     """ConfigError naming the flag of the first field whose value breaks its rule.
 

@@ -22,10 +22,10 @@ from typing import IO, Any
 import cv2
 
 from mobilefer.atomic import atomic_path, check_output_dir, check_output_file
-from mobilefer.errors import ConfigError, check_fields
-from mobilefer.inference.detectors import DEFAULT_MIN_FACE, DETECTOR_CHOICES
+from mobilefer.errors import ConfigError, check_fields, whole
+from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.draw import draw_faces
-from mobilefer.inference.recognizer import Cadence, EmotionRecognizer, FrameResult
+from mobilefer.inference.recognizer import RECOGNITION_RULES, Cadence, EmotionRecognizer, FrameResult
 from mobilefer.inference.tracking import Smoother
 from mobilefer.inference.sources import source_kind
 
@@ -54,14 +54,10 @@ class PredictConfig:
     def __post_init__(self) -> None:
         if not str(self.source).strip():
             raise ConfigError("predict needs a SOURCE: an image, folder, glob, video, webcam index or URL")
-        whole = lambda low: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low)  # noqa: E731
         check_fields(self, {
-            "detector": (lambda v: v in DETECTOR_CHOICES, " or ".join(DETECTOR_CHOICES)),
-            "detect_every": (whole(1), "a whole number of frames, at least 1"),
-            "min_face": (whole(1), "a face side of at least 1 pixel"),
-            "max_faces": (whole(1), "at least 1 face"),
+            **RECOGNITION_RULES,
             "margin": (lambda v: 0 <= v <= 1, "0 to 1 (a fraction of the face side)"),
-            "threads": (lambda v: whole(1)(v) and v <= 256, "1 to 256 threads"),
+            "threads": (whole(1, 256), "1 to 256 threads"),
         })
         Cadence.parse(self.every)
         Smoother.parse(self.smooth)

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mobilefer.errors import ConfigError
+from mobilefer.errors import ConfigError, whole
 from mobilefer.data.images import bgr_to_rgb, pil_to_array, read_image, rgb_to_bgr
 from mobilefer.data.preprocess import preprocess
 from mobilefer.runtime import Classifier, load_classifier
-from mobilefer.inference.detectors import DEFAULT_MIN_FACE, Box, FaceDetector, create_detector, face_crop
+from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
+                                           face_crop)
 from mobilefer.inference.sources import Frame, iter_frames, source_kind
 from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, Smoother
 
@@ -61,6 +62,14 @@ class FrameResult:
 # on a change outside the tracked faces): on the benchmark clip the same faces were found as
 # detecting on every frame, at 2-2.5x the frames/s (benchmarks/bench_live.py).
 DEFAULT_VIDEO_DETECT_EVERY = 5
+
+# The recognition settings every door shares (predict, batch, serve): one rule each.
+RECOGNITION_RULES = {
+    "detector": (lambda v: v in DETECTOR_CHOICES, " or ".join(DETECTOR_CHOICES)),
+    "detect_every": (whole(1), "a whole number of frames, at least 1"),
+    "min_face": (whole(1), "a face side of at least 1 pixel"),
+    "max_faces": (whole(1), "at least 1 face"),
+}
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from mobilefer.errors import check_fields
-from mobilefer.inference.detectors import DEFAULT_MIN_FACE, DETECTOR_CHOICES
+from mobilefer.errors import check_fields, whole
+from mobilefer.inference.detectors import DEFAULT_MIN_FACE
+from mobilefer.inference.recognizer import RECOGNITION_RULES
 
 
 @dataclass
@@ -27,15 +28,13 @@ class ServeConfig:
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        whole = lambda low, high=10**9: (lambda v: isinstance(v, int) and low <= v <= high)  # noqa: E731
         positive = (lambda v: v > 0, "a number above 0")
         check_fields(self, {
+            **{k: RECOGNITION_RULES[k] for k in ("detector", "min_face", "max_faces")},
             "port": (whole(0, 65535), "a port from 0 to 65535"), "workers": (whole(1, 64), "1 to 64 processes"),
             "slots": (whole(1, 64), "1 to 64"), "queue": (whole(0), "0 or more requests"),
             "queue_timeout_s": positive, "read_timeout_s": positive, "max_upload_mb": positive,
-            "max_megapixels": positive, "max_faces": (whole(1), "at least 1 face"),
-            "min_face": (whole(1), "a face side of at least 1 pixel"), "threads": (whole(1, 256), "1 to 256 threads"),
-            "detector": (lambda v: v in DETECTOR_CHOICES, " or ".join(DETECTOR_CHOICES)),
+            "max_megapixels": positive, "threads": (whole(1, 256), "1 to 256 threads"),
         }, flags={"queue_timeout_s": "--queue-timeout", "read_timeout_s": "--read-timeout"})
 
     @property
