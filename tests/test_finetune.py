@@ -116,3 +116,43 @@ def test_bundled_models_ship_weights_that_match_their_onnx(name):
     x = preprocess([make_image(level, rng, 48) for level in (40, 128, 215)], meta)
     with torch.no_grad():
         np.testing.assert_allclose(model(torch.from_numpy(x)).softmax(1).numpy(), onnx(x), atol=1e-4)
+
+
+def test_photos_that_are_not_face_crops_train_on_their_faces(astronaut_bgr, bundled_model, tmp_path):
+    """--crop-faces: each photo becomes its largest face, cropped as predict crops it; a photo
+    without a face is skipped and listed; evaluate crops the same way by default."""
+    import cv2
+    from skimage import data as skdata
+
+    from mobilefer.data.preprocess import to_base
+    from mobilefer.data.readers import load_images
+    from mobilefer.engine.config import EvalConfig
+    from mobilefer.engine.evaluate import evaluate
+    from mobilefer.inference.detectors import LargestFaceCrop, create_detector, face_crop
+
+    rgb = np.ascontiguousarray(astronaut_bgr[:, :, ::-1])
+    root = tmp_path / "photos"
+    for name, flip in (("Happy", False), ("sad", True)):
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            canvas = np.full((420, 560, 3), 60 + 10 * i, np.uint8)
+            photo = cv2.resize(rgb, (300, 300))[:, ::-1] if flip else cv2.resize(rgb, (300, 300))
+            canvas[40 + 10 * i: 340 + 10 * i, 20 * i: 300 + 20 * i] = photo
+            Image.fromarray(canvas).save(root / name / f"{i}.png")
+    Image.fromarray(skdata.coffee()).save(root / "sad" / "no_face.png")
+
+    crop = LargestFaceCrop(margin=0.15)
+    loaded = load_images(root, channels=1, base_size=48, crop=crop)
+    assert len(loaded) == 12 and [n for n, _ in loaded.skipped] == ["sad/no_face.png"]
+    assert "no face found" in loaded.skipped[0][1]
+    first = np.asarray(Image.open(root / "Happy" / "0.png"))
+    box = max(create_detector("auto").detect(first[:, :, ::-1].copy()), key=lambda b: b.w * b.h)
+    np.testing.assert_array_equal(loaded.images[loaded.files.index("Happy/0.png")],
+                                  to_base(face_crop(first, box, 0.15), 1, 48))
+
+    result = train(TrainConfig(data=str(root), out=str(tmp_path / "run"), pretrained="fer2013-small", epochs=1,
+                               batch_size=4, val_split=0.25, crop_faces=True, device="cpu", progress=False))
+    assert read_meta(result.best).config["crop_faces"] is True
+    report = evaluate(EvalConfig(model=str(result.best), data=str(root)))  # crops as the model was trained
+    assert report["num_samples"] == 12 and len(report["skipped"]) == 1
+    assert evaluate(EvalConfig(model=str(result.best), data=str(root), crop_faces=False))["num_samples"] == 13

@@ -76,6 +76,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--balance", choices=("none", "sqrt", "inverse"), default=d.balance, help="class weights in the loss")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips in augmentation")
     p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
+    p.add_argument("--crop-faces", action="store_true",
+                   help="the images are photos, not face crops: train on each one's largest face, cropped as "
+                        "predict crops faces (an image without a face is skipped and listed)")
     p.add_argument("--face-margin", type=float, default=d.face_margin,
                    help="crop margin around detected faces at inference (a fine-tune keeps its start model's)")
     p.add_argument("--select", choices=("macro_f1", "accuracy"), default=d.select, help="val metric that picks best")
@@ -118,6 +121,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pixels", help="fer2013.csv for FER+'s fer2013new.csv; default: the one beside it")
     p.add_argument("--classes", type=_csv_list, help="class names in output order, for .pth state_dicts")
     p.add_argument("--tta", choices=("none", "flip"), help="override the model's test-time augmentation")
+    p.add_argument("--crop-faces", action=argparse.BooleanOptionalAction,
+                   help="score each image's largest face, cropped as predict does; default: as the model "
+                        "was trained")
     p.add_argument("--limit", type=int, help="score a stratified sample of this many images")
     p.add_argument("--batch-size", type=int, default=d["batch_size"].default)
     p.add_argument("--json", help="write the report as JSON here")

@@ -282,6 +282,7 @@ def load_images(
     seed: int = 0,
     labels: str = "majority",
     pixels: str | Path | None = None,
+    crop: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> LabeledImages:
     """Read and decode a whole dataset into memory at the base size.
 
@@ -291,6 +292,8 @@ def load_images(
     Files that cannot be decoded are skipped and listed in ``skipped``. ``limit`` keeps a
     seeded, stratified sample of that many entries (decoding only those). Vote data
     (FER+) is labelled by ``labels`` (majority or soft); see :mod:`mobilefer.data.ferplus`.
+    ``crop`` (e.g. the face crop predict makes) maps each decoded image to the part to keep;
+    an ImageDecodeError from it (no face) skips the image like an unreadable one.
     """
     listing = list_entries(path, usage, labels=labels, pixels=pixels)
     entries, soft = listing.entries, listing.soft
@@ -325,7 +328,8 @@ def load_images(
 
     def work(entry: _Entry) -> np.ndarray | str:
         try:
-            return to_base(_decode(entry), channels, base_size)
+            image = _decode(entry)
+            return to_base(crop(image) if crop else image, channels, base_size)
         except ImageDecodeError as exc:
             return str(exc)
 

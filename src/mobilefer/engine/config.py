@@ -47,6 +47,7 @@ class TrainConfig:
     base_size: int | None = None  # resolution images are stored at; default: the data's own, capped at img_size
     channels: int | None = None  # 1 or 3; default: the start model's, else 1 for gray data
     face_margin: float = 0.15
+    crop_faces: bool = False  # photos, not face crops: train on each one's largest face, cropped as predict does
     epochs: int | None = None  # default: SCRATCH or FINE_TUNE
     freeze_epochs: int | None = None  # epochs training only the head (backbone frozen); default as epochs
     batch_size: int = 128
@@ -153,6 +154,7 @@ class EvalConfig:
     json: str | None = None
     plot: str | None = None
     workers: int | None = None
+    crop_faces: bool | None = None  # None: as the model was trained (its config's crop_faces)
 
     def __post_init__(self) -> None:
         if not self.data:

@@ -56,19 +56,26 @@ class TrainResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def load_data(config: TrainConfig) -> tuple[LabeledImages, LabeledImages, str]:
-    """Train and validation sets, and where validation came from."""
+def load_data(config: TrainConfig, margin: float | None = None) -> tuple[LabeledImages, LabeledImages, str]:
+    """Train and validation sets, and where validation came from. ``margin``: the face margin
+    of the model being made (for ``crop_faces``)."""
     is_fer_csv = csv_has_usage(config.data)
     train_usage = config.usage or ("Training" if is_fer_csv else None)
+    crop = None
+    if config.crop_faces:
+        from mobilefer.inference.detectors import LargestFaceCrop
+
+        crop = LargestFaceCrop(margin=config.face_margin if margin is None else margin)
     train = load_images(
         config.data, usage=train_usage, channels=config.channels, base_size=config.base_size,
         max_base_size=config.img_size, workers=config.workers, limit=config.limit, seed=config.seed,
-        labels=config.labels, pixels=config.pixels,
+        labels=config.labels, pixels=config.pixels, crop=crop,
     )
     if len(train.classes) < 2:
         raise DatasetError(f"{config.data}: found only the class {train.classes[0]!r}; training needs at least two")
     # Validation is always scored on majority labels: soft targets are for training only.
-    fixed = dict(channels=train.channels, base_size=train.base_size, classes=train.classes, workers=config.workers)
+    fixed = dict(channels=train.channels, base_size=train.base_size, classes=train.classes, workers=config.workers,
+                 crop=crop)
     if config.val_data:
         val_usage = config.val_usage or ("PublicTest" if csv_has_usage(config.val_data) else None)
         pixels = config.pixels if config.val_data and Path(config.val_data).parent == Path(config.data).parent else None
@@ -184,7 +191,7 @@ def train(config: TrainConfig) -> TrainResult:
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     out = Path(config.out)
-    train_set, val_set, val_source = load_data(config)
+    train_set, val_set, val_source = load_data(config, start_meta.face_margin if start_meta else None)
     meta = build_meta(config, train_set, start_meta)
     meta.data = {
         "train": config.data, "val": val_source, "num_train": len(train_set), "num_val": len(val_set),

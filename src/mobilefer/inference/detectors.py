@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -242,6 +243,32 @@ def create_detector(name: str = "auto", **options) -> FaceDetector:
     if name != "centerface":
         options.pop("weights", None)
     return DETECTORS[name](**options)
+
+
+class LargestFaceCrop:
+    """For training and evaluation on photos that are not face crops: the largest face of an
+    image, cropped as predict crops it (same detector rules and margin). Thread-safe (one
+    detector per thread). No face: ImageDecodeError, so a reader skips the image."""
+
+    def __init__(self, detector: str = "auto", margin: float = 0.15, min_face: int = DEFAULT_MIN_FACE) -> None:
+        self.name, self.margin, self.min_face = detector_name(detector), margin, min_face
+        self._local = threading.local()
+        self._detector()  # a missing detector fails here, not in a reader's thread
+
+    def _detector(self) -> FaceDetector:
+        if not hasattr(self._local, "detector"):
+            self._local.detector = create_detector(self.name, min_face=self.min_face)
+        return self._local.detector
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """uint8 (H, W) gray or (H, W, 3) RGB -> the crop of its largest face, same colour order."""
+        from mobilefer.data.images import rgb_to_bgr
+        from mobilefer.errors import ImageDecodeError
+
+        boxes = self._detector().detect(rgb_to_bgr(image))
+        if not boxes:
+            raise ImageDecodeError(f"no face found by {self.name}")
+        return face_crop(image, max(boxes, key=lambda b: b.w * b.h), self.margin)
 
 
 def face_crop(frame: np.ndarray, box: Box, margin: float) -> np.ndarray:
