@@ -163,3 +163,26 @@ def test_detector_none_takes_each_image_as_one_face(astronaut_bgr, bundled_model
     assert faces[0].label == detected[0].label == "happy"
     small = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), (48, 48), interpolation=cv2.INTER_AREA)
     assert rec.recognize(small)[0].box == (0, 0, 48, 48)  # smaller than min_face: still the face
+
+
+@needs_centerface
+def test_a_large_photo_is_searched_in_tiles_for_its_small_faces(astronaut_bgr, monkeypatch):
+    """A 12-megapixel photo with 28 px faces: looked at whole (capped at 2 megapixels) they are
+    7-8 px and lost; the tiles at full scale find them, and the large face too."""
+    import mobilefer.inference.detectors as detectors
+
+    rng = np.random.default_rng(0)
+    photo = cv2.resize(rng.integers(70, 130, (30, 40, 3), dtype=np.uint8), (4000, 3000), interpolation=cv2.INTER_CUBIC)
+    x, y, w, h = ASTRONAUT_FACE
+    head = astronaut_bgr[y - 30: y + h + 30, x - 30: x + w + 30]
+    truth = []
+    for side, (px, py) in ((28, (400, 500)), (28, (2900, 2400)), (34, (1700, 1200)), (400, (2600, 300))):
+        s = side / w
+        patch = cv2.resize(head, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        photo[py: py + patch.shape[0], px: px + patch.shape[1]] = patch
+        truth.append((px + round(30 * s), py + round(30 * s), round(w * s), round(h * s)))
+    found = [b.as_list() for b in create_detector("centerface").detect(photo)]
+    assert all(any(box_iou(t, f) > 0.4 for f in found) for t in truth), (truth, found)
+    monkeypatch.setattr(detectors, "MAX_TILES", 0)
+    coarse = [b.as_list() for b in create_detector("centerface").detect(photo)]
+    assert sum(any(box_iou(t, f) > 0.4 for f in coarse) for t in truth) == 1  # only the large face

@@ -37,7 +37,8 @@ SMALLEST_SEEN = {"haar": 24, "centerface": 24}
 # its extra finds in an enlarged copy were false faces.
 MAX_UPSCALE = {"haar": 1.0, "centerface": 1.25}
 BOX_TOLERANCE = 0.8  # a detected box may come out this much smaller than the face
-MAX_DETECT_PIXELS = 2_000_000  # the detector's copy of any image is at most this big
+MAX_DETECT_PIXELS = 2_000_000  # one detector input is at most this big
+MAX_TILES = 6  # a large photo is looked at whole, then in at most this many tiles of that size
 DETECTOR_CHOICES = ("auto", "haar", "centerface", "none")
 
 
@@ -73,10 +74,10 @@ def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
 
 def _work_ratio(width: int, height: int, work_width: int, min_face: int, smallest_seen: int,
                 max_upscale: float = 1.0) -> float:
-    """Scale of the detector's copy of a frame: towards ``work_width``, but keeping a ``min_face``
-    face at ``smallest_seen`` px or more; enlarged up to ``max_upscale`` at most;
-    never over MAX_DETECT_PIXELS, whatever the image (a 40-megapixel photo costs what a
-    2-megapixel one does, at the price of its smallest faces)."""
+    """Scale of Haar's copy of a frame: towards ``work_width``, but keeping a ``min_face`` face at
+    ``smallest_seen`` px or more; enlarged up to ``max_upscale`` at most; never over
+    MAX_DETECT_PIXELS, whatever the image (a 40-megapixel photo costs what a 2-megapixel one
+    does, at the price of its smallest faces; CenterFace tiles instead)."""
     ratio = min(max_upscale, max(work_width / width, smallest_seen / max(1, min_face)))
     cap = (MAX_DETECT_PIXELS / max(1, width * height)) ** 0.5
     return min(ratio, cap)
@@ -176,27 +177,42 @@ class CenterFaceDetector:
         self.work_width, self.threshold, self.nms = work_width, threshold, nms
         self.min_face, self.max_faces = min_face, max_faces
 
-    def detect(self, frame: np.ndarray, *, min_face: int | None = None,
-               max_faces: int | None = None, upscale: bool = True) -> list[Box]:
-        min_face = self.min_face if min_face is None else min_face
-        frame = _gray_or_bgr(frame)
-        h, w = frame.shape[:2]
-        ratio = _work_ratio(w, h, self.work_width, min_face, self.smallest_seen,
-                            MAX_UPSCALE[self.name] if upscale else 1.0)
+    def _run(self, image: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+        """Face rects (x, y, w, h) in ``image`` pixels and their scores, from one pass at ``ratio``."""
+        h, w = image.shape[:2]
         # network strides need sides divisible by 32
         net_w, net_h = max(32, int(np.ceil(w * ratio / 32) * 32)), max(32, int(np.ceil(h * ratio / 32) * 32))
-        blob = cv2.dnn.blobFromImage(frame, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
+        blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
         heat, scale, offset, _ = self.session.run(None, {self.input_name: blob})
         ys, xs = np.nonzero(heat[0, 0] > self.threshold)
-        if len(ys) == 0:
-            return []
         side_h = np.exp(scale[0, 0, ys, xs]) * 4
         side_w = np.exp(scale[0, 1, ys, xs]) * 4
         cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
         cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
         sx, sy = w / net_w, h / net_h
         rects = np.stack([(cx - side_w / 2) * sx, (cy - side_h / 2) * sy, side_w * sx, side_h * sy], 1)
-        scores = heat[0, 0, ys, xs].astype(float)
+        return rects.reshape(-1, 4), heat[0, 0, ys, xs].astype(float)
+
+    def detect(self, frame: np.ndarray, *, min_face: int | None = None,
+               max_faces: int | None = None, upscale: bool = True) -> list[Box]:
+        min_face = self.min_face if min_face is None else min_face
+        frame = _gray_or_bgr(frame)
+        h, w = frame.shape[:2]
+        wanted = min(MAX_UPSCALE[self.name] if upscale else 1.0,
+                     max(self.work_width / w, self.smallest_seen / max(1, min_face)))
+        whole = min(wanted, (MAX_DETECT_PIXELS / (w * h)) ** 0.5)
+        rects, scores = self._run(frame, whole)
+        if MAX_TILES and whole < 0.95 * wanted:
+            # Too big to look at whole at the scale its smallest faces need: tiles at (up to) that
+            # scale, each within MAX_DETECT_PIXELS, at most MAX_TILES of them; the whole-image pass
+            # keeps the faces too large for a tile. Overlap: twice the smallest face that pass finds.
+            ratio = min(wanted, (MAX_TILES * MAX_DETECT_PIXELS / (w * h)) ** 0.5)
+            for x0, y0, x1, y1 in _tiles(w, h, ratio, overlap=int(2 * self.smallest_seen / whole)):
+                found, found_scores = self._run(frame[y0:y1, x0:x1], ratio)
+                rects = np.concatenate([rects, found + np.array([x0, y0, 0, 0])])
+                scores = np.concatenate([scores, found_scores])
+        if len(scores) == 0:
+            return []
         keep = cv2.dnn.NMSBoxes(rects.tolist(), scores.tolist(), self.threshold, self.nms)
         boxes = []
         for i in np.ravel(keep):
@@ -206,6 +222,21 @@ class CenterFaceDetector:
             if x1 > x0 and y1 > y0:
                 boxes.append(Box(x0, y0, x1 - x0, y1 - y0, float(scores[i])))
         return _finish(boxes, min_face, self.max_faces if max_faces is None else max_faces)
+
+
+def _tiles(width: int, height: int, ratio: float, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Regions (x0, y0, x1, y1) covering the image, overlapping by ``overlap`` px, each at most
+    MAX_DETECT_PIXELS once scaled by ``ratio``."""
+    side = int((MAX_DETECT_PIXELS ** 0.5) / ratio)
+    overlap = min(overlap, side // 2)
+
+    def starts(length: int) -> list[int]:
+        if length <= side:
+            return [0]
+        count = int(np.ceil((length - overlap) / (side - overlap)))
+        return [round(i * (length - side) / (count - 1)) for i in range(count)]
+
+    return [(x, y, min(width, x + side), min(height, y + side)) for y in starts(height) for x in starts(width)]
 
 
 class WholeImage:
