@@ -265,25 +265,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_serve)
 
 
-def _check_can_listen(host: str, port: int) -> None:
-    import socket
-
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.create_server((host, port), family=family):
-            pass
-    except OSError as exc:
-        raise MobileferError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
     for module in ("fastapi", "uvicorn", "python_multipart"):
         require(module, "serve", "serve")
     from mobilefer.serve.config import ServeConfig
-    from mobilefer.serve.server import serve
+    from mobilefer.serve.server import check_can_listen, serve
 
     config = _config(ServeConfig, args, log_level="debug" if args.verbose else "info")
-    _check_can_listen(config.host, config.port)
+    check_can_listen(config.host, config.port)
     print(f"mobilefer serving on http://{'[' + config.host + ']' if ':' in config.host else config.host}:{config.port}/ "
           f"(API docs at /docs); Ctrl-C stops", file=sys.stderr)
     serve(config)

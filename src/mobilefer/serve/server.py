@@ -11,6 +11,20 @@ log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """MobileferError unless ``host:port`` can be bound right now (busy port, unknown address)."""
+    import socket
+
+    from mobilefer.errors import MobileferError
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as exc:
+        raise MobileferError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(config: ServeConfig) -> None:
     """Serve until interrupted. One worker runs in this process; more are uvicorn's child processes."""
     import uvicorn
