@@ -134,3 +134,28 @@ def test_a_killed_worker_is_retried_without_lost_or_doubled_rows(collection, tmp
     assert sorted(r["source"] for r in sources) == sorted(str(p) for p in many.iterdir())
     assert sorted(r["source"] for r in faces) == sorted(str(p) for p in many.iterdir())  # one face each, once
     assert result["s"].faces == 40 and not result["s"].failed
+
+
+def test_one_image_that_breaks_recognition_is_an_error_row_not_a_failed_batch(collection, monkeypatch):
+    import pyarrow as pa
+
+    from mobilefer.batch import ImageWorker
+
+    settings = {"model": None, "detector": "auto", "min_face": 20, "max_faces": None, "detect_every": None,
+                "providers": None, "threads": 1}
+    worker = type("ImageWorker", (ImageWorker,), {"SETTINGS": settings})()
+    real = worker.rec.recognize_many
+    coffee = str(collection / "photos" / "coffee.jpg")
+    width = cv2.imread(coffee).shape[1]  # the astronaut is 512 wide, the coffee 600
+
+    def fragile(frames):
+        if any(f.shape[1] == width for f in frames):
+            raise RuntimeError("boom")
+        return real(frames)
+
+    monkeypatch.setattr(worker.rec, "recognize_many", fragile)
+    table = worker(pa.table({"path": [str(collection / "photos" / "astronaut.jpg"), coffee]}))
+    rows = {(r["row"], r["source"]): r for r in table.to_pylist()}
+    assert rows[("source", coffee)]["error"].endswith("recognition failed (RuntimeError: boom)")
+    assert rows[("source", str(collection / "photos" / "astronaut.jpg"))]["faces"] == 1
+    assert ("face", str(collection / "photos" / "astronaut.jpg")) in rows

@@ -212,7 +212,19 @@ class ImageWorker(_Worker):
                 paths.append(path)
             except MobileferError as exc:
                 rows.source(path, "image", 0, 0, str(exc))
-        for path, faces in zip(paths, self.rec.recognize_many(frames)):
+        try:
+            found = self.rec.recognize_many(frames)
+        except Exception:  # noqa: BLE001 - one odd image must not fail the batch: take them one by one
+            found = []
+            for path, frame in zip(paths, frames):
+                try:
+                    found.append(self.rec.recognize_many([frame])[0])
+                except Exception as exc:  # noqa: BLE001 - it becomes that image's error row
+                    found.append(f"{path}: recognition failed ({type(exc).__name__}: {exc})")
+        for path, faces in zip(paths, found):
+            if isinstance(faces, str):
+                rows.source(path, "image", 0, 0, faces)
+                continue
             rows.faces(path, "image", 0, 0.0, faces)
             rows.source(path, "image", 1, len(faces))
         return rows.table()
