@@ -262,7 +262,7 @@ def test_show_on_headless_opencv_is_one_line_before_any_work(capsys, tmp_path, m
 # ------------------------------------------------------------------ missing extras, pipes
 @pytest.mark.parametrize("argv,extra", [
     (["train", "--data", "x"], "mobilefer[train]"),
-    (["export", "--out", "x.onnx"], "mobilefer[train]"),
+    (["export", "--out", "x.onnx"], "mobilefer[export]"),
     (["predict", ASTRONAUT, "--model", "fer2013-small.safetensors"], "no such model file"),
 ])
 def test_without_torch_each_verb_names_what_to_install(argv, extra, tmp_path):

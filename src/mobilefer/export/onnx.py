@@ -113,7 +113,7 @@ def export(config: ExportConfig) -> ExportReport:
     """What ``mobilefer export`` runs: write ``config.out`` and verify it against PyTorch."""
     from mobilefer.runtime.classifier import require_torch
 
-    require_torch("export")
+    require_torch("export", "export")
     from mobilefer.errors import require
 
     require("onnx", "export", "export")

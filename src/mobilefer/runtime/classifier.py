@@ -46,10 +46,10 @@ class TorchClassifier:
         return p.cpu().numpy()
 
 
-def require_torch(what: str) -> None:
+def require_torch(what: str, extra: str = "train") -> None:
     """MissingExtraError naming the extra when PyTorch is not installed."""
     if not (importable("torch") and importable("safetensors")):
-        raise MissingExtraError(f"{what} needs PyTorch: pip install 'mobilefer[train]'")
+        raise MissingExtraError(f"{what} needs PyTorch: pip install 'mobilefer[{extra}]'")
 
 
 def load_classifier(
