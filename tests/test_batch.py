@@ -116,24 +116,36 @@ def test_a_killed_worker_is_retried_without_lost_or_doubled_rows(collection, tmp
         shutil.copy(collection / "photos" / "astronaut.jpg", many / f"{i:02d}.jpg")
     out = tmp_path / "out"
     result: dict = {}
-    job = threading.Thread(target=lambda: result.update(s=batch(BatchConfig(sources=[str(many)], out=str(out),
-                                                                             workers=1, batch_size=2))))
+
+    def run() -> None:
+        try:
+            result["summary"] = batch(BatchConfig(sources=[str(many)], out=str(out), workers=1, batch_size=2))
+        except Exception as exc:  # reported by the assertion below
+            result["error"] = exc
+
+    earlier = set(_worker_pids("ImageWorker"))  # actors of earlier jobs may still be exiting
+    job = threading.Thread(target=run, daemon=True)
     job.start()
     killed = None
     deadline = time.monotonic() + 60
     while killed is None and job.is_alive() and time.monotonic() < deadline:
-        pids = _worker_pids("ImageWorker")
+        pids = [pid for pid in _worker_pids("ImageWorker") if pid not in earlier]
         if pids:
             time.sleep(0.5)  # let it get into its batches
-            os.kill(pids[0], signal.SIGKILL)
-            killed = pids[0]
+            try:
+                os.kill(pids[0], signal.SIGKILL)
+                killed = pids[0]
+            except ProcessLookupError:
+                earlier.add(pids[0])
         time.sleep(0.05)
     job.join(120)
+    assert not job.is_alive(), "the job did not finish after its worker was killed"
     assert killed is not None, "no worker to kill: the job ended first"
+    assert "error" not in result, result.get("error")
     sources, faces = _read(out, "sources"), _read(out, "faces")
     assert sorted(r["source"] for r in sources) == sorted(str(p) for p in many.iterdir())
     assert sorted(r["source"] for r in faces) == sorted(str(p) for p in many.iterdir())  # one face each, once
-    assert result["s"].faces == 40 and not result["s"].failed
+    assert result["summary"].faces == 40 and not result["summary"].failed
 
 
 def test_one_image_that_breaks_recognition_is_an_error_row_not_a_failed_batch(collection, monkeypatch):
