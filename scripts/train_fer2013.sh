@@ -6,18 +6,6 @@
 set -euo pipefail
 data=${1:?DATA_DIR with train.zip and publictest.zip}
 out=${2:?OUT_DIR}
-epochs_large=${3:-100}
-epochs_small=${4:-120}
-mobilefer=${MOBILEFER:-mobilefer}
-common=(--data "$data/train.zip" --val-data "$data/publictest.zip" --select accuracy --tta flip
-        --batch-size 256 --lr 2e-3 --weight-decay 0.05 --label-smoothing 0.1 --bn-momentum 0.01 --seed 0 ${EXTRA_ARGS:-})
-mkdir -p "$out"
-$mobilefer train "${common[@]}" --arch mobilenet_v3_large --img-size 160 --epochs "$epochs_large" \
-    --out "$out/large" >"$out/large.log" 2>&1 &
-$mobilefer train "${common[@]}" --arch mobilenet_v3_small --img-size 128 --epochs "$epochs_small" \
-    --out "$out/small" >"$out/small.log" 2>&1 &
-status=0
-wait -n || status=$?
-wait -n || status=$?
-tail -n 3 "$out/large.log" "$out/small.log"
-exit $status
+exec "$(dirname "$0")/train_both.sh" "$out" "${3:-100}" "${4:-120}" \
+    --data "$data/train.zip" --val-data "$data/publictest.zip" --select accuracy --tta flip \
+    --batch-size 256 --lr 2e-3 --weight-decay 0.05 --label-smoothing 0.1 --bn-momentum 0.01 --seed 0 ${EXTRA_ARGS:-}
