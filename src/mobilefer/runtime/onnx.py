@@ -10,7 +10,8 @@ from mobilefer.errors import ModelFileError
 from mobilefer.meta import METADATA_KEY, ModelMeta, decode_meta
 
 
-def _session_options(threads: int | None):
+def session_options(threads: int | None = None):
+    """ONNX Runtime CPU settings for a MobileNet-like chain of small ops (the classifier, CenterFace)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -39,7 +40,7 @@ def open_session(path: str | Path, threads: int | None = None, providers: list[s
     have = set(ort.get_available_providers())
     chosen = [p for p in (providers or []) if p in have] + ["CPUExecutionProvider"]
     try:
-        return ort.InferenceSession(str(path), _session_options(threads), providers=list(dict.fromkeys(chosen)))
+        return ort.InferenceSession(str(path), session_options(threads), providers=list(dict.fromkeys(chosen)))
     except Exception as exc:  # ORT raises its own exception types for corrupt files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelFileError(f"{path}: not a loadable ONNX model ({first})") from None
