@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobilefer.atomic import check_output_file
-from mobilefer.errors import ConfigError, check_fields, require
+from mobilefer.errors import ConfigError, check_fields, require, whole
 
 if TYPE_CHECKING:
     from mobilefer.meta import ModelMeta
@@ -81,17 +81,17 @@ class TrainConfig:
         self.scale = tuple(self.scale)  # JSON round trip turns tuples into lists
         choices = {"select": ("macro_f1", "accuracy"), "balance": ("none", "sqrt", "inverse"),
                    "tta": ("none", "flip"), "labels": LABEL_MODES}
-        positive_int = (lambda v: isinstance(v, int) and v >= 1, "a whole number of at least 1")
+        positive_int = (whole(1), "a whole number of at least 1")
         check_fields(self, {
             **{name: (lambda v, c=c: v in c, " or ".join(c)) for name, c in choices.items()},
             "val_split": (lambda v: 0 < v < 1, "a fraction between 0 and 1, e.g. 0.1"),
-            "limit": (lambda v: isinstance(v, int) and v >= 2, "at least 2 images"),
-            "val_limit": (lambda v: isinstance(v, int) and v >= 1, "at least 1 image"),
+            "limit": (whole(2), "at least 2 images"),
+            "val_limit": (whole(1), "at least 1 image"),
             "epochs": positive_int, "workers": positive_int,
-            "freeze_epochs": (lambda v: isinstance(v, int) and v >= 0, "0 or more epochs"),
-            "batch_size": (lambda v: isinstance(v, int) and v >= 2, "at least 2 (BatchNorm needs 2 images a batch)"),
-            "img_size": (lambda v: isinstance(v, int) and 16 <= v <= 1024, "16 to 1024 pixels"),
-            "base_size": (lambda v: isinstance(v, int) and 8 <= v <= 1024, "8 to 1024 pixels"),
+            "freeze_epochs": (whole(0), "0 or more epochs"),
+            "batch_size": (whole(2), "at least 2 (BatchNorm needs 2 images a batch)"),
+            "img_size": (whole(16, 1024), "16 to 1024 pixels"),
+            "base_size": (whole(8, 1024), "8 to 1024 pixels"),
             "channels": (lambda v: v in (1, 3), "1 or 3"),
             "lr": (lambda v: 0 < v < 1, "a learning rate above 0 and below 1"),
             "weight_decay": (lambda v: 0 <= v < 1, "0 or more, below 1"),
@@ -101,7 +101,7 @@ class TrainConfig:
             "face_margin": (lambda v: 0 <= v <= 1, "0 to 1 (a fraction of the face side)"),
             "erase": (lambda v: 0 <= v <= 1, "a probability from 0 to 1"),
             "jitter": (lambda v: 0 <= v <= 1, "0 to 1"),
-            "patience": (lambda v: isinstance(v, int) and v >= 0, "0 (off) or more epochs"),
+            "patience": (whole(0), "0 (off) or more epochs"),
         })
 
     @property
@@ -160,9 +160,9 @@ class EvalConfig:
         if not self.data:
             raise ConfigError("evaluate needs --data: labelled images (folder, zip, CSV or FER+ data)")
         check_fields(self, {
-            "batch_size": (lambda v: isinstance(v, int) and v >= 1, "a whole number of at least 1"),
-            "limit": (lambda v: isinstance(v, int) and v >= 1, "at least 1 image"),
-            "workers": (lambda v: isinstance(v, int) and v >= 1, "a whole number of at least 1"),
+            "batch_size": (whole(1), "a whole number of at least 1"),
+            "limit": (whole(1), "at least 1 image"),
+            "workers": (whole(1), "a whole number of at least 1"),
             "tta": (lambda v: v in ("none", "flip"), "none or flip"),
         })
         check_output_file(self.json, "--json")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilefer.atomic import atomic_path, check_output_file
-from mobilefer.errors import ConfigError, MobileferError, check_fields
+from mobilefer.errors import ConfigError, MobileferError, check_fields, whole
 from mobilefer.meta import METADATA_KEY, ModelMeta
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ class ExportConfig:
         check_output_file(self.out, "--out")
         check_fields(self, {
             "opset": (lambda v: v in OPSETS, f"an ONNX opset from {OPSETS[0]} to {OPSETS[-1]}"),
-            "calib_count": (lambda v: isinstance(v, int) and v >= 1, "at least 1 image"),
-            "check_count": (lambda v: isinstance(v, int) and v >= 1, "at least 1 image"),
+            "calib_count": (whole(1), "at least 1 image"),
+            "check_count": (whole(1), "at least 1 image"),
         })
         if self.int8 and not self.calib_data:
             raise ConfigError("--int8 needs --calib-data: images to calibrate activation ranges on")

@@ -190,8 +190,9 @@ class EmotionRecognizer:
         still = source_kind(source) in ("image", "images")
         if detect_every is None:
             detect_every = 1 if still else DEFAULT_VIDEO_DETECT_EVERY
-        if not isinstance(detect_every, int) or detect_every < 1:
-            raise ConfigError(f"--detect-every {detect_every!r}: expected a whole number of frames, at least 1")
+        ok, expected = RECOGNITION_RULES["detect_every"]
+        if not ok(detect_every):
+            raise ConfigError(f"--detect-every {detect_every!r}: expected {expected}")
         cadence = every if isinstance(every, Cadence) else Cadence.parse(every)
         smoother = Smoother.parse(smooth)
         template = tracker or IoUTracker()
