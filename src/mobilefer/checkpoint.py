@@ -130,12 +130,12 @@ def start_from(model: Any, path: str | Path, start: ModelMeta, classes: Sequence
                              f"({len(bad)} mismatched, {len(missing)} missing tensors)")
     model.load_state_dict(body, strict=False)
     rows = match_classes(list(classes), start.classes)
+    weight, bias = model.get_parameter(head + ".weight"), model.get_parameter(head + ".bias")
     with torch.no_grad():
         for k, row in enumerate(rows):
             if row is not None:
-                own_w, own_b = model.get_parameter(head + ".weight"), model.get_parameter(head + ".bias")
-                own_w[k] = state[head + ".weight"][row]
-                own_b[k] = state[head + ".bias"][row]
+                weight[k] = state[head + ".weight"][row]
+                bias[k] = state[head + ".bias"][row]
     return {name: (start.classes[row] if row is not None else None) for name, row in zip(classes, rows)}
 
 

@@ -134,10 +134,13 @@ class EmotionRecognizer:
                               ids[i] if ids is not None else i, box.score))
         return faces
 
+    def crops(self, frame: np.ndarray, boxes: list[Box]) -> list[np.ndarray]:
+        """uint8 (H, W, 3) BGR frame -> the RGB face crops the classifier sees, one per box."""
+        return [bgr_to_rgb(face_crop(frame, b, self.margin)) for b in boxes]
+
     def classify_boxes(self, frame: np.ndarray, boxes: list[Box]) -> list[Face]:
         """uint8 (H, W, 3) BGR frame and its face boxes -> faces, in the order of the boxes."""
-        crops = [bgr_to_rgb(face_crop(frame, b, self.margin)) for b in boxes]
-        return self.label_faces(boxes, self.classify_crops(crops))
+        return self.label_faces(boxes, self.classify_crops(self.crops(frame, boxes)))
 
     def recognize_frame(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
                         timing: dict[str, float] | None = None) -> list[Face]:
@@ -158,8 +161,7 @@ class EmotionRecognizer:
         """Still images, uint8 (H, W, 3) BGR -> their faces, as :meth:`recognize_frame` finds them,
         with the faces of all images classified in one batch (fewer, fuller classifier calls)."""
         boxes = [self.detector.detect(frame) for frame in frames]
-        crops = [bgr_to_rgb(face_crop(frame, b, self.margin)) for frame, found in zip(frames, boxes) for b in found]
-        probs = self.classify_crops(crops)
+        probs = self.classify_crops([crop for frame, found in zip(frames, boxes) for crop in self.crops(frame, found)])
         out, start = [], 0
         for found in boxes:
             out.append(self.label_faces(found, probs[start : start + len(found)]))
@@ -232,7 +234,7 @@ class EmotionRecognizer:
         to_classify = tracks if due else fresh
         tracked = time.perf_counter()
         if to_classify:
-            crops = [bgr_to_rgb(face_crop(image, t.box, self.margin)) for t in to_classify]
+            crops = self.crops(image, [t.box for t in to_classify])
             for track, p in zip(to_classify, self.classify_crops(crops)):
                 track.update_probs(p, smoother)
         probs = np.stack([t.probs for t in tracks]) if tracks else np.zeros((0, self.meta.num_classes))
