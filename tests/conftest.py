@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+# The suite runs beside other work: one thread per process, and OpenMP workers that sleep
+# when idle (before anything imports torch), so a loaded machine slows it but cannot stall it.
+os.environ.setdefault("MOBILEFER_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Three trivially separable "emotions": mean brightness tells them apart.
 LEVELS = {"happy": 215, "sad": 40, "Surprised": 128}

@@ -21,6 +21,7 @@ from mobilefer.errors import MobileferError, require
 
 log = logging.getLogger("mobilefer")
 
+THREADS_HELP = "CPU threads; default: the cores not already busy, up to 4 (also $MOBILEFER_THREADS)"
 MODEL_HELP = "bundled model name (fer2013-small, fer2013-large) or a .onnx / .safetensors file " \
              "(.pth with --classes); default: the bundled fer2013-small"
 
@@ -84,10 +85,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--select", choices=("macro_f1", "accuracy"), default=d.select, help="val metric that picks best")
     p.add_argument("--tta", choices=("none", "flip"), default=d.tta, help="test-time augmentation, kept in the model")
     p.add_argument("--patience", type=int, default=d.patience, help="early stop after N epochs without gain (0: off)")
+    p.add_argument("--ema", type=float, default=d.ema,
+                   help="keep an exponential moving average of the weights with this decay (e.g. 0.999) and "
+                        "validate and save it instead of the raw weights (default: 0, off)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA")
     p.add_argument("--workers", type=int, help="image decoding threads")
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
     p.add_argument("--out", default=d.out, help="run folder (must not hold another run)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR (its settings are used)")
     p.set_defaults(run=_cmd_train)
@@ -126,6 +131,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "was trained")
     p.add_argument("--limit", type=int, help="score a stratified sample of this many images")
     p.add_argument("--batch-size", type=int, default=d["batch_size"].default)
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--plot", help="write a confusion-matrix heat-map PNG here")
     p.set_defaults(run=_cmd_evaluate)
@@ -224,6 +230,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib-data", help="images to calibrate (and verify) on: folder, zip or CSV")
     p.add_argument("--calib-count", type=int, default=d["calib_count"].default, help="calibration images to use")
     p.add_argument("--classes", type=_csv_list, help="class names in output order, for .pth state_dicts")
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
     p.set_defaults(run=_cmd_export)
 
 
@@ -352,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Idle OpenMP workers sleep instead of spinning on cores that other work needs; read by
+    # PyTorch's OpenMP when it starts, so set before anything imports torch.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

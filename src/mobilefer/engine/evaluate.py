@@ -29,7 +29,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     without a majority label, by reason) and ``model`` (its summary). Vote data (FER+) is
     always scored against the majority label.
     """
-    clf = load_classifier(config.model, classes=config.classes, tta=config.tta)
+    clf = load_classifier(config.model, classes=config.classes, tta=config.tta, threads=config.threads)
     meta = clf.meta
     usage = config.usage or ("PublicTest" if csv_has_usage(config.data) else None)
     crop_faces = meta.config.get("crop_faces", False) if config.crop_faces is None else config.crop_faces

@@ -12,12 +12,14 @@ from mobilefer.atomic import atomic_path
 _KEY = "mobilefer_train_state"
 
 
-def save_state(path: str | Path, optimizer: torch.optim.Optimizer, info: dict[str, Any]) -> None:
-    """Write the optimizer's tensors and ``info`` (JSON-able: epoch, history, ...) atomically."""
+def save_state(path: str | Path, optimizer: torch.optim.Optimizer, info: dict[str, Any],
+               extra: dict[str, torch.Tensor] | None = None) -> None:
+    """Write the optimizer's tensors, ``extra`` tensors (e.g. averaged weights) and ``info``
+    (JSON-able: epoch, history, ...) atomically."""
     from safetensors.torch import save_file
 
     opt = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
+    tensors = {f"extra.{k}": v.detach().to("cpu").contiguous() for k, v in (extra or {}).items()}
     plain: dict[str, dict[str, Any]] = {}
     for pid, slots in opt["state"].items():
         for slot, value in slots.items():
@@ -30,8 +32,10 @@ def save_state(path: str | Path, optimizer: torch.optim.Optimizer, info: dict[st
         save_file(tensors, str(tmp), metadata={_KEY: json.dumps(header)})
 
 
-def load_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore the optimizer from ``path``; return the saved ``info``."""
+def load_state(path: str | Path, optimizer: torch.optim.Optimizer,
+               extra: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Restore the optimizer from ``path`` and copy saved extra tensors into ``extra``'s
+    (which must all be there); return the saved ``info``."""
     from safetensors import SafetensorError, safe_open
 
     from mobilefer.errors import ModelFileError
@@ -42,7 +46,11 @@ def load_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, 
         with safe_open(str(path), framework="pt") as handle:
             header = json.loads(handle.metadata()[_KEY])
             state: dict[int, dict[str, Any]] = {}
+            for name, tensor in (extra or {}).items():
+                tensor.copy_(handle.get_tensor(f"extra.{name}"))
             for key in handle.keys():
+                if key.startswith("extra."):
+                    continue
                 _, pid, slot = key.split(".", 2)
                 state.setdefault(int(pid), {})[slot] = handle.get_tensor(key)
         for pid, slots in header["plain_state"].items():

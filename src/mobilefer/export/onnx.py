@@ -34,6 +34,7 @@ class ExportConfig:
     calib_count: int = 512
     check_count: int = 64
     classes: list[str] | None = None  # for plain .pth state_dicts
+    threads: int | None = None  # PyTorch and ONNX Runtime threads; default: the idle cores, up to 4
 
     def __post_init__(self) -> None:
         if not str(self.out).endswith(".onnx"):
@@ -43,6 +44,7 @@ class ExportConfig:
             "opset": (lambda v: v in OPSETS, f"an ONNX opset from {OPSETS[0]} to {OPSETS[-1]}"),
             "calib_count": (whole(1), "at least 1 image"),
             "check_count": (whole(1), "at least 1 image"),
+            "threads": (whole(1, 256), "1 to 256 threads"),
         })
         if self.int8 and not self.calib_data:
             raise ConfigError("--int8 needs --calib-data: images to calibrate activation ranges on")
@@ -124,6 +126,9 @@ def export(config: ExportConfig) -> ExportReport:
 
     out, opset, int8, calib_data = Path(config.out), config.opset, config.int8, config.calib_data
     calib_count, check_count = config.calib_count, config.check_count
+    from mobilefer import cores
+
+    cores.limit_torch(config.threads)
     model, meta = load_model(resolve_model(config.model, torch_weights=True).path, classes=config.classes)
     example = torch.zeros(1, meta.channels, meta.input_size, meta.input_size)
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,7 +160,7 @@ def export(config: ExportConfig) -> ExportReport:
         _attach_metadata(raw, meta, out)
 
     inputs = _check_inputs(meta, calib_data, check_count, seed=1)
-    runtime = OnnxClassifier(out)
+    runtime = OnnxClassifier(out, threads=config.threads)
     runtime.meta.tta = "none"  # compare the networks themselves
     with torch.inference_mode():
         expected = model(torch.from_numpy(inputs)).softmax(1).numpy()

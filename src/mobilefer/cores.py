@@ -1,0 +1,57 @@
+"""How many threads a mobilefer process may use: the one place that decides (STYLE rule 16).
+
+The machine is shared. Threads beyond the cores this process may run on, or OpenMP workers
+that spin while they wait, turn a busy machine's minutes into hours: on 2 loaded cores a small
+training run fell from ~120 img/s with one thread to 1-16 img/s with PyTorch's defaults.
+"""
+from __future__ import annotations
+
+import os
+
+# Past a few cores, MobileNetV3's small ops gain little and lose to thread wake-ups.
+MAX_DEFAULT = 4
+
+
+def available() -> int:
+    """Cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def idle() -> int:
+    """Available cores not already busy, by the 1-minute load average (at least 1)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return available()
+    return max(1, min(available(), round(available() - load + 0.25)))
+
+
+def budget(threads: int | None = None, cap: int = MAX_DEFAULT) -> int:
+    """Threads to use: ``threads`` if given, else ``$MOBILEFER_THREADS``, else the idle
+    cores up to ``cap``. On a loaded machine that is 1: two threads that wait for each other
+    on one free core run slower than one thread alone."""
+    if threads:
+        return threads
+    env = os.environ.get("MOBILEFER_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return min(cap, idle())
+
+
+def limit_torch(threads: int | None = None) -> int:
+    """Set PyTorch's intra-op threads to the budget, one inter-op thread, and passive OpenMP
+    waiting (set before torch starts its pool: idle workers sleep instead of spinning).
+    Returns the thread count used."""
+    n = budget(threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set once in this process (it may be set only before parallel work)
+        pass
+    return n
