@@ -10,6 +10,7 @@ import mobilefer.engine.train as train_module
 from helpers import tiny_config
 from mobilefer.checkpoint import load_model, read_meta
 from mobilefer.engine.config import EvalConfig
+from mobilefer.errors import ConfigError
 from mobilefer.engine.evaluate import evaluate
 from mobilefer.engine.train import lr_at, train
 
@@ -106,7 +107,7 @@ def test_no_temporary_files_are_left_behind(trained):
 
 
 def test_resume_after_interruption_replays_the_same_run(folder_data, tmp_path, monkeypatch):
-    config = dict(epochs=3)
+    config = dict(epochs=3, ema=0.9)  # the weight average resumes too
     reference = train(tiny_config(folder_data, tmp_path / "full", **config))
 
     real_write = train_module._write_metrics
@@ -121,12 +122,15 @@ def test_resume_after_interruption_replays_the_same_run(folder_data, tmp_path, m
         train(tiny_config(folder_data, tmp_path / "cut", **config))
     monkeypatch.setattr(train_module, "_write_metrics", real_write)
 
-    resumed = train(tiny_config("", "", resume=str(tmp_path / "cut")))
+    with pytest.raises(ConfigError, match="leave out --epochs"):  # a resumed run keeps its settings
+        train(tiny_config("", "", resume=str(tmp_path / "cut"), epochs=5))
+    resumed = train(tiny_config("", "", resume=str(tmp_path / "cut"), threads=1, **config))
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
-    a = load_file(str(tmp_path / "full" / "last.safetensors"))
-    b = load_file(str(tmp_path / "cut" / "last.safetensors"))
-    for key in a:
-        np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-5, err_msg=key)
+    for name in ("last.safetensors", "best.safetensors"):
+        a = load_file(str(tmp_path / "full" / name))
+        b = load_file(str(tmp_path / "cut" / name))
+        for key in a:
+            np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-5, err_msg=f"{name} {key}")
     assert resumed.history[-1]["val_acc"] == reference.history[-1]["val_acc"]
 
 

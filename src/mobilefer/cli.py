@@ -83,7 +83,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--face-margin", type=float, default=d.face_margin,
                    help="crop margin around detected faces at inference (a fine-tune keeps its start model's)")
     p.add_argument("--select", choices=("macro_f1", "accuracy"), default=d.select, help="val metric that picks best")
-    p.add_argument("--tta", choices=("none", "flip"), default=d.tta, help="test-time augmentation, kept in the model")
+    p.add_argument("--tta", choices=("none", "flip"),
+                   help="test-time augmentation, kept in the model; default: the start model's, else none")
     p.add_argument("--patience", type=int, default=d.patience, help="early stop after N epochs without gain (0: off)")
     p.add_argument("--ema", type=float, default=d.ema,
                    help="keep an exponential moving average of the weights with this decay (e.g. 0.999) and "

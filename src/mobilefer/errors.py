@@ -28,6 +28,10 @@ class ImageDecodeError(MobileferError, ValueError):
     """An image file could not be read; the message names it."""
 
 
+class NoFaceError(ImageDecodeError):
+    """An image that had to hold a face (a training photo with --crop-faces) holds none."""
+
+
 class SourceError(MobileferError, ValueError):
     """A video, webcam, stream or image source cannot be opened."""
 

@@ -28,21 +28,45 @@ class ImageTooLargeError(ImageDecodeError):
     """The image has more pixels than allowed (a decompression bomb, or just too big)."""
 
 
+class ImageInputError(ImageDecodeError):
+    """An in-memory image (array, PIL image, bytes) that is not one: wrong type, shape or pixel values."""
+
+
 def is_image_name(name: str) -> bool:
     return Path(name).suffix.lower() in IMAGE_SUFFIXES
 
 
+def to_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
+    """Pixel values of any numeric dtype -> uint8, as image files of that depth are read:
+    integers up to 255 as they are, up to 65535 scaled from 16 bits; floats in [0, 1] scaled
+    by 255, floats up to 255 rounded. Anything else is ImageInputError naming ``name``."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ImageInputError(f"{name}: pixel type {arr.dtype} is not an image's; expected uint8, uint16 or "
+                              "float in [0, 1]")
+    values = arr.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise ImageInputError(f"{name}: the pixels include NaN or infinity")
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if low < 0:
+        raise ImageInputError(f"{name}: negative pixel values ({low:g}); expected uint8, uint16, or float in [0, 1]")
+    if np.issubdtype(arr.dtype, np.floating):
+        if high <= 1.0:
+            values = values * 255.0
+        elif high > 255.0:
+            raise ImageInputError(f"{name}: float pixels up to {high:g}; expected floats in [0, 1] (or 0-255)")
+    elif high > 65535:
+        raise ImageInputError(f"{name}: pixel values up to {high:g}; expected 8 or 16-bit values")
+    elif high > 255:
+        values = values * (255.0 / 65535.0)
+    return np.clip(values + 0.5, 0, 255).astype(np.uint8)
+
+
 def pil_to_array(img: Image.Image) -> np.ndarray:
     """PIL image of any mode -> uint8 (H, W) gray or (H, W, 3) RGB; alpha dropped on black."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
-        return np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
-    if img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        if arr.max() <= 1.0:
-            arr = arr * 255.0
-        return np.clip(arr + 0.5, 0, 255).astype(np.uint8)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return to_uint8(np.asarray(img))
     if img.mode in ("1", "L"):
         return np.asarray(img.convert("L"), dtype=np.uint8)
     if img.mode in ("LA", "RGBA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -124,3 +148,35 @@ def rgb_to_bgr(img: np.ndarray) -> np.ndarray:
     if img.ndim == 2 or img.shape[2] == 1:
         return np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
     return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def as_bgr_frame(image: object) -> np.ndarray:
+    """What the Python API accepts as one image -> uint8 (H, W, 3) BGR.
+
+    A path, encoded bytes (JPEG, PNG, ...), a PIL image (EXIF rotation applied, as for a
+    file), or an array: (H, W) gray or (H, W, 3|4) BGR(A), uint8, uint16 or float in [0, 1].
+    Anything else is ImageInputError saying what was expected.
+    """
+    if isinstance(image, (str, Path)):
+        return rgb_to_bgr(read_image(image))
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        if not len(image):
+            raise ImageInputError("image bytes: empty")
+        return rgb_to_bgr(decode_image(bytes(image), "image bytes"))
+    if isinstance(image, Image.Image):
+        try:
+            return rgb_to_bgr(pil_to_array(ImageOps.exif_transpose(image)))
+        except (OSError, ValueError) as exc:
+            raise ImageInputError(f"PIL image: cannot be read ({exc})") from None
+    if not isinstance(image, np.ndarray):
+        raise ImageInputError(f"expected an image path, bytes, a PIL image or a numpy array, got "
+                              f"{type(image).__name__}")
+    arr = image
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageInputError(f"array of shape {arr.shape}: expected (H, W) gray or (H, W, 3) BGR")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageInputError(f"array of shape {arr.shape}: the image is empty")
+    arr = to_uint8(arr, f"array of {arr.dtype}")
+    return rgb_to_bgr(arr) if arr.ndim == 2 else np.ascontiguousarray(arr[:, :, :3])

@@ -26,7 +26,9 @@ from mobilefer.classes import FER2013_IDS, canonical_name
 from mobilefer.data import ferplus
 from mobilefer.data.images import ImageDecodeError, decode_image, is_gray, is_image_name
 from mobilefer.data.preprocess import to_base
-from mobilefer.errors import DatasetError
+from mobilefer.errors import DatasetError, NoFaceError
+
+NO_FACE = "no face found"  # the words of every skipped-without-a-face reason
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,15 @@ class LabeledImages:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     soft: np.ndarray | None = None  # float32 (N, K) target distributions (FER+ --labels soft), rows sum to 1
     dropped: dict[str, int] = field(default_factory=dict)  # images the labelling rule left out, by reason
+    sizes: np.ndarray | None = None  # int (N, 2): each image's (height, width) as read, before any crop
+
+    def photo_share(self) -> float:
+        """Share of images that look like photos rather than face crops: not square (sides
+        differ by 20 %+) and at least 160 px on the short side."""
+        if self.sizes is None or not len(self.sizes):
+            return 0.0
+        short, long = self.sizes.min(axis=1), self.sizes.max(axis=1)
+        return float(((short >= 160) & (long >= 1.2 * short)).mean())
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -67,6 +78,7 @@ class LabeledImages:
             self.images[index], self.labels[index], list(self.classes),
             [self.files[i] for i in index], self.source, [],
             None if self.soft is None else self.soft[index], dict(self.dropped),
+            None if self.sizes is None else self.sizes[index],
         )
 
     def fingerprint(self) -> str:
@@ -326,10 +338,16 @@ def load_images(
         reordered[:, [position[c] for c in listing.classes]] = soft
         soft = reordered
 
-    def work(entry: _Entry) -> np.ndarray | str:
+    sizes = np.zeros((len(entries), 2), dtype=np.int32)
+
+    def work(item: tuple[int, _Entry]) -> np.ndarray | str:
+        i, entry = item
         try:
             image = _decode(entry)
+            sizes[i] = image.shape[:2]
             return to_base(crop(image) if crop else image, channels, base_size)
+        except NoFaceError as exc:
+            return f"{entry[0]}: {exc}"
         except ImageDecodeError as exc:
             return str(exc)
 
@@ -337,19 +355,22 @@ def load_images(
     keep = np.zeros(len(entries), dtype=bool)
     skipped: list[tuple[str, str]] = []
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        for i, result in enumerate(pool.map(work, entries, chunksize=64)):
+        for i, result in enumerate(pool.map(work, enumerate(entries), chunksize=64)):
             if isinstance(result, str):
                 skipped.append((entries[i][0], result))
             else:
                 images[i] = result
                 keep[i] = True
     if not keep.any():
-        raise DatasetError(f"{path}: none of the {len(entries)} images could be decoded")
+        faceless = sum(NO_FACE in reason for _, reason in skipped)
+        if faceless == len(entries):
+            raise DatasetError(f"{path}: no face was found in any of its {len(entries)} images")
+        raise DatasetError(f"{path}: none of the {len(entries)} images could be used\n{describe_skipped(skipped)}")
     targets = np.array([position[label] for _, label, _ in entries], dtype=np.int64)
     data = LabeledImages(
         images[keep], targets[keep], list(classes),
         [name for (name, _, _), k in zip(entries, keep) if k], str(path), skipped,
-        None if soft is None else soft[keep], dict(listing.dropped),
+        None if soft is None else soft[keep], dict(listing.dropped), sizes[keep],
     )
     left_out = f", left out by the {labels} vote rule: {_reasons(data.dropped)}" if data.dropped else ""
     log.info("%s: %d images, %dx%d px, %d channel(s), %d skipped%s", path, len(data), base_size, base_size,
@@ -385,7 +406,9 @@ def describe_skipped(skipped: Sequence[tuple[str, str]], limit: int = 20) -> str
     """One readable block listing skipped files (first ``limit``) and the total count."""
     if not skipped:
         return ""
-    lines = [f"skipped {len(skipped)} unreadable file(s):"]
+    faceless = sum(NO_FACE in reason for _, reason in skipped)
+    kinds = [f"{n} {what}" for n, what in ((faceless, "without a face"), (len(skipped) - faceless, "unreadable")) if n]
+    lines = [f"skipped {len(skipped)} file(s) ({', '.join(kinds)}):"]
     lines += [f"  {reason}" for _, reason in skipped[:limit]]
     if len(skipped) > limit:
         lines.append(f"  ... and {len(skipped) - limit} more")

@@ -67,7 +67,7 @@ class TrainConfig:
     jitter: float = 0.25  # brightness/contrast strength
     erase: float = 0.25  # probability of random erasing
     select: str = "macro_f1"  # val metric that picks best: macro_f1 or accuracy
-    tta: str = "none"  # "flip": validate (and later predict) with horizontal-flip averaging
+    tta: str | None = None  # "flip": validate (and later predict) with flip averaging; default: the start model's, else none
     patience: int = 0  # stop after this many epochs without improvement; 0 = never
     # exponential moving average of the weights (0 = off): validated, selected and saved
     # instead of the raw weights; ~0.999 smooths the last few hundred steps of a short fine-tune
@@ -128,10 +128,15 @@ class TrainConfig:
                 raise ConfigError(f"--channels {self.channels}: the start model {self.pretrained} takes "
                                   f"{start.channels} channel(s)")
             filled.update(arch=start.arch, channels=start.channels, img_size=self.img_size or start.input_size,
-                          base_size=self.base_size or start.base_size)
+                          base_size=self.base_size or start.base_size, tta=self.tta or start.tta)
         filled.setdefault("arch", self.arch or DEFAULT_ARCH)
         filled.setdefault("img_size", self.img_size or DEFAULT_IMG_SIZE)
-        return dataclasses.replace(self, **filled)
+        filled.setdefault("tta", self.tta or "none")
+        resolved = dataclasses.replace(self, **filled)
+        if resolved.freeze_epochs > resolved.epochs:
+            raise ConfigError(f"--freeze-epochs {resolved.freeze_epochs}: more than the {resolved.epochs} epochs "
+                              "of the run; expected at most --epochs")
+        return resolved
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

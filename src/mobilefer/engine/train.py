@@ -13,6 +13,7 @@ reused by class name, and the backbone may stay frozen for the first ``freeze_ep
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -39,7 +40,7 @@ from mobilefer.engine.ema import WeightAverage
 from mobilefer.engine.metrics import score
 from mobilefer.engine.runtime import broadcast_float, pick_device, seed_everything, setup_distributed
 from mobilefer.engine.state import load_state, save_state
-from mobilefer.errors import ConfigError, DatasetError, OutputError
+from mobilefer.errors import ConfigError, DatasetError, OutputError, flag
 from mobilefer.meta import ModelMeta, library_versions
 from mobilefer.models import create_model, imagenet_stats, resolve_arch
 from mobilefer.runtime import ModelFile, read_meta, resolve_model
@@ -182,7 +183,7 @@ def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
 def train(config: TrainConfig) -> TrainResult:
     """Train a MobileNetV3 emotion classifier; see the module docstring for outputs."""
     if config.resume:
-        config = _resume_config(Path(config.resume))
+        config = _resume_config(Path(config.resume), config)
     elif not config.data:
         raise ConfigError("train needs --data PATH (or --resume DIR)")
     _check_out(config)
@@ -196,6 +197,7 @@ def train(config: TrainConfig) -> TrainResult:
         device = torch.device("cuda", info.local_rank)
     out = Path(config.out)
     train_set, val_set, val_source = load_data(config, start_meta.face_margin if start_meta else None)
+    _check_data(config, train_set, val_set, val_source)
     meta = build_meta(config, train_set, start_meta)
     meta.data = {
         "train": config.data, "val": val_source, "num_train": len(train_set), "num_val": len(val_set),
@@ -354,8 +356,16 @@ def train(config: TrainConfig) -> TrainResult:
     return TrainResult(out / "best.safetensors", out / "last.safetensors", state["best_metrics"], state["history"], skipped)
 
 
-def _resume_config(run: Path) -> TrainConfig:
-    """The saved config of the run in ``run``, set to continue there."""
+# Settings a resumed run may take anew: they change how fast it runs, not what it learns.
+RESUME_OVERRIDES = ("threads", "workers", "progress", "device")
+# Below this many validation images the best epoch is picked on noise.
+MIN_VAL_IMAGES = 100
+
+
+def _resume_config(run: Path, given: TrainConfig | None = None) -> TrainConfig:
+    """The saved config of the run in ``run``, set to continue there. ``given``: the settings
+    asked for with --resume; one that differs from both the default and the run's own is
+    refused unless it is in RESUME_OVERRIDES (the run keeps what it started with)."""
     saved = run / "config.json"
     if not saved.is_file():
         raise ConfigError(f"--resume {run}: nothing to resume (no config.json in it)")
@@ -363,6 +373,39 @@ def _resume_config(run: Path) -> TrainConfig:
         raw = json.loads(saved.read_text())
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
-        return TrainConfig.from_dict({**raw, "resume": str(run), "out": str(run)})
+        config = TrainConfig.from_dict({**raw, "resume": str(run), "out": str(run)})
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"--resume {run}: {saved} is damaged ({exc}); start a new run instead") from None
+    if given is None:
+        return config
+    defaults = TrainConfig()
+    ignored = ("resume", "out", *RESUME_OVERRIDES)
+    changed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ignored
+               and getattr(given, f.name) not in (getattr(defaults, f.name), getattr(config, f.name))]
+    if changed:
+        raise ConfigError(f"--resume {run}: a resumed run keeps the settings it started with; leave out "
+                          f"{', '.join(flag(name) for name in changed)} (only "
+                          f"{', '.join(flag(name) for name in RESUME_OVERRIDES[:2])} may change), or start a new run")
+    return dataclasses.replace(config, **{name: getattr(given, name) for name in RESUME_OVERRIDES
+                                          if getattr(given, name) != getattr(defaults, name)})
+
+
+def _check_data(config: TrainConfig, train: LabeledImages, val: LabeledImages, val_source: str) -> None:
+    """Refuse data that cannot make a model as asked; warn where the result would mislead."""
+    if not len(val):
+        raise DatasetError(f"no validation images in {val_source}: each class needs 2 or more images for a "
+                           "split; give --val-data, or more images")
+    if config.resume and (Path(config.out) / "last.safetensors").is_file():
+        before = read_meta(Path(config.out) / "last.safetensors")
+        if before.classes != list(train.classes) or before.data.get("fingerprint") != train.fingerprint():
+            raise DatasetError(f"--resume {config.out}: {config.data} is not the data this run started on "
+                               f"(classes then: {', '.join(before.classes)}; now: {', '.join(train.classes)}); "
+                               "start a new run")
+    if len(val) < MIN_VAL_IMAGES:
+        log.warning("validation has only %d images (%s): the best epoch is chosen on noise; give --val-data or "
+                    "a larger --val-split", len(val), ", ".join(f"{k} {v}" for k, v in val.counts().items()))
+    share = train.photo_share()
+    if not config.crop_faces and share > 0.5:
+        log.warning("%.0f%% of the images in %s are photos, not face crops (large and not square): the model "
+                    "would learn whole pictures while predict shows it faces; add --crop-faces to train on "
+                    "each photo's face", 100 * share, config.data)

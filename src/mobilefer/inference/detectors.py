@@ -276,7 +276,7 @@ def create_detector(name: str = "auto", **options) -> FaceDetector:
 class LargestFaceCrop:
     """For training and evaluation on photos that are not face crops: the largest face of an
     image, cropped as predict crops it (same detector rules and margin). Thread-safe (one
-    detector per thread). No face: ImageDecodeError, so a reader skips the image."""
+    detector per thread). No face: NoFaceError, so a reader skips the image and says why."""
 
     def __init__(self, detector: str = "auto", margin: float = 0.15, min_face: int = DEFAULT_MIN_FACE) -> None:
         self.name, self.margin, self.min_face = detector_name(detector), margin, min_face
@@ -291,11 +291,11 @@ class LargestFaceCrop:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """uint8 (H, W) gray or (H, W, 3) RGB -> the crop of its largest face, same colour order."""
         from mobilefer.data.images import rgb_to_bgr
-        from mobilefer.errors import ImageDecodeError
+        from mobilefer.errors import NoFaceError
 
         boxes = self._detector().detect(rgb_to_bgr(image))
         if not boxes:
-            raise ImageDecodeError(f"no face found by {self.name}")
+            raise NoFaceError(f"no face found by {self.name}")
         return face_crop(image, max(boxes, key=lambda b: b.w * b.h), self.margin)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from mobilefer.errors import ConfigError, whole
-from mobilefer.data.images import bgr_to_rgb, pil_to_array, read_image, rgb_to_bgr
+from mobilefer.data.images import as_bgr_frame, bgr_to_rgb
 from mobilefer.data.preprocess import preprocess
 from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
@@ -168,15 +168,10 @@ class EmotionRecognizer:
             start += len(found)
         return out
 
-    def recognize(self, image: str | Path | Image.Image | np.ndarray) -> list[Face]:
-        """A path, a PIL image, or a uint8 BGR (H, W, 3) / gray (H, W) array -> faces."""
-        if isinstance(image, (str, Path)):
-            frame = rgb_to_bgr(read_image(image))
-        elif isinstance(image, Image.Image):
-            frame = rgb_to_bgr(pil_to_array(image))
-        else:
-            frame = rgb_to_bgr(image) if image.ndim == 2 else image[:, :, :3]
-        return self.recognize_frame(frame)
+    def recognize(self, image: str | Path | bytes | Image.Image | np.ndarray) -> list[Face]:
+        """A path, encoded bytes, a PIL image, or a BGR (H, W, 3) / gray (H, W) array (uint8,
+        uint16, or float in [0, 1]) -> faces. See :func:`~mobilefer.data.images.as_bgr_frame`."""
+        return self.recognize_frame(as_bgr_frame(image))
 
     def stream(self, source: str | int, *, every: str | Cadence | None = None, smooth: str | None = None,
                detect_every: int | None = None, tracker: IoUTracker | None = None) -> Iterator[FrameResult]:

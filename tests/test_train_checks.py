@@ -1,0 +1,84 @@
+"""What training says about its data and settings: refusals before work, warnings that matter."""
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import LEVELS, make_image, write_folder
+from helpers import tiny_config
+from mobilefer.data.readers import describe_skipped, load_images
+from mobilefer.engine.train import train
+from mobilefer.errors import ConfigError, DatasetError, NoFaceError
+from mobilefer.runtime import read_meta
+
+
+def test_a_split_without_validation_images_is_refused_not_scored_zero(tmp_path):
+    data = write_folder(tmp_path / "one_each", per_class=1)
+    with pytest.raises(DatasetError, match="no validation images"):
+        train(tiny_config(data, tmp_path / "run", epochs=1))
+    assert not (tmp_path / "run").exists()
+
+
+def test_more_frozen_epochs_than_epochs_is_refused():
+    with pytest.raises(ConfigError, match="--freeze-epochs 3: more than the 2 epochs"):
+        tiny_config("x", "y", epochs=2, freeze_epochs=3).resolved()
+
+
+def test_a_small_validation_split_and_photos_without_crop_faces_are_warned_about(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    for name, level in LEVELS.items():
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(6):
+            face = Image.fromarray(make_image(level, rng, size=24)).resize((300, 200))
+            face.save(tmp_path / "photos" / name / f"{i}.png")
+    with caplog.at_level(logging.WARNING):
+        train(tiny_config(tmp_path / "photos", tmp_path / "run", epochs=1))
+    text = caplog.text
+    assert "validation has only 6 images" in text
+    assert "100% of the images" in text and "--crop-faces" in text
+
+
+def test_photos_without_a_face_are_named_as_such_not_called_unreadable(folder_data, caplog):
+    def no_face_in_sad(image):
+        if image.mean() < 80:
+            raise NoFaceError("no face found by haar")
+        return image
+
+    data = load_images(folder_data, crop=no_face_in_sad)
+    assert len(data.skipped) == 24
+    name, reason = data.skipped[0]
+    assert reason == f"{name}: no face found by haar" and name.startswith("sad")
+    assert describe_skipped(data.skipped).startswith("skipped 24 file(s) (24 without a face):")
+
+    def never(image):
+        raise NoFaceError("no face found by haar")
+
+    with pytest.raises(DatasetError, match="no face was found in any of its 72 images"):
+        load_images(folder_data, crop=never)
+
+
+def test_resuming_on_changed_data_is_refused(folder_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(folder_data, data)
+    train(tiny_config(data, tmp_path / "run", epochs=1))
+    write_folder(tmp_path / "extra", per_class=4)
+    shutil.copytree(tmp_path / "extra" / "happy", data / "angry")
+    with pytest.raises(DatasetError, match="is not the data this run started on"):
+        train(tiny_config("", "", epochs=1, resume=str(tmp_path / "run")))
+
+
+def test_outputs_get_the_users_umask_and_a_fine_tune_keeps_flip_averaging(folder_data, tmp_path):
+    old = os.umask(0o022)
+    try:
+        start = train(tiny_config(folder_data, tmp_path / "start", epochs=1, tta="flip")).best
+        tuned = train(tiny_config(folder_data, tmp_path / "tuned", epochs=1, arch=None, img_size=None,
+                                  pretrained=str(start)))
+    finally:
+        os.umask(old)
+    for path in Path(tmp_path / "tuned").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path.name
+    assert read_meta(tuned.best).tta == "flip"
