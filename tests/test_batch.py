@@ -171,3 +171,51 @@ def test_one_image_that_breaks_recognition_is_an_error_row_not_a_failed_batch(co
     assert rows[("source", coffee)]["error"].endswith("recognition failed (RuntimeError: boom)")
     assert rows[("source", str(collection / "photos" / "astronaut.jpg"))]["faces"] == 1
     assert ("face", str(collection / "photos" / "astronaut.jpg")) in rows
+
+
+def test_what_a_listing_meets_becomes_rows_and_a_faceless_job_keeps_its_columns(collection, tmp_path):
+    from mobilefer.batch import list_sources
+
+    root = tmp_path / "odd"
+    root.mkdir()
+    shutil.copy(collection / "photos" / "coffee.jpg", root / "café.jpg")
+    os.symlink("loop_b.jpg", root / "loop_a.jpg")
+    os.symlink("loop_a.jpg", root / "loop_b.jpg")
+    (root / "bom.txt").write_bytes("\ufeffcafé.jpg\n".encode("utf-8"))
+    (root / "latin1.txt").write_bytes("café.jpg\n".encode("latin-1"))
+    images, _, bad = list_sources([str(root / "bom.txt"), str(root / "latin1.txt")])
+    assert images == [str(root / "café.jpg")] and not bad
+    summary = batch(BatchConfig(sources=[str(root)], out=str(tmp_path / "out")))
+    failed = dict(summary.failed)
+    assert set(failed) == {str(root / "loop_a.jpg"), str(root / "loop_b.jpg")}
+    assert "loops or points to nothing" in failed[str(root / "loop_a.jpg")]
+    faces = pq.read_table(tmp_path / "out" / "faces")  # no face anywhere: still every column
+    assert faces.num_rows == 0 and {"source", "label", "score", "p_happy"} <= set(faces.column_names)
+
+
+def test_one_writer_per_folder_and_a_damaged_folder_is_named(collection, tmp_path):
+    from mobilefer.batch import _only_writer
+
+    out = tmp_path / "out"
+    photo = str(collection / "photos" / "astronaut.jpg")
+    with _only_writer(out):  # as if another batch were writing there now
+        with pytest.raises(OutputError, match="another mobilefer batch is writing into it"):
+            batch(BatchConfig(sources=[photo], out=str(out)))
+    batch(BatchConfig(sources=[photo], out=str(out)))
+    damaged = next((out / "sources").glob("*.parquet"))
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    with pytest.raises(OutputError, match=f"{damaged.name} is damaged"):
+        batch(BatchConfig(sources=[photo], out=str(out), mode="resume"))
+
+
+def test_an_address_where_nothing_listens_is_refused_at_once(tmp_path):
+    from helpers import free_port
+    from mobilefer.batch import _check_reachable
+    from mobilefer.errors import ConfigError
+
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="nothing answers there"):
+        _check_reachable(f"127.0.0.1:{free_port()}")
+    with pytest.raises(ConfigError, match="expected auto, HOST:PORT"):
+        _check_reachable("somewhere:port")
+    assert time.monotonic() - started < 10

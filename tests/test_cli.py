@@ -33,3 +33,33 @@ def test_bad_input_is_one_message_not_a_traceback(tmp_path, folder_data, capsys)
         err = capsys.readouterr().err
         assert code == 2, argv
         assert message in err and "Traceback" not in err, (argv, err)
+
+
+def test_a_missing_webcam_is_our_one_line_without_opencvs_own(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    env.pop("OPENCV_LOG_LEVEL", None)
+    done = subprocess.run([sys.executable, "-m", "mobilefer.cli", "predict", "7"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["mobilefer predict: error: no webcam at index 7 (or it is in use)"]
+
+
+def test_help_shows_real_defaults_only_and_no_flags_a_verb_lacks():
+    import contextlib
+    import io
+
+    import pytest
+
+    for verb in ("train", "evaluate", "predict", "batch", "export", "serve", "info"):
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text), pytest.raises(SystemExit):
+            main([verb, "--help"])
+        assert "(default: None)" not in text.getvalue(), verb
+        if verb in ("batch", "serve", "info"):
+            assert "--classes" not in text.getvalue(), verb

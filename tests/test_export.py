@@ -40,11 +40,18 @@ def test_fp32_export_round_trip(checkpoint, tmp_path, folder_data):
     assert clf(np.zeros((0, 1, 64, 64), np.float32)).shape == (0, 3)
 
 
-def test_int8_export_keeps_metadata_and_shrinks(checkpoint, tmp_path, folder_data):
+def test_int8_export_keeps_metadata_and_shrinks(checkpoint, tmp_path, folder_data, monkeypatch):
     fp32 = export_onnx(checkpoint, tmp_path / "a.onnx")
     int8 = export_onnx(checkpoint, tmp_path / "b.onnx", int8=True, calib_data=str(folder_data), calib_count=48)
     assert int8.int8 and int8.bytes < fp32.bytes / 2
     assert read_onnx_meta(int8.path).classes == ["happy", "sad", "surprise"]
+    assert int8.calibration == f"48 images of {folder_data}" and not fp32.calibration
+    assert int8.warning == ""  # it agrees well enough on these images
+    import mobilefer.export.onnx as export_module
+
+    monkeypatch.setattr(export_module, "INT8_MIN_AGREEMENT", 1.01)  # no INT8 model can pass this
+    warned = export_onnx(checkpoint, tmp_path / "w.onnx", int8=True, calib_data=str(folder_data), calib_count=48)
+    assert "same class as PyTorch on only" in warned.warning
     with pytest.raises(ValueError, match="calib-data"):
         export_onnx(checkpoint, tmp_path / "c.onnx", int8=True)
 

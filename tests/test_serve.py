@@ -174,10 +174,9 @@ def test_unsupported_or_empty_content(client, data, ctype, status, words):
     assert r.status_code == status and words in r.json()["detail"]
 
 
-def test_gif_and_bmp_bytes_sent_as_octet_stream_are_refused(client, astronaut_bgr):
-    for fmt in ("GIF", "BMP"):
-        r = post(client, encode(astronaut_bgr, fmt), "application/octet-stream")
-        assert r.status_code == 415 and "JPEG, PNG, WEBP" in r.json()["detail"]
+def test_gif_bytes_sent_as_octet_stream_are_refused(client, astronaut_bgr):
+    r = post(client, encode(astronaut_bgr, "GIF"), "application/octet-stream")
+    assert r.status_code == 415 and "JPEG, PNG, WEBP, BMP" in r.json()["detail"]
 
 
 def test_corrupt_images_get_422(client, jpeg, astronaut_bgr):
@@ -384,3 +383,32 @@ def test_detector_none_classifies_an_uploaded_face_crop(client, astronaut_bgr):
     body = post(client, crop, query="?detector=none").json()
     assert body["detector"] == "none"
     assert [f["box"] for f in body["faces"]] == [[0, 0, 110, 110]] and body["faces"][0]["label"] == "happy"
+
+
+# ------------------------------------------------------------------ what a user's habits send
+def test_curl_without_a_content_type_and_bmp_are_recognised_as_by_the_cli(client, jpeg, astronaut_bgr):
+    # curl --data-binary @photo.jpg says application/x-www-form-urlencoded: the bytes say JPEG
+    as_curl = post(client, jpeg, "application/x-www-form-urlencoded")
+    assert as_curl.status_code == 200 and as_curl.json()["faces"]
+    bmp = post(client, encode(astronaut_bgr, "BMP"), "image/bmp")
+    assert bmp.status_code == 200 and len(bmp.json()["faces"]) == len(as_curl.json()["faces"])
+    assert post(client, b"hello=world", "application/x-www-form-urlencoded").status_code == 415
+
+
+def test_a_jpeg_whose_header_claims_more_than_its_data_is_refused(client, astronaut_bgr):
+    data = bytearray(encode(astronaut_bgr[:64, :64]))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (1200).to_bytes(2, "big") + (1600).to_bytes(2, "big")  # claims 1600x1200
+    r = post(client, bytes(data))
+    assert r.status_code == 422 and "1600x1200 pixels in only" in r.json()["detail"]
+
+
+def test_two_files_in_one_form_are_refused_not_half_read(client, jpeg):
+    files = [("file", ("a.jpg", jpeg, "image/jpeg")), ("file2", ("b.jpg", jpeg, "image/jpeg"))]
+    r = client.post("/v1/recognize", files=files)
+    assert r.status_code == 422 and "2 files" in r.json()["detail"]
+
+
+def test_health_has_no_mean_inference_time_before_an_inference():
+    with TestClient(create_app(ServeConfig())) as fresh:
+        assert fresh.get("/healthz").json()["mean_inference_ms"] is None

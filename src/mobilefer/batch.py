@@ -20,16 +20,21 @@ the same folder refuses, or with ``mode="resume"`` adds only the sources not yet
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
+import re
 import shutil
+import sys
+import threading
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from mobilefer.data.images import is_image_name
 from mobilefer.errors import ConfigError, OutputError, check_fields, require, whole
@@ -110,14 +115,19 @@ def list_sources(specs: list[str]) -> tuple[list[str], list[str], list[tuple[str
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            entries = sorted(p for p in path.rglob("*") if not p.name.startswith("."))
+            found = [p for p in entries if p.is_file()]
+            # a link that loops or points nowhere is neither file nor folder: say so, never drop it
+            broken = [p for p in entries if p.is_symlink() and not p.exists()]
             media = [p for p in found if p.suffix.lower() in VIDEO_SUFFIXES or is_image_name(p.name)]
-            if not media:
+            if not media and not broken:
                 bad.append((spec, f"{spec}: no images or videos in the folder"))
             for p in media:
                 add(p, spec)
+            for p in broken:
+                bad.append((str(p), f"{p}: a symbolic link that loops or points to nothing"))
         elif path.suffix.lower() == ".txt" and path.is_file():
-            for line in path.read_text().splitlines():
+            for line in _read_list(path).splitlines():
                 line = line.strip()
                 if line and not line.startswith("#"):
                     listed = Path(line) if Path(line).is_absolute() else path.parent / line
@@ -137,6 +147,15 @@ def list_sources(specs: list[str]) -> tuple[list[str], list[str], list[tuple[str
             bad.append((spec, f"{spec}: no such file or folder"))
     unique = lambda items: list(dict.fromkeys(items))  # noqa: E731
     return unique(images), unique(videos), bad
+
+
+def _read_list(path: Path) -> str:
+    """A list file's text: UTF-8 (a byte-order mark is dropped), else Latin-1, as paths were saved."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 # ------------------------------------------------------------------ rows
@@ -254,12 +273,73 @@ class VideoWorker(_Worker):
 
 
 # ------------------------------------------------------------------ the job
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """ConfigError unless something listens at a HOST:PORT (or ray://HOST:PORT) address: Ray
+    itself would keep retrying an address where nothing listens for minutes."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not sep:
+        return
+    if not port.isdigit():
+        raise ConfigError(f"--address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(f"--address {address}: nothing answers there ({exc.strerror or exc}); is the "
+                          "Ray cluster running?") from None
+
+
+def _quiet_ray(local: bool) -> None:
+    """A local cluster keeps Ray's token authentication, asked for explicitly (which silences
+    Ray's note about it on every run); a remote one is joined on its own terms."""
+    if local:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
+# Ray's C++ core writes its own log lines to the driver's stderr ("[2026-01-01 10:00:00,000 E 12 12]
+# core_worker.cc:2465: Actor ... has constructor arguments in the object store"), whatever Python's
+# logging says; Ray Data's actors always trip that one.
+_RAY_LOG_LINE = re.compile(rb"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\] ")
+
+
+@contextlib.contextmanager
+def _without_ray_log_lines(active: bool = True) -> Iterator[TextIO]:
+    """While the job runs, stderr (fd 2) passes through a filter that drops Ray's C++ log lines
+    and forwards everything else; yields a stream to the real stderr for the progress bar."""
+    if not active:
+        yield sys.stderr
+        return
+    sys.stderr.flush()
+    real = os.dup(2)
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+
+    def pump() -> None:  # Ray's own processes may hold the pipe after the job: a daemon, never joined
+        with os.fdopen(read, "rb") as lines:
+            for line in lines:
+                if not _RAY_LOG_LINE.match(line):
+                    os.write(real, line)
+
+    threading.Thread(target=pump, daemon=True, name="stderr-filter").start()
+    stream = os.fdopen(os.dup(real), "w", buffering=1)
+    try:
+        yield stream
+    finally:
+        sys.stderr.flush()
+        os.dup2(real, 2)
+        stream.close()
+
+
 def _connect(config: BatchConfig):
     require("ray", "ray", "batch")
+    _quiet_ray(local=not config.address)
     import ray
 
     if not ray.is_initialized():
         if config.address:
+            _check_reachable(config.address)
             try:
                 ray.init(address=config.address, logging_level=logging.WARNING, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -269,11 +349,10 @@ def _connect(config: BatchConfig):
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=False, configure_logging=False)
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = config.progress
+    context.enable_progress_bars = False  # ours counts sources; Ray's count blocks of each operator
     context.print_on_execution_start = False
-    if not config.progress:
-        logging.getLogger("ray").setLevel(logging.WARNING)  # its per-dataset INFO lines
-        logging.getLogger("ray.data").setLevel(logging.ERROR)  # and the note that progress bars are off
+    logging.getLogger("ray").setLevel(logging.WARNING)  # its per-dataset INFO lines
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # and the note that progress bars are off
     return ray
 
 
@@ -344,10 +423,67 @@ def _count(folder: Path, summary: BatchSummary) -> None:
 
 
 def _done_sources(out: Path) -> set[str]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    files = sorted((out / "sources").glob("*.parquet"))
-    return {s for f in files for s in pq.read_table(f, columns=["source"]).column("source").to_pylist()}
+    done: set[str] = set()
+    for f in sorted((out / "sources").glob("*.parquet")):
+        try:
+            done.update(pq.read_table(f, columns=["source"]).column("source").to_pylist())
+        except (pa.ArrowException, OSError, KeyError) as exc:
+            raise OutputError(f"--resume: {f} is damaged ({str(exc).splitlines()[0][:120]}); remove it to redo "
+                              "its sources, or start again with --overwrite") from None
+    return done
+
+
+@contextlib.contextmanager
+def _only_writer(out: Path) -> Iterator[None]:
+    """Hold a lock on the folder ``out`` itself for the run (nothing is left behind): a second
+    batch into the same folder is refused at once (both would write every row)."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    lock = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OutputError(f"--out {out}: another mobilefer batch is writing into it; wait for it to end, "
+                              "or choose another folder") from None
+        yield
+    finally:
+        os.close(lock)  # closing releases the lock
+
+
+class _Writer:
+    """Face and source rows into one Parquet file each in ``folder``, with fixed columns (also
+    when no face was found), row group by row group as results arrive."""
+
+    def __init__(self, folder: Path, classes: list[str]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.classes = classes
+        full = _schema(classes)
+        face_columns = FACE_COLUMNS + [f"p_{c}" for c in classes]
+        self.schemas = {"face": pa.schema([full.field(c) for c in face_columns]),
+                        "source": pa.schema([full.field(c) for c in SOURCE_COLUMNS])}
+        self.writers = {row: pq.ParquetWriter(folder / f"{row}s" / "part.parquet", schema)
+                        for row, schema in self.schemas.items()}
+
+    def write(self, table) -> int:
+        """Write one result table (column ``row``); returns how many sources it finished."""
+        sources = 0
+        for row, writer in self.writers.items():
+            part = _select(table, row).cast(self.schemas[row])
+            if part.num_rows:
+                writer.write_table(part)
+            sources += part.num_rows if row == "source" else 0
+        return sources
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
 
 
 def batch(config: BatchConfig) -> BatchSummary:
@@ -362,42 +498,57 @@ def batch(config: BatchConfig) -> BatchSummary:
                           "done yet, --overwrite replaces them")
     images, videos, bad = list_sources(config.sources)
     summary = BatchSummary(out=str(out))
-    if has_results and config.mode == "resume":
-        done = _done_sources(out)
-        summary.skipped_done = sum(p in done for p in images + videos)
-        images, videos = [p for p in images if p not in done], [p for p in videos if p not in done]
-    if not images and not videos and not bad:
-        summary.seconds = time.perf_counter() - started
-        return summary
-    run = uuid.uuid4().hex[:8]
-    staging = out / f".staging-{run}"
-    try:
-        (staging / "faces").mkdir(parents=True)
-        (staging / "sources").mkdir()
-        if images or videos:
-            # Kept in Ray's object store (not the driver) so the two writes do not run the job twice;
-            # the workers write the files.
-            rows = recognize_dataset(config, images, videos).materialize()
-            rows.map_batches(_select, fn_kwargs={"row": "face"}, batch_format="pyarrow") \
-                .write_parquet(str(staging / "faces"))
-            rows.map_batches(_select, fn_kwargs={"row": "source"}, batch_format="pyarrow") \
-                .write_parquet(str(staging / "sources"))
-        if bad:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            listing = [{"source": src, "kind": "unknown", "frames": 0, "faces": 0, "error": why} for src, why in bad]
-            pq.write_table(pa.Table.from_pylist(listing, schema=pa.schema([_schema([]).field(c) for c in SOURCE_COLUMNS])),
-                           staging / "sources" / f"listing-{run}.parquet")
-        _count(staging / "sources", summary)
-        if config.mode == "overwrite":
-            for name in ("faces", "sources"):
-                shutil.rmtree(out / name, ignore_errors=True)
-        for name in ("faces", "sources"):  # the run is complete: its files become results
-            (out / name).mkdir(parents=True, exist_ok=True)
-            for i, f in enumerate(sorted((staging / name).glob("*.parquet"))):
-                os.replace(f, out / name / f"run-{run}-{i:05d}.parquet")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with _only_writer(out):
+        if has_results and config.mode == "resume":
+            done = _done_sources(out)
+            summary.skipped_done = sum(p in done for p in images + videos)
+            images, videos = [p for p in images if p not in done], [p for p in videos if p not in done]
+        if not images and not videos and not bad:
+            summary.seconds = time.perf_counter() - started
+            return summary
+        run = uuid.uuid4().hex[:8]
+        staging = out / f".staging-{run}"
+        try:
+            (staging / "faces").mkdir(parents=True)
+            (staging / "sources").mkdir()
+            _recognize_into(staging, config, images, videos, bad)
+            _count(staging / "sources", summary)
+            if config.mode == "overwrite":
+                for name in ("faces", "sources"):
+                    shutil.rmtree(out / name, ignore_errors=True)
+            for name in ("faces", "sources"):  # the run is complete: its files become results
+                (out / name).mkdir(parents=True, exist_ok=True)
+                for i, f in enumerate(sorted((staging / name).glob("*.parquet"))):
+                    os.replace(f, out / name / f"run-{run}-{i:05d}.parquet")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _recognize_into(staging: Path, config: BatchConfig, images: list[str], videos: list[str],
+                    bad: list[tuple[str, str]]) -> None:
+    """Run the job and write its rows into ``staging``: results stream back to the driver (rows
+    only, no pixels) as the actors finish them, which also drives the progress bar."""
+    from tqdm import tqdm
+
+    from mobilefer.runtime import read_meta
+
+    writer = _Writer(staging, read_meta(config.model).classes)
+    try:
+        if bad:
+            import pyarrow as pa
+
+            writer.write(pa.Table.from_pylist(
+                [{"row": "source", "source": src, "kind": "unknown", "frames": 0, "faces": 0, "error": why}
+                 for src, why in bad], schema=_schema(writer.classes)))
+        if images or videos:
+            quiet = logging.getLogger().getEffectiveLevel() > logging.DEBUG
+            with _without_ray_log_lines(quiet) as stderr, \
+                    tqdm(total=len(images) + len(videos), unit="source", desc="batch", file=stderr,
+                         disable=not config.progress) as bar:
+                for table in recognize_dataset(config, images, videos).iter_batches(batch_size=None,
+                                                                                     batch_format="pyarrow"):
+                    bar.update(writer.write(table))
+    finally:
+        writer.close()

@@ -22,8 +22,26 @@ from mobilefer.errors import MobileferError, require
 log = logging.getLogger("mobilefer")
 
 THREADS_HELP = "CPU threads; default: the cores not already busy, up to 4 (also $MOBILEFER_THREADS)"
-MODEL_HELP = "bundled model name (fer2013-small, fer2013-large) or a .onnx / .safetensors file " \
-             "(.pth with --classes); default: the bundled fer2013-small"
+
+
+def model_help(pth: bool = True, onnx: bool = True) -> str:
+    """--model's help from the registry: the bundled names, the file kinds this verb takes, the default."""
+    from mobilefer.runtime.refs import DEFAULT_MODEL, bundled_names
+
+    kinds = " / ".join(k for k, ok in ((".onnx", onnx), (".safetensors", True)) if ok)
+    pth_note = " (.pth with --classes)" if pth else ""
+    return (f"bundled model name ({', '.join(bundled_names())}) or a {kinds} file{pth_note}; "
+            f"default: the bundled {DEFAULT_MODEL}")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" only where there is a default to show and the help does not say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, "", argparse.SUPPRESS) or "default:" in text.lower():
+            return text
+        return super()._get_help_string(action)
 
 
 def _csv_list(text: str | None) -> list[str] | None:
@@ -38,7 +56,7 @@ def _config(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
 
 
 def _parser(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return sub.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
 
 
 # ---------------------------------------------------------------- train
@@ -120,7 +138,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
     d = EvalConfig.__dataclass_fields__
     p = _parser(sub, "evaluate", "per-class metrics and confusion matrix of a model on labelled data")
-    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--model", help=model_help())
     p.add_argument("--data", default="", help="ImageFolder tree, .zip of one, FER2013 .csv, or FER+ data "
                                               "(scored on majority labels)")
     p.add_argument("--usage", help="CSV rows to score; default PublicTest")
@@ -163,7 +181,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     d = PredictConfig.__dataclass_fields__
     p = _parser(sub, "predict", "recognise emotions on images, folders, videos, webcams and streams")
     p.add_argument("source", help="image, folder, glob, video file, webcam index (0) or rtsp/http URL")
-    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--model", help=model_help())
     p.add_argument("--detector", default=d["detector"].default, choices=DETECTOR_CHOICES,
                    help="face detector; auto: centerface when installed, else haar; none: each image is one face crop")
     p.add_argument("--out", help="folder for annotated images / mp4 and the timeline plot")
@@ -223,8 +241,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
     d = ExportConfig.__dataclass_fields__
     p = _parser(sub, "export", "export a model to a self-contained ONNX file (fp32 or INT8)")
-    p.add_argument("--model", help="bundled model name or .safetensors checkpoint (.pth with --classes); "
-                                   "default: the bundled fer2013-small")
+    p.add_argument("--model", help=model_help(onnx=False))
     p.add_argument("--out", default="", help="output .onnx file")
     p.add_argument("--opset", type=int, default=d["opset"].default)
     p.add_argument("--int8", action="store_true", help="static INT8 quantisation (QDQ), needs --calib-data")
@@ -241,6 +258,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     report = export(_config(ExportConfig, args))
     kind = "INT8" if report.int8 else "fp32"
     print(f"wrote {report.path} ({kind}, {report.bytes / 1e6:.2f} MB)")
+    if report.calibration:
+        print(f"calibrated on {report.calibration}")
     print(f"check on {report.num_checked} inputs: max |p_onnx - p_torch| = {report.max_abs_diff:.2e}, "
           f"same top class {report.label_agreement:.1%}")
     return 0
@@ -253,9 +272,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
     d = ServeConfig()
     p = _parser(sub, "serve", "HTTP API and browser page (needs mobilefer[serve])")
-    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--model", help=model_help(pth=False))
     p.add_argument("--host", default=d.host, help="address to listen on; 0.0.0.0 exposes it to the network")
-    p.add_argument("--port", type=int, default=d.port)
+    p.add_argument("--port", type=int, default=d.port, help="TCP port to listen on")
     p.add_argument("--workers", type=int, default=d.workers, help="processes, each with its own copy of the model")
     p.add_argument("--detector", default=d.detector, choices=DETECTOR_CHOICES,
                    help="default face detector (requests may choose another)")
@@ -299,7 +318,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
                                               "listing one path a line")
     p.add_argument("--out", default="", help="folder for faces/*.parquet and sources/*.parquet (shared by every "
                                              "node of a cluster)")
-    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--model", help=model_help(pth=False))
     p.add_argument("--detector", default=d["detector"].default, choices=DETECTOR_CHOICES)
     p.add_argument("--min-face", type=int, default=d["min_face"].default, help="smallest face side in pixels")
     p.add_argument("--max-faces", type=int, help="at most this many faces per image or frame; default: all")
@@ -338,7 +357,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- info
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = _parser(sub, "info", "print a model's metadata (classes, input size, metrics, ...) as JSON")
-    p.add_argument("model", nargs="?", help=MODEL_HELP)
+    p.add_argument("model", nargs="?", help=model_help(pth=False))
     p.set_defaults(run=_cmd_info)
 
 
@@ -363,6 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Idle OpenMP workers sleep instead of spinning on cores that other work needs; read by
     # PyTorch's OpenMP when it starts, so set before anything imports torch.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    args_given = sys.argv[1:] if argv is None else list(argv)
+    if not {"-v", "--verbose"} & set(args_given):
+        # OpenCV's and FFmpeg's own lines ("[ WARN:0@0.4] ... can't open camera by index") would
+        # stand around our one-line errors; they are read when OpenCV loads and opens a capture.
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -5,6 +5,7 @@ Arrays here are uint8, (H, W) for gray or (H, W, 3) RGB, unless a name says BGR.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,10 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 Image.MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs well before memory runs out
+# A baseline JPEG spends at least about a bit on each 8x8 block even of a flat picture (measured:
+# 255 pixels a byte for flat gray at quality 1): a file claiming far more pixels per byte is cut
+# short or has a lying header, and the decoder would fill the missing picture with gray.
+JPEG_MAX_PIXELS_PER_BYTE = 400
 
 
 class UnsupportedImageError(ImageDecodeError):
@@ -90,7 +95,11 @@ def decode_image(data: bytes, name: str = "<bytes>", *, formats: tuple[str, ...]
         accepted = f"expected {', '.join(formats)}" if formats else "unknown format"
         raise UnsupportedImageError(f"{name}: not an image ({accepted})") from None
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: {exc}") from None
+        # Pillow's message quotes its own limit; say ours, with the image's size where Pillow gives it
+        limit = max_pixels or Image.MAX_IMAGE_PIXELS
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        what = f"{size.group(1)} pixels" if size else "more pixels than that"
+        raise ImageTooLargeError(f"{name}: {what} is over the limit of {limit / 1e6:g} megapixels") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"{name}: cannot decode image ({exc})") from None
     with img:
@@ -98,6 +107,9 @@ def decode_image(data: bytes, name: str = "<bytes>", *, formats: tuple[str, ...]
         if max_pixels and width * height > max_pixels:
             raise ImageTooLargeError(f"{name}: {width}x{height} pixels is over the limit of "
                                      f"{max_pixels / 1e6:g} megapixels")
+        if img.format == "JPEG" and width * height > JPEG_MAX_PIXELS_PER_BYTE * len(data):
+            raise ImageDecodeError(f"{name}: a JPEG of {width}x{height} pixels in only {len(data)} bytes: the file "
+                                   "is cut short or its header is wrong")
         try:
             img.load()
             return pil_to_array(ImageOps.exif_transpose(img))

@@ -20,6 +20,8 @@ from mobilefer.meta import METADATA_KEY, ModelMeta
 log = logging.getLogger(__name__)
 
 FP32_TOLERANCE = 1e-4
+# An INT8 model that disagrees with its fp32 source on more than 1 face in 20 is not a faithful copy.
+INT8_MIN_AGREEMENT = 0.95
 # Hardswish needs opset 14; 20 is the newest the TorchScript exporter writes.
 OPSETS = range(14, 21)
 
@@ -58,6 +60,8 @@ class ExportReport:
     label_agreement: float  # share of check inputs with the same top class
     num_checked: int
     int8: bool
+    calibration: str = ""  # what INT8 ranges were calibrated on
+    warning: str = ""  # set when the INT8 model agrees with PyTorch too rarely to ship as is
 
 
 def _check_inputs(meta: ModelMeta, calib_data: str | None, count: int, seed: int = 0) -> np.ndarray:
@@ -67,7 +71,13 @@ def _check_inputs(meta: ModelMeta, calib_data: str | None, count: int, seed: int
     if calib_data:
         from mobilefer.data.readers import load_images
 
-        data = load_images(calib_data, channels=meta.channels, base_size=meta.base_size, limit=count, seed=seed)
+        crop = None
+        if meta.config.get("crop_faces"):  # the model saw faces cut from photos: so must calibration
+            from mobilefer.inference.detectors import LargestFaceCrop
+
+            crop = LargestFaceCrop(margin=meta.face_margin)
+        data = load_images(calib_data, channels=meta.channels, base_size=meta.base_size, limit=count, seed=seed,
+                           crop=crop)
         return normalize_batch(data.images, meta)
     import cv2
 
@@ -170,4 +180,13 @@ def export(config: ExportConfig) -> ExportReport:
     if not int8 and diff >= FP32_TOLERANCE:
         out.unlink(missing_ok=True)
         raise MobileferError(f"ONNX Runtime differs from PyTorch by {diff:.2e} (limit {FP32_TOLERANCE:.0e}); nothing written")
-    return ExportReport(out, out.stat().st_size, diff, agreement, len(inputs), int8)
+    report = ExportReport(out, out.stat().st_size, diff, agreement, len(inputs), int8)
+    if int8:
+        faces = ", faces cropped as predict crops them" if meta.config.get("crop_faces") else ""
+        report.calibration = f"{len(calib)} images of {calib_data}{faces}"
+        if agreement < INT8_MIN_AGREEMENT:
+            report.warning = (f"the INT8 model picks the same class as PyTorch on only {agreement:.1%} of "
+                              f"{len(inputs)} images (expected {INT8_MIN_AGREEMENT:.0%}+): calibrate on more images "
+                              "like those it will see (--calib-data, --calib-count), or ship the fp32 model")
+            log.warning(report.warning)
+    return report

@@ -68,7 +68,9 @@ class InferenceGate:
             self.served += 1
             self.mean_service_s += 0.1 * (time.perf_counter() - start - self.mean_service_s)
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, float | None]:
+        """Current load; ``mean_inference_ms`` is None until an inference has been measured (the
+        Retry-After estimate starts from a guess, which is not a measurement)."""
         return {"in_progress": self.admitted, "running": self.running, "capacity": self.capacity,
                 "served": self.served, "rejected_busy": self.rejected,
-                "mean_inference_ms": round(1000 * self.mean_service_s, 1)}
+                "mean_inference_ms": round(1000 * self.mean_service_s, 1) if self.served else None}

@@ -15,9 +15,13 @@ from mobilefer.errors import MobileferError
 
 from mobilefer.data.images import ImageDecodeError, ImageTooLargeError, UnsupportedImageError, decode_image, rgb_to_bgr
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
-RAW_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/webp", "application/octet-stream"})
-WHAT_TO_SEND = "send a JPEG, PNG or WebP image as the raw body or as a multipart/form-data file"
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+RAW_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/webp", "image/bmp", "image/x-ms-bmp",
+                       "application/octet-stream"})
+# What a body starts with when it is an accepted image, whatever its Content-Type says: curl's
+# --data-binary sends application/x-www-form-urlencoded unless told otherwise.
+MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")
+WHAT_TO_SEND = "send a JPEG, PNG, WebP or BMP image as the raw body or as a multipart/form-data file"
 
 
 class UploadError(MobileferError):
@@ -78,15 +82,19 @@ def _multipart_file(body: bytes, content_type: str) -> bytes:
         parser.finalize()
     except Exception as exc:  # python-multipart raises its own error types for malformed forms
         raise UploadError(400, f"malformed multipart/form-data body ({exc})") from None
+    files: list[bytes] = []
     named: list[bytes] = []
     for part in parts:
         _, disposition = parse_options_header(part["headers"].get("content-disposition", b""))
         if b"filename" in disposition:
-            return bytes(part["data"])
-        if disposition.get(b"name") in (b"image", b"file"):
+            files.append(bytes(part["data"]))
+        elif disposition.get(b"name") in (b"image", b"file"):
             named.append(bytes(part["data"]))
-    if named:
-        return named[0]
+    found = files or named
+    if len(found) > 1:
+        raise UploadError(422, f"the form has {len(found)} files; send one image per request")
+    if found:
+        return found[0]
     raise UploadError(422, f"the form has no file part: {WHAT_TO_SEND}")
 
 
@@ -95,13 +103,17 @@ def image_bytes(body: bytes, content_type: str | None) -> bytes:
     media = (content_type or "application/octet-stream").split(";")[0].strip().lower()
     if media == "multipart/form-data":
         data = _multipart_file(body, content_type or "")
-    elif media in RAW_TYPES:
+    elif media in RAW_TYPES or _is_image(body):
         data = body
     else:
         raise UploadError(415, f"unsupported Content-Type {media!r}: {WHAT_TO_SEND}")
     if not data:
         raise UploadError(422, f"empty image: {WHAT_TO_SEND}")
     return data
+
+
+def _is_image(body: bytes) -> bool:
+    return body.startswith(MAGIC) or (body[:4] == b"RIFF" and body[8:12] == b"WEBP")
 
 
 def decode_upload(data: bytes, max_pixels: int) -> np.ndarray:

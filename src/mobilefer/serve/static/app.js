@@ -203,8 +203,16 @@ async function useFile(file) {
     show(result);
     setStatus(`${file.name}: ${result.faces.length} face(s), ${result.image.width}x${result.image.height}`);
   } catch (err) {
+    clearResult();  // the picture and faces of an earlier file must not stand under this error
     setStatus(`${file.name}: ${err.message}`, true);
   }
+}
+
+function clearResult() {
+  state.source = null;
+  state.last = null;
+  ctx.clearRect(0, 0, stage.width, stage.height);
+  listFaces({ faces: [] });
 }
 
 $("file").addEventListener("change", (e) => useFile(e.target.files[0]));
