@@ -63,3 +63,17 @@ def test_help_shows_real_defaults_only_and_no_flags_a_verb_lacks():
         assert "(default: None)" not in text.getvalue(), verb
         if verb in ("batch", "serve", "info"):
             assert "--classes" not in text.getvalue(), verb
+
+
+def test_predict_on_a_folder_writes_failures_into_its_json_lines_once(tmp_path, capsys, astronaut_bgr):
+    import cv2
+
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "b.jpg"), astronaut_bgr)
+    (tmp_path / "in" / "a.jpg").write_bytes(b"not a jpeg")
+    code = main(["predict", str(tmp_path / "in"), "--json", str(tmp_path / "out.jsonl"), "--detector", "haar"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("a.jpg") == 1
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(line["source"].endswith("a.jpg"), line["frame"], "error" in line) for line in lines] == [
+        (True, 0, True), (False, 0, False)]  # a photo is frame 0 of its own, as in batch

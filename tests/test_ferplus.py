@@ -166,6 +166,37 @@ def test_bad_vote_rows_name_the_line(tmp_path):
         load_images(root)
 
 
+@pytest.mark.parametrize("votes", ["1e400", "nan", "99999999999999999999", "2.5", "-1", "5000"])
+def test_votes_that_are_not_counts_name_the_line(tmp_path, votes):
+    root = tmp_path / "FER2013Valid"
+    root.mkdir()
+    (root / "label.csv").write_text(f'a.png,"(0, 0, 48, 48)",{votes},2,0,0,0,0,0,0,0,0\n')
+    with pytest.raises(DatasetError, match="label.csv:1: (vote counts must be whole|expected 10 vote counts)"):
+        load_images(root)
+
+
+def test_short_and_blank_rows_of_the_official_pair_name_the_line(tmp_path):
+    for which, line in (("votes", 3), ("pixels", 3), ("votes-blank", 5)):
+        votes, pixels = _official_pair(tmp_path / which, list(ROWS), ["Training"] * 9)
+        target = pixels if which == "pixels" else votes
+        lines = target.read_text().splitlines()
+        lines[line - 1] = "" if which == "votes-blank" else ",".join(lines[line - 1].split(",")[:2])
+        target.write_text("\n".join(lines) + "\n")
+        with pytest.raises(DatasetError, match=f"line {line}: .* columns"):
+            load_images(votes)
+
+
+def test_a_face_listed_twice_counts_once_or_is_refused_when_its_votes_differ(ferplus_folder):
+    label = ferplus_folder / "label.csv"
+    first = label.read_text().splitlines()[0]
+    label.write_text(label.read_text() + first + "\n")
+    data = load_images(ferplus_folder)
+    assert data.files.count("fer0000000.png") == 1 and data.dropped["listed twice with the same votes"] == 1
+    label.write_text(label.read_text() + first.replace(",0,10,", ",10,0,") + "\n")
+    with pytest.raises(DatasetError, match="fer0000000.png is listed twice with different votes"):
+        load_images(ferplus_folder)
+
+
 def test_training_on_soft_labels_scores_on_majority_labels(tmp_path):
     """--labels soft: training keeps the tie images and learns the vote distribution; the
     validation set (another FER+ folder) is scored on its majority labels only."""

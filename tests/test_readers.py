@@ -137,3 +137,14 @@ def test_colour_data_keeps_three_channels_and_large_images_are_area_resized(tmp_
             Image.fromarray(rng.integers(0, 255, (300, 200, 3), dtype=np.uint8)).save(tmp_path / name / f"{i}.jpg")
     data = load_images(tmp_path, max_base_size=64)
     assert data.images.shape == (6, 64, 64, 3)
+
+
+def test_limit_takes_exactly_that_many_images_in_proportion(folder_data):
+    from mobilefer.data.readers import stratified_sample
+
+    labels = np.repeat([0, 1, 2], [700, 200, 101])
+    for count in (1, 20, 599, 600, 1000):
+        picked = stratified_sample(labels, count, seed=0)
+        assert len(picked) == count == len(set(picked))
+        assert abs(np.mean(labels[picked] == 0) - 0.7) <= 1 / count + 0.01
+    assert len(load_images(folder_data, limit=20)) == 20

@@ -79,14 +79,38 @@ def vote_labels(votes: np.ndarray, mode: str = "majority") -> VoteLabels:
     return VoteLabels(keep, labels.astype(np.int64), soft, dropped)
 
 
+# FER+ has ten annotators an image; allow re-labelled sets with more, never absurd counts.
+MAX_VOTES = 1000
+
+
 def _votes(row: list[str], where: str) -> np.ndarray:
     try:
-        counts = np.array([int(float(x)) for x in row], dtype=np.int64)
-    except ValueError:
+        values = [float(x) for x in row]
+        if not all(v == int(v) for v in values):  # inf and nan fail here too (OverflowError, ValueError)
+            raise ValueError
+        counts = np.array([int(v) for v in values], dtype=np.int64)
+    except (ValueError, OverflowError):
         raise DatasetError(f"{where}: vote counts must be whole numbers, got {row}") from None
-    if len(counts) != 10 or counts.min() < 0:
-        raise DatasetError(f"{where}: expected 10 non-negative vote counts ({', '.join(VOTE_COLUMNS)}), got {row}")
+    if len(counts) != 10 or counts.min() < 0 or counts.max() > MAX_VOTES:
+        raise DatasetError(f"{where}: expected 10 vote counts from 0 to {MAX_VOTES} ({', '.join(VOTE_COLUMNS)}), "
+                           f"got {row}")
     return counts
+
+
+def unique_rows(rows: list[Row], where: str) -> tuple[list[Row], int]:
+    """Each image once: a repeat with the same votes is dropped (and counted), a repeat with other
+    votes is a DatasetError naming it (which label would be right is not ours to guess)."""
+    seen: dict[str, np.ndarray] = {}
+    kept: list[Row] = []
+    for row in rows:
+        before = seen.get(row[0])
+        if before is None:
+            seen[row[0]] = row[1]
+            kept.append(row)
+        elif not np.array_equal(before, row[1]):
+            raise DatasetError(f"{where}: {row[0]} is listed twice with different votes ({before.tolist()} and "
+                               f"{row[1].tolist()}); keep one of the rows")
+    return kept, len(rows) - len(kept)
 
 
 # Rows of a listing: (name, votes (10,), loader of encoded bytes or pixels)
@@ -96,7 +120,7 @@ Row = tuple[str, np.ndarray, Callable[[], "bytes | np.ndarray"]]
 def _label_rows(text: str, where: str, load: Callable[[str], Callable[[], bytes]]) -> list[Row]:
     rows: list[Row] = []
     for line, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not row or not row[0].strip():
+        if not any(cell.strip() for cell in row):
             continue
         if len(row) != 12:
             raise DatasetError(f"{where}:{line}: expected 12 columns (name, box, 10 vote counts), got {len(row)}")
@@ -165,8 +189,12 @@ def ferplus_csv(path: Path, pixels: str | Path | None, usage: str | None) -> tup
         rows: list[Row] = []
         not_faces = 0
         for line, (row, pixel_row) in enumerate(zip(votes_rows, pixel_rows), start=2):
-            if not row:
-                continue
+            if len(row) < len(header):
+                raise DatasetError(f"{path}: line {line}: {len(row)} of the {len(header)} columns"
+                                   + (" (a blank line)" if not any(c.strip() for c in row) else ""))
+            if len(pixel_row) < len(pixel_header):
+                raise DatasetError(f"{pixels_path}: line {line}: {len(pixel_row)} of the {len(pixel_header)} columns"
+                                   + (" (a blank line)" if not any(c.strip() for c in pixel_row) else ""))
             row_usage = row[col["usage"]].strip()
             if col_pixel_usage is not None and pixel_row[col_pixel_usage].strip() != row_usage:
                 raise DatasetError(f"{path}: line {line}: Usage {row_usage!r} but {pixels_path} line {line} says "

@@ -107,7 +107,10 @@ class Listing:
     dropped: Counter = field(default_factory=Counter)
 
 
-def _vote_listing(rows: list[ferplus.Row], labels: str, dropped: Counter | None = None) -> Listing:
+def _vote_listing(rows: list[ferplus.Row], labels: str, dropped: Counter | None = None,
+                  where: str = "") -> Listing:
+    rows, repeats = ferplus.unique_rows(rows, where)
+    dropped = (dropped or Counter()) + Counter({"listed twice with the same votes": repeats})
     votes = np.stack([v for _, v, _ in rows])
     result = ferplus.vote_labels(votes, labels)
     keep = np.flatnonzero(result.keep)
@@ -230,14 +233,14 @@ def list_entries(path: str | Path, usage: str | None = None, *, labels: str = "m
     rows = None
     if path.is_dir():
         rows = ferplus.ferplus_folder(path)
-        listing = _vote_listing(rows, labels) if rows else Listing(_folder_entries(path))
+        listing = _vote_listing(rows, labels, where=str(path)) if rows else Listing(_folder_entries(path))
     elif path.suffix.lower() == ".zip":
         archive = _open_zip(path)
         rows = ferplus.ferplus_zip(archive, path)
-        listing = _vote_listing(rows, labels) if rows else Listing(_zip_entries(path, archive))
+        listing = _vote_listing(rows, labels, where=str(path)) if rows else Listing(_zip_entries(path, archive))
     elif ferplus.is_ferplus_csv(path):
         rows, not_faces = ferplus.ferplus_csv(path, pixels, usage)
-        listing = _vote_listing(rows, labels, Counter({"not a face": not_faces}) if not_faces else None)
+        listing = _vote_listing(rows, labels, Counter({"not a face": not_faces}) if not_faces else None, str(path))
     elif path.suffix.lower() == ".csv":
         listing = Listing(_csv_entries(path, usage))
     else:
@@ -312,7 +315,7 @@ def load_images(
     if limit is not None and limit < len(entries):
         names = sorted({label for _, label, _ in entries})
         ids = np.array([names.index(label) for _, label, _ in entries])
-        _, keep_idx = stratified_split(ids, limit / len(entries), seed)
+        keep_idx = stratified_sample(ids, limit, seed)
         entries = [entries[i] for i in keep_idx]
         soft = None if soft is None else soft[keep_idx]
     found = sorted({label for _, label, _ in entries})
@@ -400,6 +403,21 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
         val_idx.append(idx[:n_val])
         train_idx.append(idx[n_val:])
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+
+
+def stratified_sample(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Sorted indices of exactly ``count`` items (all if fewer), each class in proportion: its
+    whole share first, then one more for the classes with the largest remainders."""
+    if count >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    classes, sizes = np.unique(labels, return_counts=True)
+    share = sizes * count / len(labels)
+    take = np.floor(share).astype(int)
+    for i in np.argsort(-(share - take), kind="stable")[: count - take.sum()]:
+        take[i] += 1
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in zip(classes, take)]
+    return np.sort(np.concatenate(picked))
 
 
 def describe_skipped(skipped: Sequence[tuple[str, str]], limit: int = 20) -> str:

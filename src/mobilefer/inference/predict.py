@@ -158,9 +158,11 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
                              *(f"p_{c}" for c in rec.classes)])
         try:
             for result in results:
-                if result.error:
+                if result.error:  # listed once, at the end, and as its own line in the JSON Lines
                     summary.failed.append(result.error)
-                    log.warning("skipped: %s", result.error)
+                    if jsonl:
+                        jsonl.handle.write(json.dumps({"source": result.source, "frame": result.frame,
+                                                       "error": result.error}) + "\n")
                     continue
                 summary.frames += 1
                 summary.faces += len(result.faces)

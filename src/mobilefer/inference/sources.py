@@ -144,7 +144,7 @@ def iter_frames(source: str | int) -> Iterator[Frame]:
         files = [p for p in files if is_image_name(p.name)]
         if not files:
             raise SourceError(f"{text}: no images found")
-        return (_image_frame(p, i) for i, p in enumerate(files))
+        return (_image_frame(p) for p in files)  # each photo is frame 0 of its own source, as in batch
     path = Path(text)
     if not path.exists():
         raise SourceError(f"{text}: no such file")
