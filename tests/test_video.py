@@ -129,7 +129,7 @@ def test_folder_with_a_broken_image_reports_it_and_carries_on(tmp_path, astronau
     err = capsys.readouterr().err
     assert code == 1 and "1 input(s) failed" in err and "b.jpg" in err
     lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert [len(x["faces"]) for x in lines] == [1, 0]
+    assert [len(x["faces"]) if "faces" in x else x["error"] for x in lines] == [1, f"{folder / 'b.jpg'}: not an image (unknown format)", 0]
 
 
 def test_cli_prints_a_table_for_images(capsys, bundled_model):
@@ -138,3 +138,28 @@ def test_cli_prints_a_table_for_images(capsys, bundled_model):
     code = main(["predict", str(Path(__file__).parents[1] / "examples" / "astronaut.jpg")])
     out = capsys.readouterr().out
     assert code == 0 and "1 face(s)" in out and "happy" in out
+
+
+def test_a_hard_cut_makes_every_face_new(tmp_path, astronaut_bgr, rec):
+    """Two shots of the same framing (IoU of the boxes far above the tracker's 0.3) joined by a
+    cut: the face after it gets a new id, and its emotion starts afresh under --smooth."""
+    x, y, w, h = ASTRONAUT_FACE
+    head = astronaut_bgr[y - 30: y + h + 30, x - 30: x + w + 30]
+    path = tmp_path / "cut.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
+    for i in range(20):
+        second = i >= 10
+        frame = np.full((480, 640, 3), 200 if second else 40, np.uint8)  # another room
+        person = head[:, ::-1] if second else head  # another take
+        left = 120 + 2 * (i % 10) + (14 if second else 0)
+        frame[80: 80 + person.shape[0], left: left + person.shape[1]] = person
+        writer.write(frame)
+    writer.release()
+    results = list(rec.stream(str(path), smooth="ema:0.1"))
+    assert [r.frame for r in results if r.cut] == [10]
+    before = {f.id for r in results[:10] for f in r.faces}
+    after = {f.id for r in results[10:] for f in r.faces}
+    assert len(before) == len(after) == 1 and before.isdisjoint(after)
+    raw = list(rec.stream(str(path)))  # no smoothing: each frame's own probabilities
+    assert results[10].faces[0].probs == pytest.approx(raw[10].faces[0].probs, abs=1e-6)
+    assert results[11].faces[0].probs != pytest.approx(raw[11].faces[0].probs, abs=1e-6)  # smoothing goes on

@@ -22,7 +22,7 @@ from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
                                            face_crop)
 from mobilefer.inference.sources import Frame, iter_frames, source_kind
-from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, Smoother
+from mobilefer.inference.tracking import CutDetector, DetectionSchedule, IoUTracker, Smoother
 
 
 @dataclass
@@ -51,6 +51,7 @@ class FrameResult:
     error: str | None = None
     classified: bool = True  # False when labels were carried over (--every)
     fps: float = 0.0  # the source's frame rate (videos, cameras)
+    cut: bool = False  # the frame starts a new shot: its faces are new faces
     timing_ms: dict[str, float] = field(default_factory=dict)  # detect (or schedule), track, classify
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,11 +200,17 @@ class EmotionRecognizer:
             if frame.source != last_source:  # a new image in a folder: nothing carries over
                 tracker = template if last_source is None else template.fresh()
                 schedule = DetectionSchedule(detect_every)
+                cuts = None if still else CutDetector()
                 last_classified_t, last_source, boxes = -1e9, frame.source, []
             if frame.error:
                 yield FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
                 continue
+            cut = bool(cuts and frame.image is not None and cuts(frame.image))
+            if cut:  # another shot: no box, id or emotion carries over to its faces
+                tracker.cut()
+                boxes, last_classified_t = [], -1e9
             result = self._track_frame(frame, tracker, schedule, cadence, smoother, boxes, last_classified_t, still)
+            result.cut = cut
             boxes = [Box(*f.box, f.detector_score) for f in result.faces]
             if result.classified:
                 last_classified_t = frame.time_s if cadence.seconds else frame.index
