@@ -18,7 +18,7 @@ mkdir -p "$out"
 
 common=(--data "$data/ferplus_train.zip" --val-data "$data/ferplus_valid.zip" --labels soft
         --label-smoothing 0 --freeze-epochs 0 --batch-size 128 --ema 0.998 --tta flip
-        --select accuracy --seed 0 --threads "${THREADS:-1}")
+        --select accuracy --face-margin 0 --seed 0 --threads "${THREADS:-1}")
 
 run() {  # NAME START_MODEL EPOCHS LR
     local dir="$out/$1"

@@ -82,3 +82,26 @@ def test_outputs_get_the_users_umask_and_a_fine_tune_keeps_flip_averaging(folder
     for path in Path(tmp_path / "tuned").iterdir():
         assert path.stat().st_mode & 0o777 == 0o644, path.name
     assert read_meta(tuned.best).tta == "flip"
+
+
+def test_the_face_margin_is_the_fer_crop_by_default_and_may_change_on_resume(folder_data, tmp_path, monkeypatch):
+    import mobilefer.engine.train as train_module
+    from mobilefer.engine.config import FACE_MARGIN
+
+    real_write = train_module._write_metrics
+
+    def stop_after_epoch_1(path, history):
+        real_write(path, history)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_write_metrics", stop_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(folder_data, tmp_path / "run", epochs=2))
+    monkeypatch.setattr(train_module, "_write_metrics", real_write)
+    assert read_meta(tmp_path / "run" / "last.safetensors").face_margin == FACE_MARGIN == 0.0
+    # the crop at inference does not change what a run on face crops learns: a resume may set it
+    resumed = train(tiny_config("", "", epochs=2, resume=str(tmp_path / "run"), face_margin=0.05))
+    assert read_meta(resumed.last).face_margin == 0.05
+    tuned = train(tiny_config(folder_data, tmp_path / "tuned", epochs=1, arch=None, img_size=None,
+                              pretrained=str(resumed.last), face_margin=0.1))
+    assert read_meta(tuned.best).face_margin == 0.1  # said explicitly: not the start model's

@@ -61,7 +61,7 @@ def _parser(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.A
 
 # ---------------------------------------------------------------- train
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from mobilefer.engine.config import DEFAULT_ARCH, DEFAULT_IMG_SIZE, FINE_TUNE, SCRATCH, TrainConfig
+    from mobilefer.engine.config import DEFAULT_ARCH, DEFAULT_IMG_SIZE, FACE_MARGIN, FINE_TUNE, SCRATCH, TrainConfig
 
     d = TrainConfig()
     both = lambda key: f"{SCRATCH[key]} from scratch, {FINE_TUNE[key]} fine-tuning"  # noqa: E731
@@ -98,8 +98,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop-faces", action="store_true",
                    help="the images are photos, not face crops: train on each one's largest face, cropped as "
                         "predict crops faces (an image without a face is skipped and listed)")
-    p.add_argument("--face-margin", type=float, default=d.face_margin,
-                   help="crop margin around detected faces at inference (a fine-tune keeps its start model's)")
+    p.add_argument("--face-margin", type=float,
+                   help=f"crop margin around detected faces, a fraction of the face side (predict, and "
+                        f"--crop-faces); default: the start model's, else {FACE_MARGIN} (the crop that matches "
+                        "FER-style face crops)")
     p.add_argument("--select", choices=("macro_f1", "accuracy"), default=d.select, help="val metric that picks best")
     p.add_argument("--tta", choices=("none", "flip"),
                    help="test-time augmentation, kept in the model; default: the start model's, else none")

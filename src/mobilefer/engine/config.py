@@ -22,6 +22,10 @@ DEFAULT_IMG_SIZE = 112
 SCRATCH = {"epochs": 30, "lr": 2e-3, "freeze_epochs": 0}
 FINE_TUNE = {"epochs": 10, "lr": 5e-4, "freeze_epochs": 1}
 LABEL_MODES = ("majority", "soft")
+# The square crop around a detector's box that matches FER-style face crops: on FER+ faces both
+# detectors' boxes span the crop edge to edge (CenterFace: 0.995 of its side high, Haar: 0.98;
+# benchmarks/bench_face_crop.py), so no margin. Models trained on FER-like crops predict on these.
+FACE_MARGIN = 0.0
 
 
 @dataclass
@@ -46,7 +50,7 @@ class TrainConfig:
     img_size: int | None = None  # default: the start model's, else DEFAULT_IMG_SIZE
     base_size: int | None = None  # resolution images are stored at; default: the data's own, capped at img_size
     channels: int | None = None  # 1 or 3; default: the start model's, else 1 for gray data
-    face_margin: float = 0.15
+    face_margin: float | None = None  # crop margin around a detected face; default: the start model's, else FACE_MARGIN
     crop_faces: bool = False  # photos, not face crops: train on each one's largest face, cropped as predict does
     epochs: int | None = None  # default: SCRATCH or FINE_TUNE
     freeze_epochs: int | None = None  # epochs training only the head (backbone frozen); default as epochs
@@ -128,10 +132,12 @@ class TrainConfig:
                 raise ConfigError(f"--channels {self.channels}: the start model {self.pretrained} takes "
                                   f"{start.channels} channel(s)")
             filled.update(arch=start.arch, channels=start.channels, img_size=self.img_size or start.input_size,
-                          base_size=self.base_size or start.base_size, tta=self.tta or start.tta)
+                          base_size=self.base_size or start.base_size, tta=self.tta or start.tta,
+                          face_margin=start.face_margin if self.face_margin is None else self.face_margin)
         filled.setdefault("arch", self.arch or DEFAULT_ARCH)
         filled.setdefault("img_size", self.img_size or DEFAULT_IMG_SIZE)
         filled.setdefault("tta", self.tta or "none")
+        filled.setdefault("face_margin", FACE_MARGIN if self.face_margin is None else self.face_margin)
         resolved = dataclasses.replace(self, **filled)
         if resolved.freeze_epochs > resolved.epochs:
             raise ConfigError(f"--freeze-epochs {resolved.freeze_epochs}: more than the {resolved.epochs} epochs "

@@ -59,16 +59,15 @@ class TrainResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def load_data(config: TrainConfig, margin: float | None = None) -> tuple[LabeledImages, LabeledImages, str]:
-    """Train and validation sets, and where validation came from. ``margin``: the face margin
-    of the model being made (for ``crop_faces``)."""
+def load_data(config: TrainConfig) -> tuple[LabeledImages, LabeledImages, str]:
+    """Train and validation sets, and where validation came from (``config`` resolved)."""
     is_fer_csv = csv_has_usage(config.data)
     train_usage = config.usage or ("Training" if is_fer_csv else None)
     crop = None
     if config.crop_faces:
         from mobilefer.inference.detectors import LargestFaceCrop
 
-        crop = LargestFaceCrop(margin=config.face_margin if margin is None else margin)
+        crop = LargestFaceCrop(margin=config.face_margin)
     train = load_images(
         config.data, usage=train_usage, channels=config.channels, base_size=config.base_size,
         max_base_size=config.img_size, workers=config.workers, limit=config.limit, seed=config.seed,
@@ -99,15 +98,15 @@ def load_data(config: TrainConfig, margin: float | None = None) -> tuple[Labeled
 def build_meta(config: TrainConfig, train: LabeledImages, start: ModelMeta | None = None) -> ModelMeta:
     """The new model's self-description; a fine-tune keeps its start model's normalisation."""
     if start is not None:
-        mean, std, margin = start.mean, start.std, start.face_margin
+        mean, std = start.mean, start.std
     elif config.pretrained:
-        (mean, std), margin = imagenet_stats(train.channels), config.face_margin
+        mean, std = imagenet_stats(train.channels)
     else:
-        mean, std, margin = [0.5] * train.channels, [0.25] * train.channels, config.face_margin
+        mean, std = [0.5] * train.channels, [0.25] * train.channels
     return ModelMeta(
         arch=resolve_arch(config.arch), classes=list(train.classes), input_size=config.img_size,
         channels=train.channels, base_size=train.base_size, mean=mean, std=std,
-        face_margin=margin, tta=config.tta, config=config.to_dict(),
+        face_margin=config.face_margin, tta=config.tta, config=config.to_dict(),
         versions=library_versions("torch", "torchvision"),
     )
 
@@ -196,7 +195,7 @@ def train(config: TrainConfig) -> TrainResult:
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     out = Path(config.out)
-    train_set, val_set, val_source = load_data(config, start_meta.face_margin if start_meta else None)
+    train_set, val_set, val_source = load_data(config)
     _check_data(config, train_set, val_set, val_source)
     meta = build_meta(config, train_set, start_meta)
     meta.data = {
@@ -356,7 +355,8 @@ def train(config: TrainConfig) -> TrainResult:
     return TrainResult(out / "best.safetensors", out / "last.safetensors", state["best_metrics"], state["history"], skipped)
 
 
-# Settings a resumed run may take anew: they change how fast it runs, not what it learns.
+# Settings a resumed run may take anew: they change how fast it runs, not what it learns. So does
+# --face-margin (the crop at inference) when the training images are face crops (no --crop-faces).
 RESUME_OVERRIDES = ("threads", "workers", "progress", "device")
 # Below this many validation images the best epoch is picked on noise.
 MIN_VAL_IMAGES = 100
@@ -378,15 +378,16 @@ def _resume_config(run: Path, given: TrainConfig | None = None) -> TrainConfig:
         raise ConfigError(f"--resume {run}: {saved} is damaged ({exc}); start a new run instead") from None
     if given is None:
         return config
+    overrides = RESUME_OVERRIDES if config.crop_faces else (*RESUME_OVERRIDES, "face_margin")
     defaults = TrainConfig()
-    ignored = ("resume", "out", *RESUME_OVERRIDES)
+    ignored = ("resume", "out", *overrides)
     changed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ignored
                and getattr(given, f.name) not in (getattr(defaults, f.name), getattr(config, f.name))]
     if changed:
         raise ConfigError(f"--resume {run}: a resumed run keeps the settings it started with; leave out "
                           f"{', '.join(flag(name) for name in changed)} (only "
                           f"{', '.join(flag(name) for name in RESUME_OVERRIDES[:2])} may change), or start a new run")
-    return dataclasses.replace(config, **{name: getattr(given, name) for name in RESUME_OVERRIDES
+    return dataclasses.replace(config, **{name: getattr(given, name) for name in overrides
                                           if getattr(given, name) != getattr(defaults, name)})
 
 
