@@ -109,7 +109,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ema", type=float, default=d.ema,
                    help="keep an exponential moving average of the weights with this decay (e.g. 0.999) and "
                         "validate and save it instead of the raw weights (default: 0, off)")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="seeds every random draw: a rerun with the same seed, --threads, device and library "
+                        "versions gives the same weights (another thread count: slightly different sums)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA")
     p.add_argument("--workers", type=int, help="image decoding threads")

@@ -189,8 +189,7 @@ def train(config: TrainConfig) -> TrainResult:
     start_file, start_meta = start_model(config)
     config = config.resolved(start_meta)
     device = pick_device(config.device)
-    if device.type == "cpu":
-        cores.limit_torch(config.threads)
+    threads = cores.limit_torch(config.threads) if device.type == "cpu" else None
     info = setup_distributed(device)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
@@ -202,6 +201,7 @@ def train(config: TrainConfig) -> TrainResult:
         "train": config.data, "val": val_source, "num_train": len(train_set), "num_val": len(val_set),
         "train_counts": train_set.counts(), "fingerprint": train_set.fingerprint(),
         "skipped": len(train_set.skipped) + len(val_set.skipped),
+        "threads": threads,  # a --seed rerun matches bit for bit with this many CPU threads
     }
     if train_set.soft is not None:
         meta.data["labels"] = "soft (vote distribution)"
