@@ -93,7 +93,7 @@ def test_predict_writes_jsonl_csv_mp4_and_timeline(video, bundled_model, tmp_pat
     cap.release()
     assert (tmp_path / "out" / "drift_timeline.png").read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
-    assert dict(summary.per_face)[0].total() == FRAMES
+    assert dict(summary.per_face)[(str(video), 0)].total() == FRAMES
 
 
 def test_truncated_video_ends_cleanly(tmp_path, astronaut_bgr, rec):
@@ -163,3 +163,26 @@ def test_a_hard_cut_makes_every_face_new(tmp_path, astronaut_bgr, rec):
     raw = list(rec.stream(str(path)))  # no smoothing: each frame's own probabilities
     assert results[10].faces[0].probs == pytest.approx(raw[10].faces[0].probs, abs=1e-6)
     assert results[11].faces[0].probs != pytest.approx(raw[11].faces[0].probs, abs=1e-6)  # smoothing goes on
+
+
+def test_predict_takes_many_sources_and_outputs_never_overwrite_each_other(tmp_path, video, astronaut_bgr,
+                                                                           bundled_model, capsys):
+    import shutil
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b" / "deep").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "a" / "x.jpg"), astronaut_bgr)
+    cv2.imwrite(str(tmp_path / "b" / "x.png"), astronaut_bgr[:, ::-1])
+    shutil.copy(video, tmp_path / "b" / "deep" / "drift.mp4")
+    # as a shell hands over an unquoted glob: each file its own argument; a folder holds a video
+    code = main(["predict", str(tmp_path / "a" / "x.jpg"), str(tmp_path / "b"), str(tmp_path / "nope.jpg"),
+                 "--model", str(bundled_model), "--out", str(tmp_path / "out"), "--json", str(tmp_path / "r.jsonl")])
+    printed = capsys.readouterr()
+    assert code == 1 and "nope.jpg: no such file" in printed.err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a_x_jpg.jpg", "b_x_png.jpg", "drift.mp4", "drift_timeline.png"]
+    lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert len([x for x in lines if x["source"].endswith("drift.mp4")]) == FRAMES
+    assert "drift.mp4 face #0: 24 frames" in printed.out
+    with pytest.raises(ValueError, match="a webcam or stream is predicted on its own"):
+        PredictConfig(source=["0", str(video)])

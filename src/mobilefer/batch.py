@@ -21,7 +21,6 @@ the same folder refuses, or with ``mode="resume"`` adds only the sources not yet
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
 import os
 import re
@@ -36,11 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from mobilefer.data.images import is_image_name
 from mobilefer.errors import ConfigError, OutputError, check_fields, require, whole
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.recognizer import RECOGNITION_RULES
-from mobilefer.inference.sources import VIDEO_SUFFIXES
+from mobilefer.inference.sources import list_sources
 
 log = logging.getLogger(__name__)
 
@@ -94,68 +92,6 @@ class BatchSummary:
     skipped_done: int = 0
     seconds: float = 0.0
     out: str = ""
-
-
-# ------------------------------------------------------------------ sources
-def list_sources(specs: list[str]) -> tuple[list[str], list[str], list[tuple[str, str]]]:
-    """(images, videos, [(spec, reason)] for what names no usable file); paths only, nothing read."""
-    images: list[str] = []
-    videos: list[str] = []
-    bad: list[tuple[str, str]] = []
-
-    def add(path: Path, spec: str) -> None:
-        suffix = path.suffix.lower()
-        if suffix in VIDEO_SUFFIXES:
-            videos.append(str(path))
-        elif is_image_name(path.name):
-            images.append(str(path))
-        else:
-            bad.append((str(path), f"{spec}: not an image or video file ({suffix or 'no suffix'})"))
-
-    for spec in specs:
-        path = Path(spec)
-        if path.is_dir():
-            entries = sorted(p for p in path.rglob("*") if not p.name.startswith("."))
-            found = [p for p in entries if p.is_file()]
-            # a link that loops or points nowhere is neither file nor folder: say so, never drop it
-            broken = [p for p in entries if p.is_symlink() and not p.exists()]
-            media = [p for p in found if p.suffix.lower() in VIDEO_SUFFIXES or is_image_name(p.name)]
-            if not media and not broken:
-                bad.append((spec, f"{spec}: no images or videos in the folder"))
-            for p in media:
-                add(p, spec)
-            for p in broken:
-                bad.append((str(p), f"{p}: a symbolic link that loops or points to nothing"))
-        elif path.suffix.lower() == ".txt" and path.is_file():
-            for line in _read_list(path).splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    listed = Path(line) if Path(line).is_absolute() else path.parent / line
-                    if listed.is_file():
-                        add(listed, f"{spec}")
-                    else:
-                        bad.append((str(listed), f"{listed}: no such file (listed in {spec})"))
-        elif any(ch in spec for ch in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
-            if not matches:
-                bad.append((spec, f"{spec}: matches no file"))
-            for p in matches:
-                add(p, spec)
-        elif path.is_file():
-            add(path, spec)
-        else:
-            bad.append((spec, f"{spec}: no such file or folder"))
-    unique = lambda items: list(dict.fromkeys(items))  # noqa: E731
-    return unique(images), unique(videos), bad
-
-
-def _read_list(path: Path) -> str:
-    """A list file's text: UTF-8 (a byte-order mark is dropped), else Latin-1, as paths were saved."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
 
 
 # ------------------------------------------------------------------ rows

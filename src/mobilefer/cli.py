@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -184,7 +185,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
     d = PredictConfig.__dataclass_fields__
     p = _parser(sub, "predict", "recognise emotions on images, folders, videos, webcams and streams")
-    p.add_argument("source", help="image, folder, glob, video file, webcam index (0) or rtsp/http URL")
+    p.add_argument("source", nargs="+", help="images, folders (searched recursively, videos included), globs, "
+                                             ".txt lists of paths, video files; or one webcam index (0) or "
+                                             "rtsp/http URL")
     p.add_argument("--model", help=model_help())
     p.add_argument("--detector", default=d["detector"].default, choices=DETECTOR_CHOICES,
                    help="face detector; auto: centerface when installed, else haar; none: each image is one face crop")
@@ -209,21 +212,22 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from mobilefer.inference.predict import PredictConfig, predict
 
+    args.source = args.source[0] if len(args.source) == 1 else args.source
     summary = predict(_config(PredictConfig, args, progress=sys.stderr.isatty()))
-    if summary.kind in ("image", "images"):
-        for result in summary.images:
-            print(f"{result.source}: {len(result.faces)} face(s)")
-            for f in result.faces:
-                top = sorted(f.probs.items(), key=lambda kv: -kv[1])[:3]
-                x, y, w, h = f.box
-                print(f"  #{f.id}  box ({x}, {y}, {w}, {h})  {f.label:<9} {f.score:.2f}   "
-                      + "  ".join(f"{k} {v:.2f}" for k, v in top))
-    else:
-        print(f"{summary.frames} frames, {summary.faces} face detections")
-        for face_id, counts in sorted(summary.per_face.items()):
+    for result in summary.images:
+        print(f"{result.source}: {len(result.faces)} face(s)")
+        for f in result.faces:
+            top = sorted(f.probs.items(), key=lambda kv: -kv[1])[:3]
+            x, y, w, h = f.box
+            print(f"  #{f.id}  box ({x}, {y}, {w}, {h})  {f.label:<9} {f.score:.2f}   "
+                  + "  ".join(f"{k} {v:.2f}" for k, v in top))
+    if summary.per_face or summary.kind in ("video", "webcam", "stream"):
+        print(f"{summary.frames - len(summary.images)} video frames, "
+              f"{summary.faces - sum(len(r.faces) for r in summary.images)} face detections")
+        for (source, face_id), counts in sorted(summary.per_face.items()):
             total = sum(counts.values())
             shares = ", ".join(f"{k} {v / total:.0%}" for k, v in counts.most_common())
-            print(f"  face #{face_id}: {total} frames: {shares}")
+            print(f"  {Path(source).name} face #{face_id}: {total} frames: {shares}")
     for path in summary.written:
         print(f"wrote {path}")
     for path in (args.json, args.csv):

@@ -27,14 +27,19 @@ from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.draw import draw_faces
 from mobilefer.inference.recognizer import RECOGNITION_RULES, Cadence, EmotionRecognizer, FrameResult
 from mobilefer.inference.tracking import Smoother
-from mobilefer.inference.sources import source_kind
+from mobilefer.errors import SourceError
+from mobilefer.inference.sources import list_sources, source_kind
 
 log = logging.getLogger(__name__)
+
+TIMELINE_FACES = 6  # panels in one timeline plot
 
 
 @dataclass
 class PredictConfig:
-    source: str = ""
+    # one or several: images, folders (searched recursively, videos included), globs, .txt lists
+    # of paths, videos; or one webcam index or stream URL
+    source: str | list[str] = ""
     model: str | None = None  # bundled name or path; None: the bundled default
     detector: str = "auto"
     out: str | None = None
@@ -52,8 +57,11 @@ class PredictConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if not str(self.source).strip():
+        if not [s for s in self.sources if s.strip()]:
             raise ConfigError("predict needs a SOURCE: an image, folder, glob, video, webcam index or URL")
+        live = [s for s in self.sources if source_kind(s) in ("webcam", "stream")]
+        if live and len(self.sources) > 1:
+            raise ConfigError(f"{live[0]}: a webcam or stream is predicted on its own, not with other sources")
         check_fields(self, {
             **RECOGNITION_RULES,
             "margin": (lambda v: 0 <= v <= 1, "0 to 1 (a fraction of the face side)"),
@@ -67,13 +75,17 @@ class PredictConfig:
         if self.show:
             check_display()
 
+    @property
+    def sources(self) -> list[str]:
+        return [str(self.source)] if isinstance(self.source, (str, int)) else [str(s) for s in self.source]
+
 
 @dataclass
 class PredictSummary:
     frames: int = 0
     faces: int = 0
     failed: list[str] = field(default_factory=list)
-    per_face: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    per_face: dict[tuple[str, int], Counter] = field(default_factory=lambda: defaultdict(Counter))  # (video, id)
     images: list[FrameResult] = field(default_factory=list)  # results of still images (no pixels kept)
     written: list[str] = field(default_factory=list)
     kind: str = "image"
@@ -127,27 +139,48 @@ def _csv_rows(result: FrameResult, classes: list[str]) -> list[list[Any]]:
     ]
 
 
+def expand_sources(config: PredictConfig) -> tuple[list[str], list[str]]:
+    """(sources to recognise one after the other, reasons for what named nothing usable). One
+    image, video, webcam or URL is taken as it is (a missing one fails before any work); several
+    sources, a folder, a glob or a .txt list are expanded as ``batch`` expands them."""
+    specs = config.sources
+    if len(specs) == 1 and source_kind(specs[0]) != "images" and not specs[0].lower().endswith(".txt"):
+        return specs, []
+    images, videos, bad = list_sources(specs)
+    if not images and not videos:
+        raise SourceError("; ".join(reason for _, reason in bad) or f"{' '.join(specs)}: no images or videos")
+    return images + videos, [reason for _, reason in bad]
+
+
+def output_names(sources: list[str]) -> dict[str, str]:
+    """A file-name stem for each source's outputs, never the same for two sources: the file's
+    stem where that is unique, else its path below the sources' common folder, joined by _
+    (photos/a/x.jpg and photos/b/x.png -> a_x_jpg, b_x_png)."""
+    stems = Counter(Path(s).stem for s in sources)
+    paths = [Path(s).resolve() for s in sources]
+    common = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path(".")
+    names = {}
+    for source, path in zip(sources, paths):
+        if stems[Path(source).stem] == 1:
+            names[source] = Path(source).stem
+        else:
+            relative = path.relative_to(common) if path.is_relative_to(common) else Path(path.name)
+            names[source] = re.sub(r"[^\w.-]+", "_", "_".join(relative.parts)).replace(".", "_")
+    return names
+
+
 def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | None = None) -> PredictSummary:
-    """Run recognition over ``config.source`` and write the requested outputs."""
+    """Run recognition over ``config``'s sources, one after the other, and write the requested
+    outputs (JSON Lines and CSV for all of them together; annotated files and a timeline per source)."""
     rec = EmotionRecognizer.load(config.model, detector=config.detector, margin=config.margin,
                                  min_face=config.min_face, max_faces=config.max_faces, classes=config.classes,
                                  threads=config.threads)
-    kind = source_kind(config.source)
-    summary = PredictSummary(kind=kind)
-    live = kind in ("video", "webcam", "stream")
+    sources, unusable = expand_sources(config)
+    kinds = {source: source_kind(source) for source in sources}
+    live_kinds = ("video", "webcam", "stream")
+    summary = PredictSummary(kind=kinds[sources[0]] if len(sources) == 1 else "many", failed=list(unusable))
+    names = output_names(sources)
     out = Path(config.out) if config.out else None
-    video = None
-    if out and live:
-        stem = Path(config.source).stem if kind == "video" else "capture"
-        video = _VideoWriter(out / f"{stem}.mp4")
-    # The timeline feeds the plot written with --out; without it nothing is kept per frame.
-    timeline: list[tuple[float, int, dict[str, float]]] | None = [] if out and live else None
-    results = rec.stream(config.source, every=config.every, smooth=config.smooth, detect_every=config.detect_every)
-    bar = None
-    if config.progress and live:
-        from tqdm import tqdm
-
-        bar = tqdm(unit="frame", desc=Path(str(config.source)).name)
     completed = False
     jsonl = _TextOutput(config.json) if config.json else None
     table = _TextOutput(config.csv) if config.csv else None
@@ -156,6 +189,48 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
         if writer:
             writer.writerow(["source", "frame", "time_s", "id", "x", "y", "w", "h", "label", "score",
                              *(f"p_{c}" for c in rec.classes)])
+        for source in sources:
+            live = kinds[source] in live_kinds
+            try:
+                stopped = _one_source(rec, config, source, live, names[source], out, summary, jsonl, writer,
+                                      on_result)
+            except SourceError as exc:
+                if len(sources) == 1:
+                    raise
+                summary.failed.append(str(exc))  # the others go on
+                if jsonl:
+                    jsonl.handle.write(json.dumps({"source": source, "frame": 0, "error": str(exc)}) + "\n")
+                continue
+            if stopped:
+                break
+        completed = True
+    finally:
+        keep = completed and summary.frames > 0  # a run that read nothing leaves earlier outputs alone
+        for output in (jsonl, table):
+            if output:
+                output.close(keep=keep)
+        if config.show:
+            with contextlib.suppress(cv2.error):
+                cv2.destroyAllWindows()
+    return summary
+
+
+def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, live: bool, name: str, out: Path | None,
+                summary: PredictSummary, jsonl: "_TextOutput | None", writer, on_result) -> bool:
+    """Recognise one source into the shared outputs and its own annotated files; True when the
+    user asked to stop (q in the --show window)."""
+    kind = source_kind(source)
+    video = _VideoWriter(out / f"{name if kind == 'video' else 'capture'}.mp4") if out and live else None
+    # The timeline feeds the plot written with --out; without it nothing is kept per frame.
+    timeline: list[tuple[float, int, dict[str, float]]] | None = [] if out and live else None
+    bar = None
+    if config.progress and live:
+        from tqdm import tqdm
+
+        bar = tqdm(unit="frame", desc=Path(source).name)
+    results = rec.stream(source, every=config.every, smooth=config.smooth, detect_every=config.detect_every)
+    frames_before, stopped, completed = summary.frames, False, False
+    try:
         try:
             for result in results:
                 if result.error:  # listed once, at the end, and as its own line in the JSON Lines
@@ -171,7 +246,8 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
                 if writer:
                     writer.writerows(_csv_rows(result, rec.classes))
                 for face in result.faces:
-                    summary.per_face[face.id][face.label] += 1
+                    if live:
+                        summary.per_face[(source, face.id)][face.label] += 1
                     if timeline is not None:
                         timeline.append((result.time_s, face.id, face.probs))
                 if out or config.show:
@@ -179,11 +255,12 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
                 if video:
                     video.write(result.image, result.fps)
                 elif out:
-                    target = out / f"{Path(result.source).stem}.jpg"
+                    target = out / f"{name}.jpg"
                     with atomic_path(target) as tmp:
                         tmp.write_bytes(cv2.imencode(".jpg", result.image)[1].tobytes())
                     summary.written.append(str(target))
                 if config.show and _show(result.image):
+                    stopped = True
                     break
                 if not live:
                     summary.images.append(FrameResult(result.source, result.frame, result.time_s, result.faces))
@@ -197,22 +274,18 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
             # Ctrl-C is how a live session ends: keep what it recorded.
         completed = True
     finally:
-        keep = completed and summary.frames > 0  # a run that read nothing leaves earlier outputs alone
-        for output in (jsonl, table, video):
-            if output:
-                output.close(keep=keep)
-        if video and keep:
-            summary.written.append(str(video.path))
+        keep = completed and summary.frames > frames_before
+        if video:
+            video.close(keep=keep)
+            if keep:
+                summary.written.append(str(video.path))
         if bar:
             bar.close()
-        if config.show:
-            with contextlib.suppress(cv2.error):
-                cv2.destroyAllWindows()
-    if out and live and timeline:
-        written = plot_timeline(timeline, rec.classes, out / f"{Path(str(config.source)).stem}_timeline.png")
+    if timeline:
+        written = plot_timeline(timeline, rec.classes, out / f"{name}_timeline.png")
         if written:
             summary.written.append(written)
-    return summary
+    return stopped
 
 
 def check_display() -> None:
@@ -243,7 +316,12 @@ def plot_timeline(timeline: list[tuple[float, int, dict[str, float]]], classes: 
         return None
     from mobilefer.inference.draw import colour
 
-    ids = sorted({face_id for _, face_id, _ in timeline})[:6]  # the first six faces keep it readable
+    seen = Counter(face_id for _, face_id, _ in timeline)
+    ids = sorted(face_id for face_id, _ in seen.most_common(TIMELINE_FACES))  # a readable plot
+    left_out = sorted(set(seen) - set(ids))
+    if left_out:
+        log.warning("timeline %s: plots the %d faces seen longest; left out face(s) %s", path.name, len(ids),
+                    ", ".join(f"#{i}" for i in left_out))
     fig, axes = plt.subplots(len(ids), 1, figsize=(9, 2.2 * len(ids)), squeeze=False, sharex=True, dpi=100)
     for ax, face_id in zip(axes[:, 0], ids):
         points = [(t, p) for t, i, p in timeline if i == face_id]
