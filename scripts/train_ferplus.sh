@@ -7,7 +7,8 @@
 # DATA_DIR holds ferplus_train.zip and ferplus_valid.zip; the FER+ test split stays held out.
 # Both runs go side by side, one thread each, niced (the machine is shared). Each writes its
 # checkpoint every epoch: run the script again with the same OUT_DIR to resume an interrupted run
-# exactly where it stopped. Logs: OUT_DIR/{small,large}.log.
+# exactly where it stopped. Logs: OUT_DIR/{small,large}.log. At the end it writes the shipped
+# files, OUT_DIR/ferplus_mobilenet_v3_{small,large}.{safetensors,onnx}.
 # Environment: EPOCHS_SMALL (12), EPOCHS_LARGE (6), THREADS (1 each), EXTRA_ARGS (appended,
 # e.g. "--limit 400 --val-limit 200" for a smoke run), MOBILEFER (the command).
 set -euo pipefail
@@ -37,4 +38,12 @@ status=0
 wait -n || status=$?
 wait -n || status=$?
 tail -n 3 "$out/small.log" "$out/large.log"
-exit $status
+[[ $status == 0 ]] || exit $status
+
+# The files that ship (src/mobilefer/weights/): each run's best epoch as safetensors (to
+# fine-tune) and as ONNX (the runtime), the ONNX checked against PyTorch on FER+ Valid faces.
+for arch in small large; do
+    cp "$out/$arch/best.safetensors" "$out/ferplus_mobilenet_v3_$arch.safetensors"
+    $mobilefer export --model "$out/$arch/best.safetensors" --out "$out/ferplus_mobilenet_v3_$arch.onnx" \
+        --calib-data "$data/ferplus_valid.zip"
+done
