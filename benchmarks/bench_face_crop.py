@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from mobilefer.data.readers import load_images
-from mobilefer.inference.detectors import create_detector, face_crop
+from mobilefer.inference.detectors import face_crop
 from mobilefer.inference.recognizer import EmotionRecognizer
 
 PAD = 4  # enlargement of each 48 px face, and the border around it in face sides
