@@ -86,10 +86,19 @@ def test_predict_and_evaluate_run_without_torch(tmp_path, folder_data, checkpoin
 
 
 def test_bundled_models_describe_themselves():
-    from mobilefer.runtime import BUNDLED
+    from mobilefer.data.ferplus import EMOTIONS
+    from mobilefer.runtime import BUNDLED, DEFAULT_MODEL, read_meta
 
+    assert DEFAULT_MODEL == "ferplus-small"
     for name, entry in BUNDLED.items():
         meta = read_onnx_meta(entry.path("onnx"))
-        assert meta.classes == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+        torch_meta = read_meta(entry.path("safetensors"))  # one model, two formats
+        assert (torch_meta.classes, torch_meta.input_size, torch_meta.face_margin) == (
+            meta.classes, meta.input_size, meta.face_margin), name
         assert meta.base_size == 48 and meta.channels == 1 and meta.tta == "flip"
-        assert meta.metrics["accuracy"] > 0.68
+        if name.startswith("ferplus"):
+            assert meta.classes == EMOTIONS and meta.face_margin == 0.0  # the FER-crop margin
+            assert meta.metrics["accuracy"] > 0.85
+        else:
+            assert meta.classes == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+            assert meta.metrics["accuracy"] > 0.68

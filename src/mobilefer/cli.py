@@ -80,7 +80,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-limit", type=int, help="validate on a stratified sample of this many images")
     p.add_argument("--arch", help=f"mobilenet_v3_large or mobilenet_v3_small; default: the start model's, else {DEFAULT_ARCH}")
     p.add_argument("--pretrained", help="start from: imagenet (torchvision download), a bundled model "
-                                        "(fer2013-small, fer2013-large), a mobilefer .safetensors, or a torchvision "
+                                        "(ferplus-small, fer2013-small, ...), a mobilefer .safetensors, or a torchvision "
                                         "state_dict .pth; a mobilefer model means fine-tuning")
     p.add_argument("--img-size", type=int, help=f"network input size; default: the start model's, else {DEFAULT_IMG_SIZE}")
     p.add_argument("--base-size", type=int, help="size images are stored at; default: the data's own, up to --img-size")

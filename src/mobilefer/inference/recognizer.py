@@ -1,6 +1,6 @@
 """Faces found in a frame, each labelled with its emotion: detect, crop, classify (one batch).
 
->>> rec = EmotionRecognizer.load()              # the bundled FER2013 model
+>>> rec = EmotionRecognizer.load()              # the bundled default model, ferplus-small
 >>> for face in rec.recognize("group.jpg"):
 ...     print(face.box, face.label, round(face.score, 2))
 """

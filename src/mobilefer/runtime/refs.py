@@ -29,10 +29,13 @@ class Bundled:
 
 
 BUNDLED: dict[str, Bundled] = {
+    # eight emotions, ten annotators' labels (FER+): fine-tuned from the FER2013 models below
+    "ferplus-small": Bundled("ferplus_mobilenet_v3_small.onnx", "ferplus_mobilenet_v3_small.safetensors"),
+    # seven emotions (FER2013's labels): the FER+ models' start, for users of that label set
     "fer2013-small": Bundled("fer2013_mobilenet_v3_small.onnx", "fer2013_mobilenet_v3_small.safetensors"),
     "fer2013-large": Bundled("fer2013_mobilenet_v3_large.onnx", "fer2013_mobilenet_v3_large.safetensors"),
 }
-DEFAULT_MODEL = "fer2013-small"
+DEFAULT_MODEL = "ferplus-small"
 
 KINDS = {".onnx": "onnx", ".safetensors": "safetensors", ".pth": "pth", ".pt": "pth"}
 
