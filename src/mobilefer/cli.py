@@ -171,9 +171,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if result.get("dropped"):
         left = ", ".join(f"{n} {why}" for why, n in result["dropped"].items())
         print(f"scored on majority labels; left out {sum(result['dropped'].values())} image(s): {left}")
-    print(format_report(result))
-    if result["skipped"]:
-        print(f"skipped {len(result['skipped'])} unreadable file(s); first: {result['skipped'][0]}")
+    print(format_report(result))  # skipped files were listed, each with its reason, as they were read
     return 0
 
 
