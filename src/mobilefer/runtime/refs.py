@@ -31,6 +31,7 @@ class Bundled:
 BUNDLED: dict[str, Bundled] = {
     # eight emotions, ten annotators' labels (FER+): fine-tuned from the FER2013 models below
     "ferplus-small": Bundled("ferplus_mobilenet_v3_small.onnx", "ferplus_mobilenet_v3_small.safetensors"),
+    "ferplus-large": Bundled("ferplus_mobilenet_v3_large.onnx", "ferplus_mobilenet_v3_large.safetensors"),
     # seven emotions (FER2013's labels): the FER+ models' start, for users of that label set
     "fer2013-small": Bundled("fer2013_mobilenet_v3_small.onnx", "fer2013_mobilenet_v3_small.safetensors"),
     "fer2013-large": Bundled("fer2013_mobilenet_v3_large.onnx", "fer2013_mobilenet_v3_large.safetensors"),
