@@ -13,8 +13,8 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from mobilefer import __version__

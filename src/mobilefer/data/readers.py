@@ -365,8 +365,7 @@ def load_images(
                 images[i] = result
                 keep[i] = True
     if not keep.any():
-        faceless = sum(NO_FACE in reason for _, reason in skipped)
-        if faceless == len(entries):
+        if _faceless(skipped) == len(entries):
             raise DatasetError(f"{path}: no face was found in any of its {len(entries)} images")
         raise DatasetError(f"{path}: none of the {len(entries)} images could be used\n{describe_skipped(skipped)}")
     targets = np.array([position[label] for _, label, _ in entries], dtype=np.int64)
@@ -420,11 +419,16 @@ def stratified_sample(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
+def _faceless(skipped: Sequence[tuple[str, str]]) -> int:
+    """How many of the skipped files were skipped for holding no face."""
+    return sum(NO_FACE in reason for _, reason in skipped)
+
+
 def describe_skipped(skipped: Sequence[tuple[str, str]], limit: int = 20) -> str:
     """One readable block listing skipped files (first ``limit``) and the total count."""
     if not skipped:
         return ""
-    faceless = sum(NO_FACE in reason for _, reason in skipped)
+    faceless = _faceless(skipped)
     kinds = [f"{n} {what}" for n, what in ((faceless, "without a face"), (len(skipped) - faceless, "unreadable")) if n]
     lines = [f"skipped {len(skipped)} file(s) ({', '.join(kinds)}):"]
     lines += [f"  {reason}" for _, reason in skipped[:limit]]

@@ -32,12 +32,9 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     clf = load_classifier(config.model, classes=config.classes, tta=config.tta, threads=config.threads)
     meta = clf.meta
     usage = config.usage or ("PublicTest" if csv_has_usage(config.data) else None)
-    crop_faces = meta.config.get("crop_faces", False) if config.crop_faces is None else config.crop_faces
-    crop = None
-    if crop_faces:
-        from mobilefer.inference.detectors import LargestFaceCrop
+    from mobilefer.inference.detectors import LargestFaceCrop
 
-        crop = LargestFaceCrop(margin=meta.face_margin)
+    crop = LargestFaceCrop.for_model(meta, config.crop_faces)
     data = load_images(
         config.data, usage=usage, channels=meta.channels, base_size=meta.base_size,
         classes=meta.classes, workers=config.workers, limit=config.limit, pixels=config.pixels, crop=crop,

@@ -71,13 +71,11 @@ def _check_inputs(meta: ModelMeta, calib_data: str | None, count: int, seed: int
     if calib_data:
         from mobilefer.data.readers import load_images
 
-        crop = None
-        if meta.config.get("crop_faces"):  # the model saw faces cut from photos: so must calibration
-            from mobilefer.inference.detectors import LargestFaceCrop
+        from mobilefer.inference.detectors import LargestFaceCrop
 
-            crop = LargestFaceCrop(margin=meta.face_margin)
+        # a model that saw faces cut from photos is calibrated and checked on such faces
         data = load_images(calib_data, channels=meta.channels, base_size=meta.base_size, limit=count, seed=seed,
-                           crop=crop)
+                           crop=LargestFaceCrop.for_model(meta))
         return normalize_batch(data.images, meta)
     import cv2
 

@@ -19,13 +19,16 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
 from mobilefer import cores
 from mobilefer.errors import ConfigError, DetectorUnavailable
+
+if TYPE_CHECKING:
+    from mobilefer.meta import ModelMeta
 
 
 DEFAULT_MIN_FACE = 20  # smallest face side in source pixels, for every entry point
@@ -282,6 +285,15 @@ class LargestFaceCrop:
         self.name, self.margin, self.min_face = detector_name(detector), margin, min_face
         self._local = threading.local()
         self._detector()  # a missing detector fails here, not in a reader's thread
+
+    @classmethod
+    def for_model(cls, meta: "ModelMeta", crop_faces: bool | None = None) -> "LargestFaceCrop | None":
+        """The crop a model's images get outside training (evaluation, export calibration): its
+        largest face at the model's margin when it was trained with --crop-faces (or when
+        ``crop_faces`` says so), else None (the images are face crops already)."""
+        if crop_faces is None:
+            crop_faces = bool(meta.config.get("crop_faces", False))
+        return cls(margin=meta.face_margin) if crop_faces else None
 
     def _detector(self) -> FaceDetector:
         if not hasattr(self._local, "detector"):

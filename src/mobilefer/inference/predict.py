@@ -22,12 +22,11 @@ from typing import IO, Any
 import cv2
 
 from mobilefer.atomic import atomic_path, check_output_dir, check_output_file
-from mobilefer.errors import ConfigError, check_fields, whole
+from mobilefer.errors import ConfigError, SourceError, check_fields, whole
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.draw import draw_faces
 from mobilefer.inference.recognizer import RECOGNITION_RULES, Cadence, EmotionRecognizer, FrameResult
 from mobilefer.inference.tracking import Smoother
-from mobilefer.errors import SourceError
 from mobilefer.inference.sources import list_sources, source_kind
 
 log = logging.getLogger(__name__)
@@ -176,9 +175,7 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
                                  min_face=config.min_face, max_faces=config.max_faces, classes=config.classes,
                                  threads=config.threads)
     sources, unusable = expand_sources(config)
-    kinds = {source: source_kind(source) for source in sources}
-    live_kinds = ("video", "webcam", "stream")
-    summary = PredictSummary(kind=kinds[sources[0]] if len(sources) == 1 else "many", failed=list(unusable))
+    summary = PredictSummary(kind=source_kind(sources[0]) if len(sources) == 1 else "many", failed=list(unusable))
     names = output_names(sources)
     out = Path(config.out) if config.out else None
     completed = False
@@ -190,10 +187,8 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
             writer.writerow(["source", "frame", "time_s", "id", "x", "y", "w", "h", "label", "score",
                              *(f"p_{c}" for c in rec.classes)])
         for source in sources:
-            live = kinds[source] in live_kinds
             try:
-                stopped = _one_source(rec, config, source, live, names[source], out, summary, jsonl, writer,
-                                      on_result)
+                stopped = _one_source(rec, config, source, names[source], out, summary, jsonl, writer, on_result)
             except SourceError as exc:
                 if len(sources) == 1:
                     raise
@@ -215,11 +210,12 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
     return summary
 
 
-def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, live: bool, name: str, out: Path | None,
+def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name: str, out: Path | None,
                 summary: PredictSummary, jsonl: "_TextOutput | None", writer, on_result) -> bool:
     """Recognise one source into the shared outputs and its own annotated files; True when the
     user asked to stop (q in the --show window)."""
     kind = source_kind(source)
+    live = kind in ("video", "webcam", "stream")
     video = _VideoWriter(out / f"{name if kind == 'video' else 'capture'}.mp4") if out and live else None
     # The timeline feeds the plot written with --out; without it nothing is kept per frame.
     timeline: list[tuple[float, int, dict[str, float]]] | None = [] if out and live else None
