@@ -1,4 +1,5 @@
 """What training says about its data and settings: refusals before work, warnings that matter."""
+import json
 import logging
 import os
 import shutil
@@ -105,3 +106,29 @@ def test_the_face_margin_is_the_fer_crop_by_default_and_may_change_on_resume(fol
     tuned = train(tiny_config(folder_data, tmp_path / "tuned", epochs=1, arch=None, img_size=None,
                               pretrained=str(resumed.last), face_margin=0.1))
     assert read_meta(tuned.best).face_margin == 0.1  # said explicitly: not the start model's
+
+
+def test_a_teacher_blends_its_probabilities_into_the_target_in_the_runs_class_order(folder_data, tmp_path):
+    import torch
+
+    from mobilefer.checkpoint import load_model
+    from mobilefer.engine.distill import mix, teacher_probs
+    from mobilefer.engine.train import load_data, predict_tensors
+
+    teacher = train(tiny_config(folder_data, tmp_path / "teacher", epochs=1)).best
+    config = tiny_config(folder_data, tmp_path / "student", epochs=1).resolved()
+    data, _, _ = load_data(config)
+    images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
+    model, meta = load_model(teacher)
+    order = ["sad", "happy", "surprise"]  # the run's classes in another order than the teacher's
+    probs = teacher_probs(str(teacher), images, order, meta.channels)
+    own = predict_tensors(model, images, meta)
+    assert torch.allclose(probs, own[:, [meta.classes.index(c) for c in order]], atol=1e-5)
+    target = mix(torch.tensor([1, 0]), probs[:2], 0.25)
+    assert torch.allclose(target.sum(1), torch.ones(2)) and target[0, 1] == pytest.approx(0.75 + 0.25 * probs[0, 1].item())
+    student = train(tiny_config(folder_data, tmp_path / "student", epochs=1, teacher=str(teacher), distill=0.5))
+    assert student.best_metrics and json.loads((tmp_path / "student" / "config.json").read_text())["teacher"] == str(teacher)
+    with pytest.raises(ConfigError, match="no class angry"):
+        teacher_probs(str(teacher), images, ["happy", "angry"], meta.channels)
+    with pytest.raises(ConfigError, match="--distill 1.5"):
+        tiny_config(folder_data, tmp_path / "x", teacher=str(teacher), distill=1.5)

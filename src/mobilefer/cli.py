@@ -110,6 +110,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ema", type=float, default=d.ema,
                    help="keep an exponential moving average of the weights with this decay (e.g. 0.999) and "
                         "validate and save it instead of the raw weights (default: 0, off)")
+    p.add_argument("--teacher", help="distil: blend this model's probabilities (a bundled name or .safetensors "
+                                     "with the run's classes, usually a larger model) into the training target")
+    p.add_argument("--distill", type=float, default=d.distill,
+                   help="the teacher's weight in the target; the labels get the rest")
     p.add_argument("--seed", type=int, default=d.seed,
                    help="seeds every random draw: a rerun with the same seed, --threads, device and library "
                         "versions gives the same weights (another thread count: slightly different sums)")
@@ -196,10 +200,12 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", nargs="?", const="ema", help="smooth tracked faces over time: ema[:ALPHA] or window[:N]")
     p.add_argument("--every", help="classify every N frames (5f) or seconds (2s); default: every frame")
     p.add_argument("--detect-every", type=int,
-                   help=f"run the detector on every k-th frame of a video and track between (at once when "
-                        f"the picture changes outside the tracked faces); default: {DEFAULT_VIDEO_DETECT_EVERY} "
-                        "for videos, cameras and streams; 1 detects on every frame")
-    p.add_argument("--min-face", type=int, default=d["min_face"].default, help="smallest face side in pixels")
+                   help=f"look for faces over the whole frame on every k-th frame of a video (and after each "
+                        f"cut) and follow each face near its last place between; default: "
+                        f"{DEFAULT_VIDEO_DETECT_EVERY} for videos, cameras and streams; 1 detects on every frame")
+    p.add_argument("--min-face", type=int, default=d["min_face"].default,
+                   help="smallest face side in pixels (video frames over half a megapixel: at least what a "
+                        "half-megapixel copy shows, 32 px on 720p, 48 on 1080p)")
     p.add_argument("--max-faces", type=int, help="at most this many faces per frame; default: all")
     p.add_argument("--margin", type=float, help="crop margin around a face box; default: the model's")
     p.add_argument("--classes", type=_csv_list, help="class names in output order, for .pth state_dicts")

@@ -76,6 +76,10 @@ class TrainConfig:
     # exponential moving average of the weights (0 = off): validated, selected and saved
     # instead of the raw weights; ~0.999 smooths the last few hundred steps of a short fine-tune
     ema: float = 0.0
+    # distillation: a teacher model's probabilities on the training images, blended into the
+    # target with this weight (see engine/distill.py)
+    teacher: str | None = None
+    distill: float = 0.5
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
@@ -97,6 +101,7 @@ class TrainConfig:
             "val_limit": (whole(1), "at least 1 image"),
             "epochs": positive_int, "workers": positive_int, "threads": (whole(1, 256), "1 to 256 threads"),
             "ema": (lambda v: v == 0 or 0.5 <= v < 1, "0 (off) or a decay from 0.5 to below 1, e.g. 0.999"),
+            "distill": (lambda v: 0 < v <= 1, "a weight above 0, at most 1 (1: the teacher alone)"),
             "freeze_epochs": (whole(0), "0 or more epochs"),
             "batch_size": (whole(2), "at least 2 (BatchNorm needs 2 images a batch)"),
             "img_size": (whole(16, 1024), "16 to 1024 pixels"),

@@ -36,6 +36,7 @@ from mobilefer.checkpoint import read_weights, save_model, start_from
 from mobilefer.data.augment import Augment, eval_transform, train_transform
 from mobilefer.data.readers import LabeledImages, csv_has_usage, describe_skipped, load_images, stratified_split
 from mobilefer.engine.config import TrainConfig
+from mobilefer.engine.distill import mix, teacher_probs
 from mobilefer.engine.ema import WeightAverage
 from mobilefer.engine.metrics import score
 from mobilefer.engine.runtime import broadcast_float, pick_device, seed_everything, setup_distributed
@@ -261,6 +262,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     images, labels = _to_device(train_set, device)
     soft = torch.from_numpy(train_set.soft).to(device) if train_set.soft is not None else None
+    teacher = teacher_probs(config.teacher, images, meta.classes, meta.channels) if config.teacher else None
     val_images, val_labels = _to_device(val_set, device)
     weights = class_weights(train_set.labels, meta.num_classes, config.balance)
     weights = weights.to(device) if weights is not None else None
@@ -296,6 +298,8 @@ def train(config: TrainConfig) -> TrainResult:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = net(x)
             target = soft[idx] if soft is not None else y
+            if teacher is not None:
+                target = mix(target, teacher[idx], config.distill)
             loss = F.cross_entropy(logits.float(), target, weight=weights, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,59 @@
+"""Distillation from a teacher model: its class probabilities become part of the training target.
+
+The teacher (a bundled name or a mobilefer ``.safetensors``, usually a larger model trained on
+the same classes) reads every training image once, as evaluation reads it (its own input size,
+normalisation and test-time augmentation), before the first epoch. Each step then trains on
+
+    target = (1 - weight) * labels + weight * teacher probabilities
+
+where ``labels`` are the run's own (one-hot, or the vote distribution with ``--labels soft``).
+Computing the teacher once keeps a step as cheap as without one: a MobileNetV3-Large forward
+pass per image per epoch would cost more than the Small's training step itself on a CPU.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+import torch.nn.functional as F
+
+from mobilefer.checkpoint import load_model
+from mobilefer.classes import match_classes
+from mobilefer.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def teacher_probs(ref: str, images: torch.Tensor, classes: list[str], channels: int, batch: int = 256) -> torch.Tensor:
+    """The teacher's probabilities (N, len(classes)) in ``classes`` order for uint8 images (N, C, S, S)."""
+    from mobilefer.engine.train import predict_tensors
+    from mobilefer.runtime import resolve_model
+
+    try:
+        found = resolve_model(ref, torch_weights=True)
+    except ValueError as exc:
+        raise ConfigError(f"--teacher: {exc}") from None
+    model, meta = load_model(found.path)
+    if meta.channels != channels:
+        raise ConfigError(f"--teacher {ref}: it reads {meta.channels}-channel images; this run's are {channels}-channel")
+    rows = match_classes(list(classes), meta.classes)  # synonyms and spellings count, as for fine-tuning
+    missing = [name for name, row in zip(classes, rows) if row is None]
+    if missing:
+        raise ConfigError(f"--teacher {ref}: it has no class {', '.join(missing)} (its classes: "
+                          f"{', '.join(meta.classes)}); a teacher must know every class of the run")
+    model = model.to(images.device, memory_format=torch.channels_last)
+    started = time.perf_counter()
+    probs = predict_tensors(model, images, meta, batch=batch)
+    probs = probs[:, rows]
+    probs = probs / probs.sum(1, keepdim=True)  # classes the run leaves out give their share back
+    log.info("teacher %s read %d training images in %.0f s (tta %s)", found.ref, len(images),
+             time.perf_counter() - started, meta.tta)
+    return probs
+
+
+def mix(labels: torch.Tensor, teacher: torch.Tensor, weight: float) -> torch.Tensor:
+    """The step's target distribution: ``labels`` (class indices or distributions) blended with the teacher's."""
+    if labels.ndim == 1:
+        labels = F.one_hot(labels, teacher.shape[1]).to(teacher.dtype)
+    return (1.0 - weight) * labels + weight * teacher
