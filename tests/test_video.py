@@ -68,12 +68,6 @@ def test_every_n_frames_carries_labels_over(video, rec):
     assert [r.frame for r in timed if r.classified] == [0, 10, 20]
 
 
-def test_detect_every_k_frames_keeps_boxes_between(video, rec):
-    results = list(rec.stream(str(video), detect_every=4))
-    assert results[1].faces[0].box == results[0].faces[0].box
-    assert results[4].faces[0].box != results[3].faces[0].box
-
-
 def test_predict_writes_jsonl_csv_mp4_and_timeline(video, bundled_model, tmp_path):
     summary = predict(PredictConfig(source=str(video), model=str(bundled_model), out=str(tmp_path / "out"),
                                     json=str(tmp_path / "f.jsonl"), csv=str(tmp_path / "f.csv"), smooth="ema"))

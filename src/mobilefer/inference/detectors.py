@@ -42,6 +42,10 @@ SMALLEST_SEEN = {"haar": 24, "centerface": 24}
 MAX_UPSCALE = {"haar": 1.0, "centerface": 1.25}
 BOX_TOLERANCE = 0.8  # a detected box may come out this much smaller than the face
 MAX_DETECT_PIXELS = 2_000_000  # one detector input is at most this big
+# A video frame's whole-frame search looks at at most this many pixels (a detection costs in
+# proportion): a 1280x720 frame at 0.74 of its size, 1920x1080 at 0.49, so HD costs what 720x720
+# does. Its smallest face grows to match: 33 px on 720p, 49 px on 1080p (see video_min_face).
+VIDEO_DETECT_PIXELS = 518_400
 MAX_TILES = 6  # a large photo is looked at whole, then in at most this many tiles of that size
 DETECTOR_CHOICES = ("auto", "haar", "centerface", "none")
 
@@ -63,11 +67,12 @@ class Box:
 class FaceDetector(Protocol):
     name: str
 
-    def detect(self, frame: np.ndarray, *, min_face: int | None = None,
-               max_faces: int | None = None, upscale: bool = True) -> list[Box]:
+    def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
+               upscale: bool = True, confidence: float | None = None) -> list[Box]:
         """uint8 (H, W, 3) BGR frame -> face boxes, best first; the bounds override the detector's own.
         ``upscale``: a still image may be enlarged to find faces under the detector's own smallest;
-        video frames pass False."""
+        video frames pass False. ``confidence``: the lowest score kept, for detectors with a
+        calibrated score (CenterFace); None: the detector's own threshold."""
 
 
 def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
@@ -85,6 +90,13 @@ def _work_ratio(width: int, height: int, work_width: int, min_face: int, smalles
     ratio = min(max_upscale, max(work_width / width, smallest_seen / max(1, min_face)))
     cap = (MAX_DETECT_PIXELS / max(1, width * height)) ** 0.5
     return min(ratio, cap)
+
+
+def video_min_face(width: int, height: int, min_face: int, smallest_seen: int) -> int:
+    """The smallest face a whole-frame search of a ``width`` x ``height`` video frame looks for:
+    ``min_face``, or what a VIDEO_DETECT_PIXELS copy shows at ``smallest_seen`` px if larger."""
+    scale = (width * height / VIDEO_DETECT_PIXELS) ** 0.5
+    return max(min_face, int(np.ceil(smallest_seen * scale))) if scale > 1 else min_face
 
 
 def _finish(boxes: list[Box], min_face: int, max_faces: int | None) -> list[Box]:
@@ -108,8 +120,8 @@ class HaarDetector:
         self.work_width, self.min_face, self.max_faces = work_width, min_face, max_faces
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
 
-    def detect(self, frame: np.ndarray, *, min_face: int | None = None,
-               max_faces: int | None = None, upscale: bool = True) -> list[Box]:
+    def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
+               upscale: bool = True, confidence: float | None = None) -> list[Box]:
         min_face = self.min_face if min_face is None else min_face
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
         ratio = _work_ratio(gray.shape[1], gray.shape[0], self.work_width, min_face, self.smallest_seen,
@@ -177,14 +189,14 @@ class CenterFaceDetector:
         self.work_width, self.threshold, self.nms = work_width, threshold, nms
         self.min_face, self.max_faces = min_face, max_faces
 
-    def _run(self, image: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, image: np.ndarray, ratio: float, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """Face rects (x, y, w, h) in ``image`` pixels and their scores, from one pass at ``ratio``."""
         h, w = image.shape[:2]
         # network strides need sides divisible by 32
         net_w, net_h = max(32, int(np.ceil(w * ratio / 32) * 32)), max(32, int(np.ceil(h * ratio / 32) * 32))
         blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
         heat, scale, offset, _ = self.session.run(None, {self.input_name: blob})
-        ys, xs = np.nonzero(heat[0, 0] > self.threshold)
+        ys, xs = np.nonzero(heat[0, 0] > threshold)
         side_h = np.exp(scale[0, 0, ys, xs]) * 4
         side_w = np.exp(scale[0, 1, ys, xs]) * 4
         cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
@@ -193,27 +205,28 @@ class CenterFaceDetector:
         rects = np.stack([(cx - side_w / 2) * sx, (cy - side_h / 2) * sy, side_w * sx, side_h * sy], 1)
         return rects.reshape(-1, 4), heat[0, 0, ys, xs].astype(float)
 
-    def detect(self, frame: np.ndarray, *, min_face: int | None = None,
-               max_faces: int | None = None, upscale: bool = True) -> list[Box]:
+    def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
+               upscale: bool = True, confidence: float | None = None) -> list[Box]:
         min_face = self.min_face if min_face is None else min_face
         frame = _gray_or_bgr(frame)
         h, w = frame.shape[:2]
         wanted = min(MAX_UPSCALE[self.name] if upscale else 1.0,
                      max(self.work_width / w, self.smallest_seen / max(1, min_face)))
         whole = min(wanted, (MAX_DETECT_PIXELS / (w * h)) ** 0.5)
-        rects, scores = self._run(frame, whole)
+        threshold = self.threshold if confidence is None else confidence
+        rects, scores = self._run(frame, whole, threshold)
         if MAX_TILES and whole < 0.95 * wanted:
             # Too big to look at whole at the scale its smallest faces need: tiles at (up to) that
             # scale, each within MAX_DETECT_PIXELS, at most MAX_TILES of them; the whole-image pass
             # keeps the faces too large for a tile. Overlap: twice the smallest face that pass finds.
             ratio = min(wanted, (MAX_TILES * MAX_DETECT_PIXELS / (w * h)) ** 0.5)
             for x0, y0, x1, y1 in _tiles(w, h, ratio, overlap=int(2 * self.smallest_seen / whole)):
-                found, found_scores = self._run(frame[y0:y1, x0:x1], ratio)
+                found, found_scores = self._run(frame[y0:y1, x0:x1], ratio, threshold)
                 rects = np.concatenate([rects, found + np.array([x0, y0, 0, 0])])
                 scores = np.concatenate([scores, found_scores])
         if len(scores) == 0:
             return []
-        keep = cv2.dnn.NMSBoxes(rects.tolist(), scores.tolist(), self.threshold, self.nms)
+        keep = cv2.dnn.NMSBoxes(rects.tolist(), scores.tolist(), threshold, self.nms)
         boxes = []
         for i in np.ravel(keep):
             x, y, bw, bh = rects[i]
@@ -247,8 +260,8 @@ class WholeImage:
     def __init__(self, **_options) -> None:
         pass
 
-    def detect(self, frame: np.ndarray, *, min_face: int | None = None,
-               max_faces: int | None = None, upscale: bool = True) -> list[Box]:
+    def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
+               upscale: bool = True, confidence: float | None = None) -> list[Box]:
         return [Box(0, 0, frame.shape[1], frame.shape[0], 1.0)]
 
 

@@ -21,8 +21,9 @@ from mobilefer.data.preprocess import preprocess
 from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
                                            face_crop)
+from mobilefer.inference.live import VideoFaces
 from mobilefer.inference.sources import Frame, iter_frames, source_kind
-from mobilefer.inference.tracking import CutDetector, DetectionSchedule, IoUTracker, Smoother
+from mobilefer.inference.tracking import IoUTracker, Smoother
 
 
 @dataclass
@@ -52,17 +53,17 @@ class FrameResult:
     classified: bool = True  # False when labels were carried over (--every)
     fps: float = 0.0  # the source's frame rate (videos, cameras)
     cut: bool = False  # the frame starts a new shot: its faces are new faces
-    timing_ms: dict[str, float] = field(default_factory=dict)  # detect (or schedule), track, classify
+    timing_ms: dict[str, float] = field(default_factory=dict)  # detect (or follow), classify
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "frame": self.frame, "time_s": self.time_s,
                 "faces": [f.to_dict() for f in self.faces]}
 
 
-# Videos, cameras and streams run the detector on every 5th frame and track between (at once
-# on a change outside the tracked faces): on the benchmark clip the same faces were found as
-# detecting on every frame, at 2-2.5x the frames/s (benchmarks/bench_live.py).
-DEFAULT_VIDEO_DETECT_EVERY = 5
+# Videos, cameras and streams run the detector over the whole frame on every 10th frame and at
+# cuts, and follow each face near its last box between (inference/follow.py); measured on real
+# clips against detection on every frame in benchmarks/bench_live.py.
+DEFAULT_VIDEO_DETECT_EVERY = 10
 
 # The recognition settings every door shares (predict, batch, serve): one rule each.
 RECOGNITION_RULES = {
@@ -179,10 +180,9 @@ class EmotionRecognizer:
         """Recognise frame by frame (a generator): tracked ids, optional smoothing and cadence.
 
         ``every`` classifies only every N frames / seconds and carries labels over between.
-        ``detect_every`` runs the detector on every k-th frame and keeps the tracked boxes in
-        between, detecting at once when the picture changes outside them (see
-        :class:`DetectionSchedule`); None: DEFAULT_VIDEO_DETECT_EVERY for videos, cameras and
-        streams. ``tracker`` is used for the first source; each further image of a folder gets
+        ``detect_every`` runs the detector over the whole frame on every k-th frame (and after
+        each cut) and follows the faces in between (see :class:`~.live.VideoFaces`); None:
+        DEFAULT_VIDEO_DETECT_EVERY for videos, cameras and streams, 1 for photos. ``tracker`` is used for the first source; each further image of a folder gets
         a fresh one with the same settings.
         """
         still = source_kind(source) in ("image", "images")
@@ -194,55 +194,54 @@ class EmotionRecognizer:
         cadence = every if isinstance(every, Cadence) else Cadence.parse(every)
         smoother = Smoother.parse(smooth)
         template = tracker or IoUTracker()
+        min_face = getattr(self.detector, "min_face", DEFAULT_MIN_FACE)
+        video: VideoFaces | None = None
         last_classified_t, last_source = -1e9, None
-        boxes: list[Box] = []
-        for frame in iter_frames(source):
-            if frame.source != last_source:  # a new image in a folder: nothing carries over
-                tracker = template if last_source is None else template.fresh()
-                schedule = DetectionSchedule(detect_every)
-                cuts = None if still else CutDetector()
-                last_classified_t, last_source, boxes = -1e9, frame.source, []
-            if frame.error:
-                yield FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
-                continue
-            cut = bool(cuts and frame.image is not None and cuts(frame.image))
-            if cut:  # another shot: no box, id or emotion carries over to its faces
-                tracker.cut()
-                boxes, last_classified_t = [], -1e9
-            result = self._track_frame(frame, tracker, schedule, cadence, smoother, boxes, last_classified_t, still)
-            result.cut = cut
-            boxes = [Box(*f.box, f.detector_score) for f in result.faces]
-            if result.classified:
-                last_classified_t = frame.time_s if cadence.seconds else frame.index
-            yield result
+        try:
+            for frame in iter_frames(source):
+                if frame.source != last_source:  # a new image in a folder: nothing carries over
+                    tracker = template if last_source is None else template.fresh()
+                    video = None if still else VideoFaces(self.detector, tracker, detect_every, min_face)
+                    last_classified_t, last_source = -1e9, frame.source
+                if frame.error:
+                    yield FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
+                    continue
+                result = self._track_frame(frame, tracker, video, cadence, smoother, last_classified_t)
+                if result.cut:
+                    last_classified_t = -1e9
+                if result.classified:
+                    last_classified_t = frame.time_s if cadence.seconds else frame.index
+                yield result
+        finally:
+            if video is not None:
+                video.close()
 
-    def _track_frame(self, frame: Frame, tracker: IoUTracker, schedule: DetectionSchedule, cadence: Cadence,
-                     smoother: Smoother | None, previous: list[Box], last_t: float, still: bool) -> FrameResult:
+    def _track_frame(self, frame: Frame, tracker: IoUTracker, video: VideoFaces | None, cadence: Cadence,
+                     smoother: Smoother | None, last_t: float) -> FrameResult:
+        """One frame's faces (a photo: detected; a video frame: see :class:`VideoFaces`), then the
+        new faces and, when due, all of them classified."""
         image = frame.image
         start = time.perf_counter()
-        detected = schedule.due(image, previous)
-        if detected:
-            boxes = self.detector.detect(image, upscale=still)
-            schedule.detected(image)
+        if video is None:
+            tracks, detected, cut = tracker.update(self.detector.detect(image)), True, False
         else:
-            boxes = previous
+            tracks, detected, cut = video(image)
         found = time.perf_counter()
-        tracks = tracker.update(boxes)
-        if cadence.seconds:
+        if cut:
+            due = True
+        elif cadence.seconds:
             due = frame.time_s - last_t >= cadence.seconds
         else:
             due = frame.index - last_t >= cadence.frames
         fresh = [t for t in tracks if t.probs is None]
         to_classify = tracks if due else fresh
-        tracked = time.perf_counter()
         if to_classify:
             crops = self.crops(image, [t.box for t in to_classify])
             for track, p in zip(to_classify, self.classify_crops(crops)):
                 track.update_probs(p, smoother)
         probs = np.stack([t.probs for t in tracks]) if tracks else np.zeros((0, self.meta.num_classes))
         done = time.perf_counter()
-        timing = {"detect" if detected else "schedule": 1000 * (found - start), "track": 1000 * (tracked - found),
-                  "classify": 1000 * (done - tracked)}
+        timing = {"detect" if detected else "follow": 1000 * (found - start), "classify": 1000 * (done - found)}
         return FrameResult(frame.source, frame.index, frame.time_s,
-                           self.label_faces(boxes, probs, [t.id for t in tracks]), image, classified=due,
-                           fps=frame.fps, timing_ms=timing)
+                           self.label_faces([t.box for t in tracks], probs, [t.id for t in tracks]), image,
+                           classified=due, fps=frame.fps, cut=cut, timing_ms=timing)

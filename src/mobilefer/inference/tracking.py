@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from mobilefer.data.images import shrink
 from mobilefer.errors import ConfigError
 from mobilefer.inference.detectors import Box
 
@@ -70,7 +71,7 @@ class Track:
 class IoUTracker:
     """Greedy IoU matching of new boxes to live tracks; tracks unseen for ``max_missed`` frames end."""
 
-    def __init__(self, threshold: float = 0.3, max_missed: int = 15) -> None:
+    def __init__(self, threshold: float = 0.3, max_missed: int = 30) -> None:
         self.threshold, self.max_missed = threshold, max_missed
         self.tracks: list[Track] = []
         self._next_id = 0
@@ -83,6 +84,40 @@ class IoUTracker:
         """The scene changed: every track ends, so each face after a cut gets a new id (ids keep
         counting up, never reused) and carries no earlier face's smoothed emotions."""
         self.tracks = []
+
+    def live(self) -> list[Track]:
+        """The tracks whose face was seen on the last frame."""
+        return [t for t in self.tracks if t.missed == 0]
+
+    def moved(self, tracks: list[Track], boxes: list[Box | None]) -> list[Track]:
+        """Each of ``tracks`` (seen last frame) found again at its box, or not (None); returns
+        the tracks seen now, in order. Two that found the same face: the older one keeps it."""
+        seen: list[Track] = []
+        for track, box in zip(tracks, boxes):
+            if box is not None and all(iou(box, other.box) < 0.5 for other in seen):
+                track.box = box
+                seen.append(track)
+        for track in self.tracks:
+            track.missed = 0 if any(track is other for other in seen) else track.missed + 1
+        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
+        return seen
+
+    def extend(self, boxes: list[Box]) -> list[Track]:
+        """Faces found this frame besides the live tracks (after :meth:`moved`): each continues a
+        track lost within ``max_missed`` frames that it overlaps, or starts a new one."""
+        lost = [t for t in self.tracks if t.missed > 0]
+        out = []
+        for box in boxes:
+            best = max(lost, key=lambda t: iou(t.box, box), default=None)
+            if best is not None and iou(best.box, box) >= self.threshold:
+                lost.remove(best)
+            else:
+                best = Track(self._next_id, box)
+                self._next_id += 1
+                self.tracks.append(best)
+            best.box, best.missed = box, 0
+            out.append(best)
+        return out
 
     def update(self, boxes: list[Box]) -> list[Track]:
         """The track for each box, in the boxes' order (new ids for unmatched boxes)."""
@@ -136,7 +171,7 @@ class CutDetector:
 
     def __call__(self, frame: np.ndarray) -> bool:
         """Whether ``frame`` (uint8 BGR or gray) starts a new shot."""
-        small = cv2.resize(frame, self.SIZE, interpolation=cv2.INTER_AREA)
+        small = shrink(frame, *self.SIZE)
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         hist = cv2.normalize(cv2.calcHist([gray], [0], None, [32], [0, 256]), None)
         thumb = gray.astype(np.float32)
@@ -152,42 +187,22 @@ class CutDetector:
 
 
 class DetectionSchedule:
-    """When to run the detector on a video: on every ``every``-th frame, whenever no face is
-    tracked, and at once when the picture changes outside the tracked faces (a cut, a face
-    coming in, a face moving out of its box). ``every=1`` detects on every frame.
-
-    The change test compares a 32x18 gray thumbnail with the one of the last detection,
-    cell by cell (a cell is 1/32 of the width); cells under a tracked face (grown by a cell)
-    do not count, so talking does not trigger it and walking does.
+    """When a video's whole frame goes through the detector: on its first frame, on every
+    ``every``-th frame after the last full detection, and at a cut (a new shot has new faces).
+    In between, each tracked face is looked for near its last box (:mod:`.follow`), so motion
+    (people walking, a shaking or panning camera) costs no full-frame detection; a face that
+    comes into view is found by the next full detection, at most ``every`` frames later.
+    ``every=1`` detects on every frame.
     """
 
-    GRID = (32, 18)
+    def __init__(self, every: int = 1) -> None:
+        self.every = every
+        self._since: int | None = None
 
-    def __init__(self, every: int = 1, change: float = 24.0) -> None:
-        self.every, self.change = every, change
-        self._last: np.ndarray | None = None
-        self._since = 0
-
-    def _thumb(self, frame: np.ndarray) -> np.ndarray:
-        small = cv2.resize(frame, self.GRID, interpolation=cv2.INTER_AREA).astype(np.float32)
-        return small.mean(axis=2) if small.ndim == 3 else small
-
-    def due(self, frame: np.ndarray, boxes: list[Box]) -> bool:
-        """Whether to detect on ``frame`` (uint8 BGR), given the boxes tracked so far."""
-        self._since += 1
-        if self.every <= 1 or not boxes or self._last is None or self._since >= self.every:
+    def due(self, cut: bool = False) -> bool:
+        """Whether the next frame gets a full-frame detection (``cut``: it starts a new shot)."""
+        if cut or self._since is None or self._since + 1 >= self.every:
+            self._since = 0
             return True
-        diff = np.abs(self._thumb(frame) - self._last)
-        gw, gh = self.GRID
-        h, w = frame.shape[:2]
-        for b in boxes:
-            x0, y0 = max(0, int(b.x * gw / w) - 1), max(0, int(b.y * gh / h) - 1)
-            x1, y1 = int((b.x + b.w) * gw / w) + 2, int((b.y + b.h) * gh / h) + 2
-            diff[y0:y1, x0:x1] = 0
-        return bool(diff.max() > self.change)
-
-    def detected(self, frame: np.ndarray) -> None:
-        """The detector ran on ``frame``: the next change test compares against it."""
-        self._since = 0
-        if self.every > 1:
-            self._last = self._thumb(frame)
+        self._since += 1
+        return False

@@ -1,0 +1,131 @@
+"""Faces in video between whole-frame detections: followed, joined, and new after a cut."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ASTRONAUT_FACE
+from helpers import needs_centerface
+from mobilefer.inference.detectors import Box, video_min_face
+from mobilefer.inference.live import DETECT_LAG
+from mobilefer.inference.recognizer import EmotionRecognizer
+from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou
+
+MONTAGE = Path(__file__).parents[2] / "shared" / "data" / "videos" / "intel_asl_webcam_montage_cuts.mp4"
+MONTAGE_CUTS = [109, 186, 273, 322, 395, 484, 552]  # from the clips' README
+
+
+def _head(astronaut_bgr, side):
+    x, y, w, h = ASTRONAUT_FACE
+    head = astronaut_bgr[y - 30: y + h + 30, x - 30: x + w + 30]
+    return cv2.resize(head, None, fx=side / w, fy=side / w, interpolation=cv2.INTER_AREA)
+
+
+def _write(path, frames):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 480))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return str(path)
+
+
+def _place(frame, patch, left, top):
+    frame[top: top + patch.shape[0], left: left + patch.shape[1]] = patch
+
+
+@pytest.fixture(scope="module")
+def rec(bundled_model):
+    needs_centerface()
+    return EmotionRecognizer.load(bundled_model, detector="centerface")
+
+
+@pytest.fixture(scope="module")
+def walk(tmp_path_factory, astronaut_bgr):
+    """A face walking right 9 px a frame; from frame 4 a small second face (too small for the
+    thumbnail glance) stands still on the right."""
+    big, small = _head(astronaut_bgr, 90), _head(astronaut_bgr, 40)
+    frames = []
+    for i in range(16):
+        frame = np.full((480, 640, 3), 60, np.uint8)
+        _place(frame, big, 40 + 9 * i, 120)
+        if i >= 4:
+            _place(frame, small, 520, 300)
+        frames.append(frame)
+    return _write(tmp_path_factory.mktemp("live") / "walk.mp4", frames)
+
+
+def test_faces_are_followed_between_whole_frame_detections(rec, walk):
+    results = list(rec.stream(walk, detect_every=8))
+    every = list(rec.stream(walk, detect_every=1))
+    assert ["detect" in r.timing_ms for r in results[:8]] == [True] + [False] * 7
+    walker = [next(f for f in r.faces if f.id == 0) for r in results]
+    xs = [f.box[0] for f in walker]
+    assert all(b > a for a, b in zip(xs, xs[1:]))  # the box moves with the face, frame by frame
+    for r, truth in zip(results, every):  # where the detector on every frame puts it
+        assert max(iou(Box(*walker[r.frame].box), Box(*f.box)) for f in truth.faces) > 0.6
+
+
+def test_a_face_coming_into_view_joins_at_the_next_detection(rec, walk):
+    results = list(rec.stream(walk, detect_every=6))
+    counts = [len(r.faces) for r in results]
+    # detection on frame 6 sees it; its result is taken in DETECT_LAG frames later
+    joined = 6 + DETECT_LAG
+    assert counts[:joined] == [1] * joined and set(counts[joined:]) == {2}
+    assert results[joined].faces[-1].id == 1 and results[joined].faces[-1].box[0] > 480
+    # the detection runs beside the following, yet the output never depends on its speed
+    again = list(rec.stream(walk, detect_every=6))
+    assert [[f.to_dict() for f in r.faces] for r in again] == [[f.to_dict() for f in r.faces] for r in results]
+
+
+def test_a_hard_cut_gives_every_face_a_new_id(rec, tmp_path, astronaut_bgr):
+    head = _head(astronaut_bgr, 90)
+    frames = []
+    for i in range(20):
+        shot = i >= 10  # a cut at frame 10: another room, the face a little to the side
+        frame = np.full((480, 640, 3), 200 if shot else 50, np.uint8)
+        _place(frame, head, 250 + (40 if shot else 0) + i, 150)
+        frames.append(frame)
+    results = list(rec.stream(_write(tmp_path / "cut.mp4", frames)))
+    assert [r.frame for r in results if r.cut] == [10]
+    assert {f.id for r in results[:10] for f in r.faces} == {0}
+    assert {f.id for r in results[10:] for f in r.faces} == {1}  # same place, still a new person
+    assert "detect" in results[10].timing_ms
+
+
+def test_whole_frame_detection_schedule():
+    schedule = DetectionSchedule(every=4)
+    assert [schedule.due() for _ in range(9)] == [True, False, False, False, True, False, False, False, True]
+    assert schedule.due(cut=True) and not schedule.due()
+    assert all(DetectionSchedule(every=1).due() for _ in range(3))
+
+
+def test_hd_whole_frame_search_looks_at_half_a_megapixel():
+    assert video_min_face(640, 480, 20, 24) == 20  # SD: as asked
+    assert video_min_face(1280, 720, 20, 24) == 32
+    assert video_min_face(1920, 1080, 20, 24) == 48
+    assert video_min_face(1920, 1080, 60, 24) == 60  # asking for larger faces still holds
+
+
+def test_followed_tracks_keep_ids_and_the_older_wins_a_shared_face():
+    tracker = IoUTracker()
+    a, b = tracker.update([Box(0, 0, 50, 50), Box(200, 0, 50, 50)])
+    seen = tracker.moved([a, b], [Box(10, 0, 50, 50), Box(12, 0, 50, 50)])  # both found the same face
+    assert seen == [a] and b.missed == 1
+    back = tracker.extend([Box(200, 2, 50, 50)])  # b's face seen again where it was
+    assert back == [b] and b.missed == 0
+    assert tracker.extend([Box(400, 0, 50, 50)])[0].id == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MONTAGE.is_file(), reason="the shared real clips are not beside this checkout")
+def test_every_known_cut_of_the_real_montage_starts_new_faces(bundled_model):
+    needs_centerface()
+    results = list(EmotionRecognizer.load(bundled_model).stream(str(MONTAGE)))
+    assert [r.frame for r in results if r.cut] == MONTAGE_CUTS
+    seen: set[int] = set()
+    for r in results:
+        ids = {f.id for f in r.faces}
+        if r.frame in MONTAGE_CUTS:
+            assert ids and not ids & seen, f"frame {r.frame}: an id from before the cut"
+        seen |= ids
