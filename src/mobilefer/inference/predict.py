@@ -26,8 +26,9 @@ from mobilefer.errors import ConfigError, SourceError, check_fields, whole
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.draw import draw_faces
 from mobilefer.inference.recognizer import RECOGNITION_RULES, Cadence, EmotionRecognizer, FrameResult
-from mobilefer.inference.tracking import Smoother
 from mobilefer.inference.sources import list_sources, source_kind
+from mobilefer.inference.tracking import Smoother
+from mobilefer.inference.video_out import AnnotatedVideo
 
 log = logging.getLogger(__name__)
 
@@ -104,29 +105,6 @@ class _TextOutput:
         self.handle.close()
         if keep:
             self.tmp.replace(self.path)
-        self.tmp.unlink(missing_ok=True)
-
-
-class _VideoWriter:
-    """mp4 written under a temporary name, renamed when closed; size and frame rate from the first frame."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        self.writer: cv2.VideoWriter | None = None
-
-    def write(self, frame, fps: float) -> None:
-        if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            h, w = frame.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, (w, h))
-        self.writer.write(frame)
-
-    def close(self, keep: bool) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            if keep:
-                self.tmp.replace(self.path)
         self.tmp.unlink(missing_ok=True)
 
 
@@ -216,7 +194,8 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
     user asked to stop (q in the --show window)."""
     kind = source_kind(source)
     live = kind in ("video", "webcam", "stream")
-    video = _VideoWriter(out / f"{name if kind == 'video' else 'capture'}.mp4") if out and live else None
+    video = AnnotatedVideo(out / f"{name if kind == 'video' else 'capture'}.mp4",
+                           audio_from=source if kind == "video" else None) if out and live else None
     # The timeline feeds the plot written with --out; without it nothing is kept per frame.
     timeline: list[tuple[float, int, dict[str, float]]] | None = [] if out and live else None
     bar = None
@@ -273,7 +252,7 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
         keep = completed and summary.frames > frames_before
         if video:
             video.close(keep=keep)
-            if keep:
+            if video.path.exists() and keep:
                 summary.written.append(str(video.path))
         if bar:
             bar.close()
