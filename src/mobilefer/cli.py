@@ -252,9 +252,12 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     from mobilefer.export.onnx import ExportConfig
 
     d = ExportConfig.__dataclass_fields__
-    p = _parser(sub, "export", "export a model to a self-contained ONNX file (fp32 or INT8)")
+    p = _parser(sub, "export", "export a model to a self-contained ONNX or LiteRT (.tflite) file, fp32 or INT8")
     p.add_argument("--model", help=model_help(onnx=False))
-    p.add_argument("--out", default="", help="output .onnx file")
+    p.add_argument("--out", default="", help="output .onnx or .tflite file")
+    p.add_argument("--format", choices=("onnx", "tflite"),
+                   help="onnx (ONNX Runtime) or tflite (LiteRT, for phones; needs mobilefer[litert]); "
+                        "default: from --out")
     p.add_argument("--opset", type=int, default=d["opset"].default)
     p.add_argument("--int8", action="store_true", help="static INT8 quantisation (QDQ), needs --calib-data")
     p.add_argument("--calib-data", help="images to calibrate (and verify) on: folder, zip or CSV")
@@ -272,7 +275,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {report.path} ({kind}, {report.bytes / 1e6:.2f} MB)")
     if report.calibration:
         print(f"calibrated on {report.calibration}")
-    print(f"check on {report.num_checked} inputs: max |p_onnx - p_torch| = {report.max_abs_diff:.2e}, "
+    runtime = "tflite" if report.path.suffix == ".tflite" else "onnx"
+    print(f"check on {report.num_checked} inputs: max |p_{runtime} - p_torch| = {report.max_abs_diff:.2e}, "
           f"same top class {report.label_agreement:.1%}")
     return 0
 

@@ -1,4 +1,5 @@
-"""Export a checkpoint to one self-contained ONNX file (optionally INT8) and verify it.
+"""Export a checkpoint to one self-contained ONNX file (optionally INT8) and verify it; the
+``ExportConfig`` and ``export()`` every format goes through (LiteRT: :mod:`.litert`).
 
 The file carries the model's full metadata in ``metadata_props`` and a dynamic batch
 axis. Verification: ``onnx.checker``, then ONNX Runtime against PyTorch on face-like
@@ -30,6 +31,7 @@ OPSETS = range(14, 21)
 class ExportConfig:
     model: str | None = None  # bundled name or .safetensors (.pth with classes); None: the default model
     out: str = ""
+    format: str | None = None  # "onnx" or "tflite" (LiteRT); default: from the --out suffix
     opset: int = 17
     int8: bool = False  # static INT8 (QDQ), calibrated on calib_data
     calib_data: str | None = None
@@ -39,8 +41,14 @@ class ExportConfig:
     threads: int | None = None  # PyTorch and ONNX Runtime threads; default: the idle cores, up to 4
 
     def __post_init__(self) -> None:
-        if not str(self.out).endswith(".onnx"):
-            raise ConfigError(f"--out {self.out or '(none)'}: expected a .onnx file name")
+        suffix = {"onnx": ".onnx", "tflite": ".tflite"}
+        if self.format is None:
+            self.format = next((f for f, s in suffix.items() if str(self.out).endswith(s)), "onnx")
+        if self.format not in suffix:
+            raise ConfigError(f"--format {self.format!r}: expected onnx or tflite")
+        if not str(self.out).endswith(suffix[self.format]):
+            raise ConfigError(f"--out {self.out or '(none)'}: expected a {suffix[self.format]} file name "
+                              f"for --format {self.format}")
         check_output_file(self.out, "--out")
         check_fields(self, {
             "opset": (lambda v: v in OPSETS, f"an ONNX opset from {OPSETS[0]} to {OPSETS[-1]}"),
@@ -124,6 +132,10 @@ def export(config: ExportConfig) -> ExportReport:
     from mobilefer.runtime.classifier import require_torch
 
     require_torch("export", "export")
+    if config.format == "tflite":
+        from mobilefer.export.litert import export_litert
+
+        return export_litert(config)
     from mobilefer.errors import require
 
     require("onnx", "export", "export")

@@ -3,8 +3,8 @@
 - :func:`resolve_model` turns a reference (a bundled name, a path, None for the default) into
   a :class:`ModelFile`, or one :class:`~mobilefer.errors.ModelFileError` naming what is wrong.
 - :func:`read_meta` reads a model's self-description from any format without its weights.
-- :func:`load_classifier` opens a model for inference: ``.onnx`` on ONNX Runtime,
-  ``.safetensors`` / ``.pth`` on PyTorch (imported only then).
+- :func:`load_classifier` opens a model for inference: ``.onnx`` on ONNX Runtime, ``.tflite``
+  on the LiteRT interpreter, ``.safetensors`` / ``.pth`` on PyTorch (imported only then).
 """
 from __future__ import annotations
 

@@ -74,6 +74,10 @@ def load_classifier(
         from mobilefer.runtime.onnx import OnnxClassifier
 
         clf: Classifier = OnnxClassifier(model.path, threads=threads, providers=providers)
+    elif model.kind == "tflite":
+        from mobilefer.runtime.litert import LiteRTClassifier
+
+        clf = LiteRTClassifier(model.path, threads=threads)
     else:
         require_torch(f"{model.path}: a PyTorch model (export it to ONNX to run without PyTorch)")
         from mobilefer import cores

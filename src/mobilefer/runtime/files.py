@@ -41,7 +41,7 @@ def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
 
 
 def read_meta(ref: str | Path | None = None) -> ModelMeta:
-    """The metadata of a model (bundled name, .safetensors or .onnx path; None: the default)."""
+    """The metadata of a model (bundled name, .safetensors, .onnx or .tflite path; None: the default)."""
     from mobilefer.runtime.refs import resolve_model
 
     model = resolve_model(ref)
@@ -49,6 +49,10 @@ def read_meta(ref: str | Path | None = None) -> ModelMeta:
         from mobilefer.runtime.onnx import read_onnx_meta
 
         return read_onnx_meta(model.path)
+    if model.kind == "tflite":
+        from mobilefer.runtime.litert import read_litert_meta
+
+        return read_litert_meta(model.path)
     if model.kind == "pth":
         raise ModelFileError(f"{model.path}: a plain state_dict carries no metadata; "
                              "load it with its class names (--classes a,b,c) or convert it with `mobilefer train`")

@@ -38,7 +38,7 @@ BUNDLED: dict[str, Bundled] = {
 }
 DEFAULT_MODEL = "ferplus-small"
 
-KINDS = {".onnx": "onnx", ".safetensors": "safetensors", ".pth": "pth", ".pt": "pth"}
+KINDS = {".onnx": "onnx", ".tflite": "tflite", ".safetensors": "safetensors", ".pth": "pth", ".pt": "pth"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class ModelFile:
 
     @property
     def trainable(self) -> bool:
-        """PyTorch weights: can be fine-tuned or exported (ONNX files cannot)."""
+        """PyTorch weights: can be fine-tuned or exported (ONNX and LiteRT files cannot)."""
         return self.kind in ("safetensors", "pth")
 
 
@@ -94,17 +94,18 @@ def resolve_model(ref: str | Path | None = None, *, torch_weights: bool = False)
     if path.is_dir():
         inside = [p.name for p in (path / "best.safetensors", path / "last.safetensors") if p.is_file()]
         hint = f"; this looks like a training run: pass {path / inside[0]}" if inside else ""
-        raise ModelFileError(f"{path}: is a folder; expected a model file (.onnx, .safetensors, .pth){hint}")
+        raise ModelFileError(f"{path}: is a folder; expected a model file (.onnx, .tflite, .safetensors, .pth){hint}")
     if not path.exists():
         if suffix not in KINDS and "/" not in text and "\\" not in text:
             raise _unknown_name(text)
         raise ModelFileError(f"{path}: no such model file")
     if suffix not in KINDS:
         raise ModelFileError(f"{path}: unsupported model file {suffix or '(no suffix)'}; "
-                             f"expected .onnx, .safetensors or .pth/.pt, or a bundled name ({', '.join(bundled_names())})")
+                             f"expected .onnx, .tflite, .safetensors or .pth/.pt, or a bundled name ({', '.join(bundled_names())})")
     kind = KINDS[suffix]
-    if torch_weights and kind == "onnx":
-        raise ModelFileError(f"{path}: an ONNX export holds no trainable PyTorch weights; start from a "
+    if torch_weights and kind in ("onnx", "tflite"):
+        raise ModelFileError(f"{path}: an {'ONNX' if kind == 'onnx' else 'LiteRT'} export holds no trainable "
+                             f"PyTorch weights; start from a "
                              f".safetensors checkpoint (mobilefer train writes them; bundled models ship one: "
                              f"{', '.join(bundled_names())})")
     return ModelFile(path, kind, text)

@@ -1,0 +1,99 @@
+"""Export a checkpoint to a LiteRT (TensorFlow Lite) ``.tflite`` file for phones and embedded
+devices, through litert-torch (``pip install 'mobilefer[litert]'``), and verify it on the LiteRT
+interpreter against PyTorch, as the ONNX export is verified.
+
+fp32: the network as it is. INT8: PyTorch 2 export quantisation (PT2E, symmetric, per-channel
+weights, static activation ranges) calibrated on ``--calib-data`` images, lowered to int8
+kernels by the converter. The graph takes one face (1 x C x H x W, float32, normalised as the
+metadata says) and gives logits; the metadata rides in the file (:mod:`mobilefer.runtime.litert`).
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from mobilefer.atomic import atomic_path
+from mobilefer.errors import MobileferError, require
+
+log = logging.getLogger(__name__)
+
+# LiteRT's fp32 kernels (XNNPACK) sum in another order than PyTorch's: a little more slack than ONNX
+FP32_TOLERANCE = 1e-4
+
+
+def _quantize(model, example, calib: np.ndarray):
+    """The PT2E-quantised module and its quantizer, calibrated on ``calib`` (N, C, H, W)."""
+    import torch
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    graph = torch.export.export(model, (example,)).module()
+    prepared = prepare_pt2e(graph, quantizer)
+    with torch.inference_mode():
+        for one in torch.from_numpy(calib).split(1):
+            prepared(one)
+    return convert_pt2e(prepared, fold_quantize=False), quantizer
+
+
+def export_litert(config) -> "ExportReport":
+    """What ``mobilefer export --format tflite`` runs (``config``: an ExportConfig)."""
+    require("litert_torch", "litert", "export --format tflite")
+    import torch
+
+    from mobilefer import cores
+    from mobilefer.checkpoint import load_model
+    from mobilefer.export.onnx import INT8_MIN_AGREEMENT, ExportReport, _check_inputs
+    from mobilefer.runtime import resolve_model
+    from mobilefer.runtime.litert import LiteRTClassifier, attach_meta
+
+    import litert_torch
+
+    litert_torch.config.show_progress = False  # its task tree would bury our three lines
+    cores.limit_torch(config.threads)
+    out = Path(config.out)
+    model, meta = load_model(resolve_model(config.model, torch_weights=True).path, classes=config.classes)
+    example = torch.zeros(1, meta.channels, meta.input_size, meta.input_size)
+    calib = _check_inputs(meta, config.calib_data, config.calib_count) if config.int8 else None
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "model.tflite"
+        if config.int8:
+            from litert_torch.quantize.quant_config import QuantConfig
+
+            quantized, quantizer = _quantize(model, example, calib)
+            edge = litert_torch.convert(quantized, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+        else:
+            edge = litert_torch.convert(model, (example,))
+        edge.export(str(raw))
+        attach_meta(raw, meta)
+        with atomic_path(out) as target:
+            target.write_bytes(raw.read_bytes())
+
+    inputs = _check_inputs(meta, config.calib_data, config.check_count, seed=1)
+    try:
+        runtime = LiteRTClassifier(out, threads=config.threads)
+        runtime.meta.tta = "none"  # compare the networks themselves
+        got = runtime(inputs)
+    except BaseException:
+        out.unlink(missing_ok=True)  # an export that cannot be checked is not left behind
+        raise
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(inputs)).softmax(1).numpy()
+    diff = float(np.abs(got - expected).max())
+    agreement = float((got.argmax(1) == expected.argmax(1)).mean())
+    if not config.int8 and diff >= FP32_TOLERANCE:
+        out.unlink(missing_ok=True)
+        raise MobileferError(f"LiteRT differs from PyTorch by {diff:.2e} (limit {FP32_TOLERANCE:.0e}); nothing written")
+    report = ExportReport(out, out.stat().st_size, diff, agreement, len(inputs), config.int8)
+    if config.int8:
+        faces = ", faces cropped as predict crops them" if meta.config.get("crop_faces") else ""
+        report.calibration = f"{len(calib)} images of {config.calib_data}{faces}"
+        if agreement < INT8_MIN_AGREEMENT:
+            report.warning = (f"the INT8 model picks the same class as PyTorch on only {agreement:.1%} of "
+                              f"{len(inputs)} images (expected {INT8_MIN_AGREEMENT:.0%}+): calibrate on more images "
+                              "like those it will see (--calib-data, --calib-count), or ship the fp32 model")
+            log.warning(report.warning)
+    return report
