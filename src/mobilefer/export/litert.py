@@ -12,11 +12,15 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mobilefer.atomic import atomic_path
 from mobilefer.errors import MobileferError, require
+
+if TYPE_CHECKING:
+    from mobilefer.export.onnx import ExportConfig, ExportReport
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +43,8 @@ def _quantize(model, example, calib: np.ndarray):
     return convert_pt2e(prepared, fold_quantize=False), quantizer
 
 
-def export_litert(config) -> "ExportReport":
-    """What ``mobilefer export --format tflite`` runs (``config``: an ExportConfig)."""
+def export_litert(config: "ExportConfig") -> "ExportReport":
+    """What ``mobilefer export --format tflite`` runs."""
     require("litert_torch", "litert", "export --format tflite")
     import torch
 
