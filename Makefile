@@ -18,14 +18,23 @@ $(VENV)/.dev: pyproject.toml
 	$(PIP) --no-deps $(DETECTOR)
 	touch $@
 
+# LiteRT's converter (litert-torch) pins typing-extensions < 4.13, older than the serve and ray
+# extras take: it gets its own venv, and `make test` runs the LiteRT tests there.
+$(VENV)-litert/.ok: pyproject.toml
+	$(PYTHON) -m venv $(VENV)-litert
+	$(VENV)-litert/bin/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(VENV)-litert/bin/python -m pip install --quiet --disable-pip-version-check -e '.[litert]' pytest
+	touch $@
+
 $(VENV)-demo/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)-demo
 	$(VENV)-demo/bin/python -m pip install --quiet --disable-pip-version-check .
 	$(VENV)-demo/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(DETECTOR)
 	touch $@
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(VENV)-litert/.ok
 	$(PY) -m pytest -q
+	MOBILEFER_REQUIRE_LITERT=1 $(VENV)-litert/bin/python -m pytest -q tests/test_litert.py
 
 demo: $(VENV)-demo/.runtime
 	mkdir -p out/demo
@@ -47,4 +56,4 @@ browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 clean:
-	rm -rf $(VENV) $(VENV)-demo out build *.egg-info
+	rm -rf $(VENV) $(VENV)-demo $(VENV)-litert out build *.egg-info
