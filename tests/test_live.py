@@ -129,3 +129,10 @@ def test_every_known_cut_of_the_real_montage_starts_new_faces(bundled_model):
         if r.frame in MONTAGE_CUTS:
             assert ids and not ids & seen, f"frame {r.frame}: an id from before the cut"
         seen |= ids
+
+
+def test_haar_one_caller_at_a_time_follows_faces_without_a_second_thread(bundled_model, walk):
+    rec = EmotionRecognizer.load(bundled_model, detector="haar")
+    results = list(rec.stream(walk, detect_every=6))  # OpenCV's cascade broke when called from two threads
+    assert len(results) == 16 and all(r.faces for r in results)
+    assert [r.frame for r in results if "detect" in r.timing_ms] == [0, 6, 12]  # taken in at once

@@ -66,6 +66,7 @@ class Box:
 
 class FaceDetector(Protocol):
     name: str
+    thread_safe: bool  # may two threads call detect at once (video's whole-frame search beside following)
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
                upscale: bool = True, confidence: float | None = None) -> list[Box]:
@@ -110,6 +111,7 @@ def _finish(boxes: list[Box], min_face: int, max_faces: int | None) -> list[Box]
 class HaarDetector:
     name = "haar"
     smallest_seen = SMALLEST_SEEN["haar"]
+    thread_safe = False  # an OpenCV CascadeClassifier keeps per-call state: one caller at a time
 
     def __init__(self, work_width: int = 320, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
                  scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
@@ -159,6 +161,7 @@ class CenterFaceDetector:
 
     name = "centerface"
     smallest_seen = SMALLEST_SEEN["centerface"]
+    thread_safe = True  # ONNX Runtime sessions take concurrent runs
 
     def __init__(self, weights: str | Path | None = None, work_width: int = 320, threshold: float = 0.5,
                  nms: float = 0.3, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
@@ -256,6 +259,7 @@ class WholeImage:
     """The whole frame is the face: for images that are already face crops."""
 
     name = "none"
+    thread_safe = True
 
     def __init__(self, **_options) -> None:
         pass

@@ -50,7 +50,8 @@ class VideoFaces:
         self.min_face = min_face
         self.follower = FaceFollower(detector, min_face)
         self.cuts = CutDetector()
-        self.lag = min(every - 1, DETECT_LAG)
+        # a detector that takes one caller at a time (Haar) detects on the frame itself
+        self.lag = min(every - 1, DETECT_LAG) if getattr(detector, "thread_safe", False) else 0
         self._pool: ThreadPoolExecutor | None = None
         self._pending: _Pending | None = None
         self._index = -1
