@@ -182,8 +182,9 @@ class EmotionRecognizer:
         ``every`` classifies only every N frames / seconds and carries labels over between.
         ``detect_every`` runs the detector over the whole frame on every k-th frame (and after
         each cut) and follows the faces in between (see :class:`~.live.VideoFaces`); None:
-        DEFAULT_VIDEO_DETECT_EVERY for videos, cameras and streams, 1 for photos. ``tracker`` is used for the first source; each further image of a folder gets
-        a fresh one with the same settings.
+        DEFAULT_VIDEO_DETECT_EVERY for videos, cameras and streams, 1 for photos. ``tracker`` is
+        used for the first source; each further image of a folder gets a fresh one with the
+        same settings.
         """
         still = source_kind(source) in ("image", "images")
         if detect_every is None:

@@ -158,7 +158,7 @@ class CutDetector:
     differed from its own predecessor (camera motion and shake change every frame alike), and
     the brightness histogram moves (Bhattacharyya distance over ``hist``). On the shared real
     clips this found all 7 cuts of the webcam montage, none in the hikers' walk and 1 during
-    the selfie's whip pans (benchmarks/bench_live_clips.py, docs/benchmarks.md).
+    the selfie's whip pans (benchmarks/bench_live.py, docs/benchmarks.md).
     """
 
     SIZE = (64, 36)
