@@ -9,7 +9,6 @@ metadata says) and gives logits; the metadata rides in the file (:mod:`mobilefer
 """
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,15 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mobilefer.atomic import atomic_path
-from mobilefer.errors import MobileferError, require
+from mobilefer.errors import require
 
 if TYPE_CHECKING:
     from mobilefer.export.onnx import ExportConfig, ExportReport
-
-log = logging.getLogger(__name__)
-
-# LiteRT's fp32 kernels (XNNPACK) sum in another order than PyTorch's: a little more slack than ONNX
-FP32_TOLERANCE = 1e-4
 
 
 def _quantize(model, example, calib: np.ndarray):
@@ -50,7 +44,7 @@ def export_litert(config: "ExportConfig") -> "ExportReport":
 
     from mobilefer import cores
     from mobilefer.checkpoint import load_model
-    from mobilefer.export.onnx import INT8_MIN_AGREEMENT, ExportReport, _check_inputs
+    from mobilefer.export.onnx import _check_inputs, verify
     from mobilefer.runtime import resolve_model
     from mobilefer.runtime.litert import LiteRTClassifier, attach_meta
 
@@ -76,28 +70,5 @@ def export_litert(config: "ExportConfig") -> "ExportReport":
         with atomic_path(out) as target:
             target.write_bytes(raw.read_bytes())
 
-    inputs = _check_inputs(meta, config.calib_data, config.check_count, seed=1)
-    try:
-        runtime = LiteRTClassifier(out, threads=config.threads)
-        runtime.meta.tta = "none"  # compare the networks themselves
-        got = runtime(inputs)
-    except BaseException:
-        out.unlink(missing_ok=True)  # an export that cannot be checked is not left behind
-        raise
-    with torch.inference_mode():
-        expected = model(torch.from_numpy(inputs)).softmax(1).numpy()
-    diff = float(np.abs(got - expected).max())
-    agreement = float((got.argmax(1) == expected.argmax(1)).mean())
-    if not config.int8 and diff >= FP32_TOLERANCE:
-        out.unlink(missing_ok=True)
-        raise MobileferError(f"LiteRT differs from PyTorch by {diff:.2e} (limit {FP32_TOLERANCE:.0e}); nothing written")
-    report = ExportReport(out, out.stat().st_size, diff, agreement, len(inputs), config.int8)
-    if config.int8:
-        faces = ", faces cropped as predict crops them" if meta.config.get("crop_faces") else ""
-        report.calibration = f"{len(calib)} images of {config.calib_data}{faces}"
-        if agreement < INT8_MIN_AGREEMENT:
-            report.warning = (f"the INT8 model picks the same class as PyTorch on only {agreement:.1%} of "
-                              f"{len(inputs)} images (expected {INT8_MIN_AGREEMENT:.0%}+): calibrate on more images "
-                              "like those it will see (--calib-data, --calib-count), or ship the fp32 model")
-            log.warning(report.warning)
-    return report
+    calibration = f"{len(calib)} images of {config.calib_data}" if config.int8 else ""
+    return verify(model, meta, out, lambda: LiteRTClassifier(out, threads=config.threads), config, calibration)

@@ -20,7 +20,7 @@ from mobilefer.meta import METADATA_KEY, ModelMeta
 
 log = logging.getLogger(__name__)
 
-FP32_TOLERANCE = 1e-4
+FP32_TOLERANCE = 1e-4  # ONNX Runtime and LiteRT alike
 # An INT8 model that disagrees with its fp32 source on more than 1 face in 20 is not a faithful copy.
 INT8_MIN_AGREEMENT = 0.95
 # Hardswish needs opset 14; 20 is the newest the TorchScript exporter writes.
@@ -144,8 +144,8 @@ def export(config: ExportConfig) -> ExportReport:
     from mobilefer.checkpoint import load_model
     from mobilefer.runtime import OnnxClassifier, resolve_model
 
-    out, opset, int8, calib_data = Path(config.out), config.opset, config.int8, config.calib_data
-    calib_count, check_count = config.calib_count, config.check_count
+    out, opset, int8 = Path(config.out), config.opset, config.int8
+    calib_data, calib_count = config.calib_data, config.calib_count
     from mobilefer import cores
 
     cores.limit_torch(config.threads)
@@ -179,21 +179,37 @@ def export(config: ExportConfig) -> ExportReport:
             raw = quantized
         _attach_metadata(raw, meta, out)
 
-    inputs = _check_inputs(meta, calib_data, check_count, seed=1)
-    runtime = OnnxClassifier(out, threads=config.threads)
-    runtime.meta.tta = "none"  # compare the networks themselves
+    calibration = f"{len(calib)} images of {calib_data}" if int8 else ""
+    return verify(model, meta, out, lambda: OnnxClassifier(out, threads=config.threads), config, calibration)
+
+
+def verify(model, meta: ModelMeta, out: Path, open_runtime, config: ExportConfig, calibration: str) -> ExportReport:
+    """The written file ``out`` (opened by ``open_runtime``) against the PyTorch ``model`` on
+    ``config.check_count`` faces: fp32 must agree within FP32_TOLERANCE (else the file is
+    removed), INT8 is reported with what it was calibrated on and warned about under
+    INT8_MIN_AGREEMENT. A file that cannot be opened or run is removed too."""
+    import torch
+
+    inputs = _check_inputs(meta, config.calib_data, config.check_count, seed=1)
+    try:
+        runtime = open_runtime()
+        runtime.meta.tta = "none"  # compare the networks themselves
+        got = runtime(inputs)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     with torch.inference_mode():
         expected = model(torch.from_numpy(inputs)).softmax(1).numpy()
-    got = runtime(inputs)
     diff = float(np.abs(got - expected).max())
     agreement = float((got.argmax(1) == expected.argmax(1)).mean())
-    if not int8 and diff >= FP32_TOLERANCE:
+    name = "LiteRT" if out.suffix == ".tflite" else "ONNX Runtime"
+    if not config.int8 and diff >= FP32_TOLERANCE:
         out.unlink(missing_ok=True)
-        raise MobileferError(f"ONNX Runtime differs from PyTorch by {diff:.2e} (limit {FP32_TOLERANCE:.0e}); nothing written")
-    report = ExportReport(out, out.stat().st_size, diff, agreement, len(inputs), int8)
-    if int8:
+        raise MobileferError(f"{name} differs from PyTorch by {diff:.2e} (limit {FP32_TOLERANCE:.0e}); nothing written")
+    report = ExportReport(out, out.stat().st_size, diff, agreement, len(inputs), config.int8)
+    if config.int8:
         faces = ", faces cropped as predict crops them" if meta.config.get("crop_faces") else ""
-        report.calibration = f"{len(calib)} images of {calib_data}{faces}"
+        report.calibration = calibration + faces
         if agreement < INT8_MIN_AGREEMENT:
             report.warning = (f"the INT8 model picks the same class as PyTorch on only {agreement:.1%} of "
                               f"{len(inputs)} images (expected {INT8_MIN_AGREEMENT:.0%}+): calibrate on more images "

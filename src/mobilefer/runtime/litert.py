@@ -96,11 +96,6 @@ class LiteRTClassifier:
         return out
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from mobilefer.runtime.classifier import softmax
+        from mobilefer.runtime.classifier import probabilities
 
-        if len(x) == 0:
-            return np.zeros((0, self.meta.num_classes), dtype=np.float32)
-        if self.meta.tta == "flip":
-            both = softmax(self.logits(np.concatenate([x, x[..., ::-1]])))
-            return (both[: len(x)] + both[len(x):]) / 2
-        return softmax(self.logits(x))
+        return probabilities(self.logits, x, self.meta)
