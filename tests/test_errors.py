@@ -331,3 +331,14 @@ def test_min_face_default_is_declared_once():
     hits = [p for p in (ROOT / "src" / "mobilefer").rglob("*.py") if "min_face: int = 32" in p.read_text()
             or "min_face=32" in p.read_text()]
     assert hits == []
+
+
+def test_a_tflite_model_without_the_interpreter_names_the_extra(tmp_path, capsys):
+    from mobilefer.errors import importable
+
+    model = tmp_path / "small.tflite"
+    model.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))  # a flatbuffer's start, no metadata
+    needle = ("without mobilefer metadata" if importable("ai_edge_litert")
+              else "needs ai_edge_litert: pip install 'mobilefer[litert]'")
+    fails_cleanly(capsys, ["predict", ASTRONAUT, "--model", str(model)], "small.tflite", needle)
+    fails_cleanly(capsys, ["info", str(model)], "small.tflite", "without mobilefer metadata")
