@@ -37,7 +37,7 @@ def teacher_probs(ref: str, images: torch.Tensor, classes: list[str], channels: 
     model, meta = load_model(found.path)
     if meta.channels != channels:
         raise ConfigError(f"--teacher {ref}: it reads {meta.channels}-channel images; this run's are {channels}-channel")
-    rows = match_classes(list(classes), meta.classes)  # synonyms and spellings count, as for fine-tuning
+    rows = match_classes(list(classes), meta.classes)  # close spellings count, as for fine-tuning
     missing = [name for name, row in zip(classes, rows) if row is None]
     if missing:
         raise ConfigError(f"--teacher {ref}: it has no class {', '.join(missing)} (its classes: "

@@ -1,6 +1,6 @@
-"""Export a checkpoint to a LiteRT (TensorFlow Lite) ``.tflite`` file for phones and embedded
-devices, through litert-torch (``pip install 'mobilefer[litert]'``), and verify it on the LiteRT
-interpreter against PyTorch, as the ONNX export is verified.
+"""Write a checkpoint as a LiteRT (TensorFlow Lite) ``.tflite`` file for phones and embedded
+devices, through litert-torch (``pip install 'mobilefer[litert]'``); ``export.onnx.export`` calls
+it for ``--format tflite`` and verifies the file on the LiteRT interpreter as it verifies ONNX.
 
 fp32: the network as it is. INT8: PyTorch 2 export quantisation (PT2E, symmetric, per-channel
 weights, static activation ranges) calibrated on ``--calib-data`` images, lowered to int8
@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mobilefer.atomic import atomic_path
-from mobilefer.errors import require
 
 if TYPE_CHECKING:
-    from mobilefer.export.onnx import ExportConfig, ExportReport
+    from mobilefer.meta import ModelMeta
 
 
 def _quantize(model, example, calib: np.ndarray):
@@ -37,38 +36,23 @@ def _quantize(model, example, calib: np.ndarray):
     return convert_pt2e(prepared, fold_quantize=False), quantizer
 
 
-def export_litert(config: "ExportConfig") -> "ExportReport":
-    """What ``mobilefer export --format tflite`` runs."""
-    require("litert_torch", "litert", "export --format tflite")
-    import torch
-
-    from mobilefer import cores
-    from mobilefer.checkpoint import load_model
-    from mobilefer.export.onnx import _check_inputs, verify
-    from mobilefer.runtime import resolve_model
-    from mobilefer.runtime.litert import LiteRTClassifier, attach_meta
-
+def write_litert(model, meta: "ModelMeta", example, calib: np.ndarray | None, out: Path) -> None:
+    """``model`` as one .tflite file with its metadata; INT8 calibrated on ``calib`` when given."""
     import litert_torch
 
+    from mobilefer.runtime.litert import attach_meta
+
     litert_torch.config.show_progress = False  # its task tree would bury our three lines
-    cores.limit_torch(config.threads)
-    out = Path(config.out)
-    model, meta = load_model(resolve_model(config.model, torch_weights=True).path, classes=config.classes)
-    example = torch.zeros(1, meta.channels, meta.input_size, meta.input_size)
-    calib = _check_inputs(meta, config.calib_data, config.calib_count) if config.int8 else None
+    if calib is not None:
+        from litert_torch.quantize.quant_config import QuantConfig
+
+        quantized, quantizer = _quantize(model, example, calib)
+        edge = litert_torch.convert(quantized, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    else:
+        edge = litert_torch.convert(model, (example,))
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.tflite"
-        if config.int8:
-            from litert_torch.quantize.quant_config import QuantConfig
-
-            quantized, quantizer = _quantize(model, example, calib)
-            edge = litert_torch.convert(quantized, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
-        else:
-            edge = litert_torch.convert(model, (example,))
         edge.export(str(raw))
         attach_meta(raw, meta)
         with atomic_path(out) as target:
             target.write_bytes(raw.read_bytes())
-
-    calibration = f"{len(calib)} images of {config.calib_data}" if config.int8 else ""
-    return verify(model, meta, out, lambda: LiteRTClassifier(out, threads=config.threads), config, calibration)

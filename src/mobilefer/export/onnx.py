@@ -128,42 +128,57 @@ def export_onnx(model: str | Path | None, out: str | Path, **options) -> ExportR
 
 
 def export(config: ExportConfig) -> ExportReport:
-    """What ``mobilefer export`` runs: write ``config.out`` and verify it against PyTorch."""
+    """What ``mobilefer export`` runs: write ``config.out`` in its format and verify it against PyTorch."""
+    from mobilefer.errors import require
     from mobilefer.runtime.classifier import require_torch
 
     require_torch("export", "export")
     if config.format == "tflite":
-        from mobilefer.export.litert import export_litert
-
-        return export_litert(config)
-    from mobilefer.errors import require
-
-    require("onnx", "export", "export")
+        require("litert_torch", "litert", "export --format tflite")
+    else:
+        require("onnx", "export", "export")
     import torch
 
-    from mobilefer.checkpoint import load_model
-    from mobilefer.runtime import OnnxClassifier, resolve_model
-
-    out, opset, int8 = Path(config.out), config.opset, config.int8
-    calib_data, calib_count = config.calib_data, config.calib_count
     from mobilefer import cores
+    from mobilefer.checkpoint import load_model
+    from mobilefer.runtime import resolve_model
 
     cores.limit_torch(config.threads)
+    out = Path(config.out)
     model, meta = load_model(resolve_model(config.model, torch_weights=True).path, classes=config.classes)
     example = torch.zeros(1, meta.channels, meta.input_size, meta.input_size)
+    calib = _check_inputs(meta, config.calib_data, config.calib_count) if config.int8 else None
+    if config.format == "tflite":
+        from mobilefer.export.litert import write_litert
+        from mobilefer.runtime.litert import LiteRTClassifier
+
+        write_litert(model, meta, example, calib, out)
+        runtime = LiteRTClassifier
+    else:
+        from mobilefer.runtime import OnnxClassifier
+
+        _write_onnx(model, meta, example, calib, config.opset, out)
+        runtime = OnnxClassifier
+    calibration = f"{len(calib)} images of {config.calib_data}" if config.int8 else ""
+    return verify(model, meta, out, lambda: runtime(out, threads=config.threads), config, calibration)
+
+
+def _write_onnx(model, meta: ModelMeta, example, calib: np.ndarray | None, opset: int, out: Path) -> None:
+    """``model`` as one ONNX file with its metadata; INT8 (QDQ) calibrated on ``calib`` when given."""
+    import torch
+
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(
             model, (example,), str(raw), input_names=["input"], output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset, dynamo=False,
         )
-        if int8:
+        if calib is not None:
             from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
             from onnxruntime.quantization.shape_inference import quant_pre_process
 
             prepared = Path(tmp) / "prepared.onnx"
             quant_pre_process(str(raw), str(prepared), skip_symbolic_shape=True)
-            calib = _check_inputs(meta, calib_data, calib_count)
             quantized = Path(tmp) / "int8.onnx"
             settings = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8)
@@ -178,9 +193,6 @@ def export(config: ExportConfig) -> ExportReport:
                                 calibrate_method=CalibrationMethod.MinMax, **settings)
             raw = quantized
         _attach_metadata(raw, meta, out)
-
-    calibration = f"{len(calib)} images of {calib_data}" if int8 else ""
-    return verify(model, meta, out, lambda: OnnxClassifier(out, threads=config.threads), config, calibration)
 
 
 def verify(model, meta: ModelMeta, out: Path, open_runtime, config: ExportConfig, calibration: str) -> ExportReport:
@@ -202,7 +214,7 @@ def verify(model, meta: ModelMeta, out: Path, open_runtime, config: ExportConfig
         expected = model(torch.from_numpy(inputs)).softmax(1).numpy()
     diff = float(np.abs(got - expected).max())
     agreement = float((got.argmax(1) == expected.argmax(1)).mean())
-    name = "LiteRT" if out.suffix == ".tflite" else "ONNX Runtime"
+    name = "LiteRT" if config.format == "tflite" else "ONNX Runtime"
     if not config.int8 and diff >= FP32_TOLERANCE:
         out.unlink(missing_ok=True)
         raise MobileferError(f"{name} differs from PyTorch by {diff:.2e} (limit {FP32_TOLERANCE:.0e}); nothing written")

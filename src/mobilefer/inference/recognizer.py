@@ -208,9 +208,7 @@ class EmotionRecognizer:
                     yield FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
                     continue
                 result = self._track_frame(frame, tracker, video, cadence, smoother, last_classified_t)
-                if result.cut:
-                    last_classified_t = -1e9
-                if result.classified:
+                if result.classified:  # always after a cut: its faces are new
                     last_classified_t = frame.time_s if cadence.seconds else frame.index
                 yield result
         finally:

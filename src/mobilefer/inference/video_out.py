@@ -40,7 +40,6 @@ class AnnotatedVideo:
         self.path, self.audio_from = path, audio_from
         self.tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
         self.exe = ffmpeg_exe()
-        self.codec = "H.264" if self.exe else "MPEG-4 Part 2 (mp4v)"
         self._pipe: subprocess.Popen | None = None
         self._cv: cv2.VideoWriter | None = None
 
