@@ -252,12 +252,13 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     from mobilefer.export.onnx import ExportConfig
 
     d = ExportConfig.__dataclass_fields__
-    p = _parser(sub, "export", "export a model to a self-contained ONNX or LiteRT (.tflite) file, fp32 or INT8")
-    p.add_argument("--model", help=model_help(onnx=False))
-    p.add_argument("--out", default="", help="output .onnx or .tflite file")
-    p.add_argument("--format", choices=("onnx", "tflite"),
-                   help="onnx (ONNX Runtime) or tflite (LiteRT, for phones; needs mobilefer[litert]); "
-                        "default: from --out")
+    p = _parser(sub, "export", "export a model to a self-contained ONNX or LiteRT (.tflite) file, fp32 or INT8, "
+                               "or a static web page that runs it in the browser")
+    p.add_argument("--model", help=model_help(onnx=False) + "; --format web also takes an .onnx")
+    p.add_argument("--out", default="", help="output .onnx or .tflite file, or the site's folder for --format web")
+    p.add_argument("--format", choices=("onnx", "tflite", "web"),
+                   help="onnx (ONNX Runtime), tflite (LiteRT, for phones; needs mobilefer[litert]) or web (a "
+                        "static folder: page, models, ONNX Runtime Web; serve it anywhere); default: from --out")
     p.add_argument("--opset", type=int, default=d["opset"].default)
     p.add_argument("--int8", action="store_true", help="static INT8 quantisation (QDQ), needs --calib-data")
     p.add_argument("--calib-data", help="images to calibrate (and verify) on: folder, zip or CSV")
@@ -270,6 +271,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     from mobilefer.export.onnx import ExportConfig, export
 
+    if args.format == "web":
+        return _export_web(args)
     report = export(_config(ExportConfig, args))
     kind = "INT8" if report.int8 else "fp32"
     print(f"wrote {report.path} ({kind}, {report.bytes / 1e6:.2f} MB)")
@@ -278,6 +281,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     runtime = "tflite" if report.path.suffix == ".tflite" else "onnx"
     print(f"check on {report.num_checked} inputs: max |p_{runtime} - p_torch| = {report.max_abs_diff:.2e}, "
           f"same top class {report.label_agreement:.1%}")
+    return 0
+
+
+def _export_web(args: argparse.Namespace) -> int:
+    from mobilefer.errors import ConfigError
+    from mobilefer.export.web import SiteConfig, write_site
+
+    if args.classes:
+        raise ConfigError("--format web: --classes is for .pth state_dicts, which the page cannot run")
+    report = write_site(_config(SiteConfig, args))
+    print(f"wrote {report.path}/ ({report.files} files, {report.bytes / 1e6:.1f} MB: classifier "
+          f"{report.classifier_bytes / 1e6:.1f} MB, ONNX Runtime Web {report.runtime_bytes / 1e6:.1f} MB), "
+          f"model {report.model}")
+    print(f"open it: python -m http.server -d {report.path} 8000, then http://localhost:8000/ "
+          "(#sample recognises the sample photo)")
     return 0
 
 

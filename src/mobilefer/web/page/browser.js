@@ -1,0 +1,386 @@
+// Emotions read in this browser: CenterFace and the classifier on ONNX Runtime Web (WebAssembly),
+// fed mobilefer's preprocessing written out in JavaScript. Each step follows its Python original,
+// named beside it (src/mobilefer/...); the browser tests hold the probabilities to the Python
+// runtime's within 1e-3 on the same crops, and the faces to `mobilefer predict`'s.
+// Images here are {data: Uint8Array, width, height, channels}, RGB or gray, rows top to bottom.
+"use strict";
+
+const MobileferBrowser = (() => {
+  const f32 = Math.fround;
+
+  // Python's round(): halves go to the even neighbour.
+  function pyRound(x) {
+    const r = Math.round(x);
+    return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  }
+  const cvRound = pyRound;  // OpenCV's saturate_cast rounds the same way (lrint)
+
+  function fromRGBA(rgba, width, height) {
+    const data = new Uint8Array(width * height * 3);
+    for (let i = 0, j = 0; j < data.length; i += 4, j += 3) {
+      data[j] = rgba[i];
+      data[j + 1] = rgba[i + 1];
+      data[j + 2] = rgba[i + 2];
+    }
+    return { data, width, height, channels: 3 };
+  }
+
+  function region(img, x0, y0, x1, y1) {
+    const w = x1 - x0, h = y1 - y0, c = img.channels;
+    const data = new Uint8Array(w * h * c);
+    for (let y = 0; y < h; y++) {
+      const row = ((y0 + y) * img.width + x0) * c;
+      data.set(img.data.subarray(row, row + w * c), y * w * c);
+    }
+    return { data, width: w, height: h, channels: c };
+  }
+
+  // ------------------------------------------------------------ preprocessing (data/preprocess.py)
+  const LUMA = [f32(0.299), f32(0.587), f32(0.114)];
+
+  // data/images.py to_channels: BT.601 luma in float32, + 0.5 and truncated
+  function toChannels(img, channels) {
+    if (img.channels === channels) return img;
+    const n = img.width * img.height, src = img.data;
+    const out = new Uint8Array(n * channels);
+    if (channels === 3) {
+      for (let i = 0; i < n; i++) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = src[i];
+    } else {
+      for (let i = 0; i < n; i++) {
+        const y = f32(f32(f32(src[3 * i] * LUMA[0]) + f32(src[3 * i + 1] * LUMA[1])) + f32(src[3 * i + 2] * LUMA[2]));
+        out[i] = Math.min(255, Math.max(0, Math.floor(f32(y + 0.5))));
+      }
+    }
+    return { data: out, width: img.width, height: img.height, channels };
+  }
+
+  function centerSquare(img) {
+    const side = Math.min(img.width, img.height);
+    const top = (img.height - side) >> 1, left = (img.width - side) >> 1;
+    return side === img.width && side === img.height ? img : region(img, left, top, left + side, top + side);
+  }
+
+  // OpenCV's bilinear source positions and weights along one axis (resize.cpp, INTER_LINEAR).
+  function linearTaps(ssize, dsize) {
+    const scale = ssize / dsize, taps = [];
+    for (let d = 0; d < dsize; d++) {
+      let fx = f32((d + 0.5) * scale - 0.5);
+      let sx = Math.floor(fx);
+      fx = f32(fx - sx);
+      if (sx < 0) { fx = 0; sx = 0; }
+      if (sx >= ssize - 1) { fx = 0; sx = ssize - 1; }
+      taps.push({ s0: sx, s1: Math.min(sx + 1, ssize - 1), w0: f32(1 - fx), w1: fx });
+    }
+    return taps;
+  }
+
+  // cv2.resize INTER_LINEAR of uint8: 11-bit fixed-point weights, rows combined as OpenCV's
+  // SIMD path does on x86 (the last bit may differ from other builds).
+  function resizeLinearU8(img, dw, dh) {
+    const c = img.channels, src = img.data, sw = img.width;
+    const xs = linearTaps(img.width, dw), ys = linearTaps(img.height, dh);
+    const xa = xs.map((t) => [cvRound(t.w0 * 2048), cvRound(t.w1 * 2048)]);
+    const out = new Uint8Array(dw * dh * c);
+    const rows = new Map();  // source row -> horizontally resized ints
+    const hrow = (sy) => {
+      if (!rows.has(sy)) {
+        const r = new Int32Array(dw * c), base = sy * sw * c;
+        for (let dx = 0; dx < dw; dx++) {
+          const { s0, s1 } = xs[dx], [a0, a1] = xa[dx];
+          for (let k = 0; k < c; k++) r[dx * c + k] = src[base + s0 * c + k] * a0 + src[base + s1 * c + k] * a1;
+        }
+        rows.set(sy, r);
+      }
+      return rows.get(sy);
+    };
+    for (let dy = 0; dy < dh; dy++) {
+      const t = ys[dy], b0 = cvRound(t.w0 * 2048), b1 = cvRound(t.w1 * 2048);
+      const r0 = hrow(t.s0), r1 = hrow(t.s1);
+      for (let i = 0; i < dw * c; i++) {
+        const v = (((r0[i] >> 4) * b0) >> 16) + (((r1[i] >> 4) * b1) >> 16) + 2 >> 2;
+        out[dy * dw * c + i] = Math.min(255, Math.max(0, v));
+      }
+      if (rows.size > 4) rows.delete(rows.keys().next().value);
+    }
+    return { data: out, width: dw, height: dh, channels: c };
+  }
+
+  // OpenCV's area weights along one axis (resize.cpp computeResizeAreaTab).
+  function areaTaps(ssize, dsize) {
+    const scale = ssize / dsize, taps = [];
+    for (let d = 0; d < dsize; d++) {
+      const fsx1 = d * scale, fsx2 = fsx1 + scale, cell = Math.min(scale, ssize - fsx1);
+      let sx1 = Math.ceil(fsx1), sx2 = Math.floor(fsx2);
+      sx2 = Math.min(sx2, ssize - 1);
+      sx1 = Math.min(sx1, sx2);
+      const list = [];
+      if (sx1 - fsx1 > 1e-3) list.push([sx1 - 1, f32((sx1 - fsx1) / cell)]);
+      for (let s = sx1; s < sx2; s++) list.push([s, f32(1 / cell)]);
+      if (fsx2 - sx2 > 1e-3) list.push([sx2, f32(Math.min(Math.min(fsx2 - sx2, 1), cell) / cell)]);
+      taps.push(list);
+    }
+    return taps;
+  }
+
+  // cv2.resize INTER_AREA of uint8: averages when shrinking, bilinear when enlarging.
+  function resizeArea(img, dw, dh) {
+    if (dw === img.width && dh === img.height) return img;
+    if (dw > img.width || dh > img.height) return resizeLinearU8(img, dw, dh);
+    const c = img.channels, src = img.data, sw = img.width, out = new Uint8Array(dw * dh * c);
+    const kx = img.width / dw, ky = img.height / dh;
+    if (Number.isInteger(kx) && Number.isInteger(ky)) {  // OpenCV's fast path: integer means
+      const area = kx * ky, scale = f32(1 / area);
+      for (let dy = 0; dy < dh; dy++) {
+        for (let dx = 0; dx < dw; dx++) {
+          for (let k = 0; k < c; k++) {
+            let sum = 0;
+            for (let y = 0; y < ky; y++) {
+              for (let x = 0; x < kx; x++) sum += src[((dy * ky + y) * sw + dx * kx + x) * c + k];
+            }
+            out[(dy * dw + dx) * c + k] = area === 4 ? (sum + 2) >> 2 : Math.min(255, cvRound(f32(sum * scale)));
+          }
+        }
+      }
+      return { data: out, width: dw, height: dh, channels: c };
+    }
+    const xs = areaTaps(img.width, dw), ys = areaTaps(img.height, dh);
+    const buf = new Float32Array(dw * c), sum = new Float32Array(dw * c);
+    for (let dy = 0; dy < dh; dy++) {
+      sum.fill(0);
+      for (const [sy, beta] of ys[dy]) {
+        buf.fill(0);
+        const base = sy * sw * c;
+        for (let dx = 0; dx < dw; dx++) {
+          for (const [sx, alpha] of xs[dx]) {
+            for (let k = 0; k < c; k++) buf[dx * c + k] = f32(buf[dx * c + k] + f32(alpha * src[base + sx * c + k]));
+          }
+        }
+        for (let i = 0; i < dw * c; i++) sum[i] = f32(sum[i] + f32(beta * buf[i]));
+      }
+      for (let i = 0; i < dw * c; i++) out[dy * dw * c + i] = Math.min(255, Math.max(0, cvRound(sum[i])));
+    }
+    return { data: out, width: dw, height: dh, channels: c };
+  }
+
+  // to_base + normalize_batch: one face (uint8, any size) -> float32 (C, S, S), normalised.
+  function preprocess(img, model) {
+    const base = resizeArea(toChannels(centerSquare(img), model.channels), model.base_size, model.base_size);
+    const c = model.channels, s = model.input_size, b = model.base_size, out = new Float32Array(c * s * s);
+    const taps = linearTaps(b, s);  // float bilinear (exact half-pixel), as OpenCV does for float32
+    for (let k = 0; k < c; k++) {
+      const mean = model.mean[k], inv = f32(1 / model.std[k]);
+      const at = (y, x) => f32(base.data[(y * b + x) * c + k] * f32(1 / 255));
+      for (let y = 0; y < s; y++) {
+        const ty = taps[y];
+        for (let x = 0; x < s; x++) {
+          const tx = taps[x];
+          const top = tx.w0 * at(ty.s0, tx.s0) + tx.w1 * at(ty.s0, tx.s1);
+          const bottom = tx.w0 * at(ty.s1, tx.s0) + tx.w1 * at(ty.s1, tx.s1);
+          const v = b === s ? at(y, x) : ty.w0 * top + ty.w1 * bottom;
+          out[(k * s + y) * s + x] = (v - mean) * inv;
+        }
+      }
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ face boxes (inference/detectors.py)
+  function iou(a, b) {
+    const w = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
+    const h = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
+    if (w <= 0 || h <= 0) return 0;
+    const inter = w * h;
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter);
+  }
+
+  // cv2.dnn.NMSBoxes: best score first, a box is kept unless it overlaps a kept one by more than nms.
+  function nmsBoxes(rects, scores, threshold, nms) {
+    const order = scores.map((s, i) => [s, i]).filter(([s]) => s > threshold).sort((a, b) => b[0] - a[0]);
+    const keep = [];
+    for (const [, i] of order) {
+      if (keep.every((j) => iou(rects[i], rects[j]) <= nms)) keep.push(i);
+    }
+    return keep;
+  }
+
+  function tiles(width, height, ratio, overlap, maxPixels) {  // _tiles
+    const side = Math.floor(Math.sqrt(maxPixels) / ratio);
+    overlap = Math.min(overlap, Math.floor(side / 2));
+    const starts = (length) => {
+      if (length <= side) return [0];
+      const count = Math.ceil((length - overlap) / (side - overlap));
+      return Array.from({ length: count }, (_, i) => pyRound(i * (length - side) / (count - 1)));
+    };
+    const out = [];
+    for (const y of starts(height)) for (const x of starts(width)) out.push([x, y, Math.min(width, x + side), Math.min(height, y + side)]);
+    return out;
+  }
+
+  // face_crop: a square of the box's longer side grown by margin per edge, clamped to the image.
+  function faceCrop(img, box, margin) {
+    const [x, y, w, h] = box;
+    const side = Math.max(w, h) * (1 + 2 * margin), cx = x + w / 2, cy = y + h / 2;
+    const x0 = Math.max(0, pyRound(cx - side / 2)), y0 = Math.max(0, pyRound(cy - side / 2));
+    const x1 = Math.min(img.width, pyRound(cx + side / 2)), y1 = Math.min(img.height, pyRound(cy + side / 2));
+    return region(img, x0, y0, x1, y1);
+  }
+
+  function softmax(row) {
+    const m = Math.max(...row), e = row.map((v) => Math.exp(v - m)), s = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / s);
+  }
+
+  // ------------------------------------------------------------ the engine
+  async function fetchModel(url, what) {
+    let res;
+    try {
+      res = await fetch(url);
+    } catch (err) {
+      throw new Error(`cannot load the ${what} (${url}): ${err.message}`);
+    }
+    if (!res.ok) throw new Error(`cannot load the ${what} (${url}): HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  async function session(bytes, url, what) {
+    try {
+      return await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all",
+                                                        logSeverityLevel: 3 });
+    } catch (err) {
+      throw new Error(`${url} is not a ${what} this browser can run: ${String(err.message || err).split("\n")[0].slice(0, 200)}`);
+    }
+  }
+
+  class Engine {
+    constructor(site, classifier, detector) {
+      this.site = site;
+      this.model = site.model;
+      this.rules = site.detector;
+      this.classifier = classifier;
+      this.detector = detector;
+    }
+
+    // site: site.json's contents; base: the URL the paths in it are relative to.
+    static async load(site, base = location.href) {
+      if (typeof ort === "undefined") throw new Error("ONNX Runtime Web did not load (static/ort/ort.wasm.min.js)");
+      if (site.browser.unavailable) throw new Error(site.browser.unavailable);
+      const url = (path) => new URL(path, base).href;
+      ort.env.wasm.wasmPaths = url(site.browser.runtime);
+      ort.env.logLevel = "error";  // not the graph optimizer's notes on unused initializers
+      // Threads need a cross-origin isolated page (SharedArrayBuffer); a plain static host gives one.
+      ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+      const [cBytes, dBytes] = await Promise.all([
+        fetchModel(url(site.browser.classifier), "classifier"), fetchModel(url(site.browser.detector), "face detector")]);
+      const classifier = await session(cBytes, site.browser.classifier, "classifier model");
+      const detector = await session(dBytes, site.browser.detector, "face detector model");
+      return new Engine(site, classifier, detector);
+    }
+
+    // One CenterFace pass over img at ratio: rects [x, y, w, h] in img's pixels, and scores.
+    async pass(img, ratio, threshold) {
+      const netW = Math.max(32, Math.ceil(img.width * ratio / 32) * 32);
+      const netH = Math.max(32, Math.ceil(img.height * ratio / 32) * 32);
+      const small = netW === img.width && netH === img.height ? img : resizeLinearU8(img, netW, netH);
+      const plane = netW * netH, blob = new Float32Array(3 * plane);
+      for (let i = 0; i < plane; i++) {
+        for (let k = 0; k < 3; k++) blob[k * plane + i] = small.data[3 * i + k];
+      }
+      const feeds = { [this.detector.inputNames[0]]: new ort.Tensor("float32", blob, [1, 3, netH, netW]) };
+      const out = await this.detector.run(feeds);
+      const [heat, scale, offset] = this.detector.outputNames.slice(0, 3).map((n) => out[n]);
+      const [hh, hw] = heat.dims.slice(2), hp = hh * hw;
+      const sx = img.width / netW, sy = img.height / netH, rects = [], scores = [];
+      for (let i = 0; i < hp; i++) {
+        const score = heat.data[i];
+        if (!(score > threshold)) continue;
+        const ys = Math.floor(i / hw), xs = i % hw;
+        const sideH = Math.exp(scale.data[i]) * 4, sideW = Math.exp(scale.data[hp + i]) * 4;
+        const cy = (ys + offset.data[i] + 0.5) * 4, cx = (xs + offset.data[hp + i] + 0.5) * 4;
+        rects.push([(cx - sideW / 2) * sx, (cy - sideH / 2) * sy, sideW * sx, sideH * sy]);
+        scores.push(score);
+      }
+      return { rects, scores };
+    }
+
+    // CenterFaceDetector.detect: boxes [x, y, w, h, score], best first. A video frame is never
+    // enlarged and looks for faces no smaller than a VIDEO_DETECT_PIXELS copy shows (video_min_face).
+    async detect(img, { video = false, minFace = null } = {}) {
+      const r = this.rules, w = img.width, h = img.height;
+      minFace = minFace ?? r.min_face;
+      if (video && w * h > r.video_detect_pixels) {
+        minFace = Math.max(minFace, Math.ceil(r.smallest_seen * Math.sqrt(w * h / r.video_detect_pixels)));
+      }
+      const wanted = Math.min(video ? 1 : r.max_upscale, Math.max(r.work_width / w, r.smallest_seen / Math.max(1, minFace)));
+      const whole = Math.min(wanted, Math.sqrt(r.max_detect_pixels / (w * h)));
+      let { rects, scores } = await this.pass(img, whole, r.threshold);
+      if (r.max_tiles && whole < 0.95 * wanted) {
+        const ratio = Math.min(wanted, Math.sqrt(r.max_tiles * r.max_detect_pixels / (w * h)));
+        for (const [x0, y0, x1, y1] of tiles(w, h, ratio, Math.floor(2 * r.smallest_seen / whole), r.max_detect_pixels)) {
+          const found = await this.pass(region(img, x0, y0, x1, y1), ratio, r.threshold);
+          rects = rects.concat(found.rects.map(([x, y, bw, bh]) => [x + x0, y + y0, bw, bh]));
+          scores = scores.concat(found.scores);
+        }
+      }
+      const boxes = [];
+      for (const i of nmsBoxes(rects, scores, r.threshold, r.nms)) {
+        const [x, y, bw, bh] = rects[i];
+        const x0 = Math.max(0, pyRound(x)), y0 = Math.max(0, pyRound(y));
+        const x1 = Math.min(w, pyRound(x + bw)), y1 = Math.min(h, pyRound(y + bh));
+        if (x1 > x0 && y1 > y0) boxes.push([x0, y0, x1 - x0, y1 - y0, scores[i]]);
+      }
+      return boxes.filter((b) => Math.min(b[2], b[3]) >= r.box_tolerance * minFace)
+        .sort((a, b) => b[4] - a[4] || b[2] * b[3] - a[2] * a[3]);
+    }
+
+    // Face crops (RGB or gray, any size) -> class probabilities, one row per crop, with the
+    // model's flip averaging (runtime/classifier.py probabilities).
+    async classify(crops) {
+      if (!crops.length) return [];
+      const m = this.model, size = m.channels * m.input_size * m.input_size, s = m.input_size;
+      const views = m.tta === "flip" ? 2 : 1, n = crops.length;
+      const x = new Float32Array(views * n * size);
+      crops.forEach((crop, i) => {
+        const one = preprocess(crop, m);
+        x.set(one, i * size);
+        if (views === 2) {  // x[..., ::-1]
+          const flipped = x.subarray((n + i) * size, (n + i + 1) * size);
+          for (let row = 0; row < m.channels * s; row++) {
+            for (let col = 0; col < s; col++) flipped[row * s + col] = one[row * s + s - 1 - col];
+          }
+        }
+      });
+      const input = new ort.Tensor("float32", x, [views * n, m.channels, s, s]);
+      const out = await this.classifier.run({ [this.classifier.inputNames[0]]: input });
+      const logits = out[this.classifier.outputNames[0]].data, k = m.classes.length;
+      const rows = [];
+      for (let i = 0; i < n; i++) {
+        let p = softmax(Array.from(logits.subarray(i * k, (i + 1) * k)));
+        if (views === 2) {
+          const q = softmax(Array.from(logits.subarray((n + i) * k, (n + i + 1) * k)));
+          p = p.map((v, j) => (v + q[j]) / 2);
+        }
+        rows.push(p);
+      }
+      return rows;
+    }
+
+    // An RGB image -> the answer POST /v1/recognize gives: faces (box, label, score, probs), size, timing.
+    async recognize(img, { video = false } = {}) {
+      const t0 = performance.now();
+      const boxes = await this.detect(img, { video });
+      const t1 = performance.now();
+      const probs = await this.classify(boxes.map((b) => faceCrop(img, b, this.model.face_margin)));
+      const t2 = performance.now();
+      const classes = this.model.classes;
+      const faces = boxes.map((b, i) => {
+        const p = probs[i], best = p.indexOf(Math.max(...p));
+        return { id: i, box: b.slice(0, 4), label: classes[best], score: p[best],
+                 probs: Object.fromEntries(classes.map((c, j) => [c, p[j]])), detector_score: b[4] };
+      });
+      return { faces, image: { width: img.width, height: img.height }, detector: this.rules.name,
+               model: this.model.name, timing_ms: { detect: t1 - t0, classify: t2 - t1, total: t2 - t0 } };
+    }
+  }
+
+  return { Engine, fromRGBA, preprocess, faceCrop, resizeArea, toChannels };
+})();
