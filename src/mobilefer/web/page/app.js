@@ -89,7 +89,7 @@ async function setMode(mode) {
       await browserEngine();
       setStatus("models loaded in this browser: choose an image or start the webcam");
     } catch (err) {
-      setStatus(`cannot run the models in this browser: ${err.message}`, true);
+      setStatus(err.message, true);
     }
   } else {
     setStatus("Choose an image or start the webcam.");
@@ -102,8 +102,10 @@ const site = () => state.site;
 function browserEngine() {
   if (!state.loading) {
     setStatus("loading the models into this browser…");
-    state.loading = MobileferBrowser.Engine.load(site()).then((engine) => (state.engine = engine));
-    state.loading.catch(() => { state.loading = null; });
+    state.loading = MobileferBrowser.Engine.load(site()).then((engine) => (state.engine = engine), (err) => {
+      state.loading = null;  // the next try loads again
+      throw new Error(`cannot run the models in this browser: ${err.message}`);
+    });
   }
   return state.loading;
 }
@@ -356,7 +358,7 @@ async function startCamera() {
     try {
       await browserEngine();
     } catch (err) {
-      setStatus(`cannot run the models in this browser: ${err.message}`, true);
+      setStatus(err.message, true);
       return;
     }
   }

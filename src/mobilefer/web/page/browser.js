@@ -60,13 +60,21 @@ const MobileferBrowser = (() => {
     return side === img.width && side === img.height ? img : region(img, left, top, left + side, top + side);
   }
 
-  // OpenCV's bilinear source positions and weights along one axis (resize.cpp, INTER_LINEAR).
-  function linearTaps(ssize, dsize) {
-    const scale = ssize / dsize, taps = [];
+  // OpenCV's bilinear source positions and weights along one axis (resize.cpp, INTER_LINEAR);
+  // ``area``: INTER_AREA enlarging, which weighs by where pixel edges fall instead of centres.
+  function linearTaps(ssize, dsize, area = false) {
+    const scale = ssize / dsize, inv = dsize / ssize, taps = [];
     for (let d = 0; d < dsize; d++) {
-      let fx = f32((d + 0.5) * scale - 0.5);
-      let sx = Math.floor(fx);
-      fx = f32(fx - sx);
+      let fx, sx;
+      if (area) {
+        sx = Math.floor(d * scale);
+        fx = f32((d + 1) - (sx + 1) * inv);
+        fx = fx <= 0 ? 0 : f32(fx - Math.floor(fx));
+      } else {
+        fx = f32((d + 0.5) * scale - 0.5);
+        sx = Math.floor(fx);
+        fx = f32(fx - sx);
+      }
       if (sx < 0) { fx = 0; sx = 0; }
       if (sx >= ssize - 1) { fx = 0; sx = ssize - 1; }
       taps.push({ s0: sx, s1: Math.min(sx + 1, ssize - 1), w0: f32(1 - fx), w1: fx });
@@ -76,9 +84,9 @@ const MobileferBrowser = (() => {
 
   // cv2.resize INTER_LINEAR of uint8: 11-bit fixed-point weights, rows combined as OpenCV's
   // SIMD path does on x86 (the last bit may differ from other builds).
-  function resizeLinearU8(img, dw, dh) {
+  function resizeLinearU8(img, dw, dh, area = false) {
     const c = img.channels, src = img.data, sw = img.width;
-    const xs = linearTaps(img.width, dw), ys = linearTaps(img.height, dh);
+    const xs = linearTaps(img.width, dw, area), ys = linearTaps(img.height, dh, area);
     const xa = xs.map((t) => [cvRound(t.w0 * 2048), cvRound(t.w1 * 2048)]);
     const out = new Uint8Array(dw * dh * c);
     const rows = new Map();  // source row -> horizontally resized ints
@@ -122,10 +130,10 @@ const MobileferBrowser = (() => {
     return taps;
   }
 
-  // cv2.resize INTER_AREA of uint8: averages when shrinking, bilinear when enlarging.
+  // cv2.resize INTER_AREA of uint8: averages when shrinking, a bilinear of its own when enlarging.
   function resizeArea(img, dw, dh) {
     if (dw === img.width && dh === img.height) return img;
-    if (dw > img.width || dh > img.height) return resizeLinearU8(img, dw, dh);
+    if (dw > img.width || dh > img.height) return resizeLinearU8(img, dw, dh, true);
     const c = img.channels, src = img.data, sw = img.width, out = new Uint8Array(dw * dh * c);
     const kx = img.width / dw, ky = img.height / dh;
     if (Number.isInteger(kx) && Number.isInteger(ky)) {  // OpenCV's fast path: integer means

@@ -1,0 +1,316 @@
+"""The page as a person uses it: a real headless Chromium, a server started like `mobilefer serve`,
+and a static site written by `mobilefer export --format web` served as any static host would.
+
+Needs Debian's chromium (``apt-get install chromium``) and the playwright package (which
+drives it; no browser download). `.ci/run` installs both; elsewhere these tests skip.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import http.server
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from helpers import serve_in_child
+
+from mobilefer.data.preprocess import preprocess
+
+REQUIRED = os.environ.get("MOBILEFER_REQUIRE_BROWSER") == "1"  # CI sets it: fail, never skip
+CHROMIUM = os.environ.get("MOBILEFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+if not REQUIRED:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("playwright.sync_api")
+from playwright import sync_api  # noqa: E402
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM and not REQUIRED, reason="needs Chromium: apt-get install chromium")]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """`mobilefer serve` in a child process on a free loopback port, until the module ends."""
+    with serve_in_child() as (url, _):
+        yield url
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def static_host(folder: Path):
+    """`python -m http.server -d folder` on a free loopback port, in a thread."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def site_dir(tmp_path_factory) -> Path:
+    from mobilefer.export.web import SiteConfig, write_site
+
+    return write_site(SiteConfig(out=str(tmp_path_factory.mktemp("web") / "site"))).path
+
+
+@pytest.fixture(scope="module")
+def site(site_dir):
+    """The static site from `export --format web`, served with no mobilefer behind it."""
+    with static_host(site_dir) as url:
+        yield url
+
+
+def fake_webcam(astronaut_bgr: np.ndarray, path: Path, frames: int = 20) -> Path:
+    """A 640x480 Y4M clip (4:2:0, Chromium's fake-camera format) of the astronaut drifting sideways."""
+    head = cv2.resize(astronaut_bgr, (420, 420))
+    with open(path, "wb") as out:
+        out.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
+        for i in range(frames):
+            frame = np.full((480, 640, 3), 90, np.uint8)
+            x = 60 + 4 * i
+            frame[30:450, x:x + 420] = head
+            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture()
+def open_page():
+    """Opens pages in headless Chromium launched with extra arguments; errors on the page are collected."""
+    with sync_api.sync_playwright() as p:
+        browsers = []
+
+        def open_page(*args: str):
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", *args])
+            browsers.append(browser)
+            page = browser.new_page()
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            return page, problems
+
+        yield open_page
+        for browser in browsers:
+            browser.close()
+
+
+# Reads the stage canvas where the last answer's first box has its top and left edges.
+EDGE_PIXELS = """() => {
+  const s = window.mobilefer, f = s.last.faces[0], c = document.getElementById('stage');
+  const sx = c.width / s.last.image.width, sy = c.height / s.last.image.height;
+  const g = c.getContext('2d');
+  const top = g.getImageData(Math.round((f.box[0] + f.box[2] / 2) * sx), Math.round(f.box[1] * sy), 1, 1).data;
+  const left = g.getImageData(Math.round(f.box[0] * sx), Math.round((f.box[1] + f.box[3] / 2) * sy), 1, 1).data;
+  return {top: Array.from(top), left: Array.from(left), color: s.colorOf(f.label), label: f.label};
+}"""
+
+
+def assert_box_drawn(page) -> None:
+    found = page.evaluate(EDGE_PIXELS)
+    want = [int(found["color"][i:i + 2], 16) for i in (1, 3, 5)]
+    for edge in ("top", "left"):
+        got = found[edge][:3]
+        assert max(abs(a - b) for a, b in zip(got, want)) < 40, (edge, got, want, found["label"])
+
+
+def test_upload_a_photo_draws_boxes_labels_and_bars(server, open_page, astronaut_bgr, tmp_path):
+    page, problems = open_page()
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    page.goto(server)
+    page.wait_for_function("() => document.getElementById('model').textContent.includes('mobilenet_v3')")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_function("() => document.getElementById('faces').dataset.count === '1'", timeout=20_000)
+    item = page.locator("#faces li").first
+    classes = page.evaluate("window.mobilefer.classes")
+    assert item.get_attribute("data-label") in classes
+    assert item.locator(".bar").count() == len(classes)  # one bar per class
+    assert page.evaluate("[document.getElementById('stage').width, document.getElementById('stage').height]") == [512, 512]
+    assert_box_drawn(page)
+    assert page.locator("#rtt").inner_text().endswith("ms")
+    assert "1 face" in page.locator("#status").inner_text()
+    # the same photo dropped onto the drop zone, as from a file manager
+    page.evaluate("""(b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dropped.jpg', {type: 'image/jpeg'}));
+      document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", base64.b64encode(photo.read_bytes()).decode())
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('dropped.jpg: 1 face')")
+    assert page.evaluate("window.mobilefer.results") == 2
+    assert_box_drawn(page)
+    assert problems == []  # no script errors, no blocked resources (the page's CSP holds)
+
+
+def test_a_bad_file_shows_the_servers_message(server, open_page):
+    page, problems = open_page()
+    page.goto(server)
+    page.set_input_files("#file", {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a picture"})
+    page.wait_for_function("() => document.getElementById('status').classList.contains('error')", timeout=20_000)
+    status = page.locator("#status").inner_text()
+    assert "415" in status and "not an image" in status
+    assert page.locator("#faces li").count() == 0
+
+
+def test_webcam_sends_frames_and_live_labels_appear(server, open_page, astronaut_bgr, tmp_path):
+    clip = fake_webcam(astronaut_bgr, tmp_path / "webcam.y4m")
+    page, problems = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                               f"--use-file-for-fake-video-capture={clip}")
+    page.goto(server)
+    page.click("#camera")
+    page.wait_for_function("() => Number(document.getElementById('faces').dataset.results) >= 5 && "
+                           "document.getElementById('faces').dataset.count === '1'", timeout=30_000)
+    assert page.evaluate("document.getElementById('video').videoWidth") == 640
+    assert_box_drawn(page)
+    label = page.locator("#faces li").first.get_attribute("data-label")
+    assert label in page.evaluate("window.mobilefer.classes")
+    assert float(page.locator("#rate-out").inner_text()) > 1  # several answers a second
+    page.click("#camera")
+    assert page.locator("#camera").inner_text() == "Start webcam"
+    assert problems == []
+
+
+# ------------------------------------------------------------------ the browser mode
+SAMPLE_DONE = "() => document.body.dataset.sample === 'done'"
+ENGINE_READY = "() => window.mobilefer.engine !== null && window.mobilefer.engine !== undefined"
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    from mobilefer.inference.recognizer import EmotionRecognizer
+
+    return EmotionRecognizer.load()
+
+
+def faces_agree(got: list[dict], want: list, tolerance: float = 1e-3) -> None:
+    """The page's faces against Python's (Face objects or dicts): same boxes within a pixel, same
+    labels, probabilities within ``tolerance``."""
+    as_dict = lambda f: f if isinstance(f, dict) else {"box": list(f.box), "label": f.label, "probs": f.probs}  # noqa: E731
+    want = [as_dict(f) for f in want]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert max(abs(a - b) for a, b in zip(g["box"], w["box"])) <= 1, (g["box"], w["box"])
+        assert g["label"] == w["label"]
+        assert max(abs(g["probs"][c] - w["probs"][c]) for c in w["probs"]) <= tolerance
+
+
+def test_the_static_site_recognises_the_sample_photo_as_predict_does(site, site_dir, open_page, recognizer):
+    page, problems = open_page()
+    page.goto(f"{site}/#sample")
+    page.wait_for_function(SAMPLE_DONE, timeout=90_000)
+    assert "Mode: in this browser" in page.locator("#mode-note").inner_text()
+    assert page.locator("#mode option").all_inner_texts() == ["in this browser"]  # no server behind it
+    assert not page.locator("#detector").is_visible()
+    want = recognizer.recognize(site_dir / "static" / "sample.jpg")
+    faces_agree(page.evaluate("window.mobilefer.last.faces"), want)
+    text = page.locator("#result").inner_text()
+    assert text.startswith("sample.jpg (browser): 1 face(s)") and f"face 1: {want[0].label} " in text
+    assert_box_drawn(page)
+    assert problems == []
+
+
+def crops_for_parity(astronaut_bgr: np.ndarray) -> list[np.ndarray]:
+    """RGB face crops of every size class the preprocessing treats differently: enlarged (< 48 px),
+    exactly 48, halved (96), non-integer shrink factors, not square, and a crop with no face."""
+    rgb = np.ascontiguousarray(astronaut_bgr[:, :, ::-1])
+    face = rgb[40:200, 150:310]
+    crops = [cv2.resize(face, (s, s), interpolation=cv2.INTER_AREA) for s in (24, 37, 48, 61, 96, 137)]
+    return crops + [face, rgb[30:150, 160:250], rgb[380:500, 20:140]]
+
+
+def test_browser_probabilities_equal_pythons_on_the_same_crops(site, open_page, astronaut_bgr, recognizer):
+    crops = crops_for_parity(astronaut_bgr)
+    page, problems = open_page()
+    page.goto(site)
+    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    payload = [{"b64": base64.b64encode(c.tobytes()).decode(), "w": c.shape[1], "h": c.shape[0]} for c in crops]
+    got = np.array(page.evaluate("""async (crops) => window.mobilefer.engine.classify(crops.map((c) => ({
+        data: Uint8Array.from(atob(c.b64), (ch) => ch.charCodeAt(0)), width: c.w, height: c.h, channels: 3})))""",
+        payload))
+    want = recognizer.classify_crops(crops)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-3
+    assert (got.argmax(1) == want.argmax(1)).all()
+    # the network's inputs themselves: OpenCV's area and bilinear resizes, luma and rounding, redone in JS
+    inputs = np.array(page.evaluate("""(crops) => crops.map((c) => Array.from(MobileferBrowser.preprocess({
+        data: Uint8Array.from(atob(c.b64), (ch) => ch.charCodeAt(0)), width: c.w, height: c.h, channels: 3},
+        window.mobilefer.site.model)))""", payload))
+    x = preprocess(crops, recognizer.meta)
+    assert np.abs(inputs.reshape(x.shape) - x).max() < 1e-5
+    assert problems == []
+
+
+def test_the_served_page_gives_the_same_faces_in_both_modes(server, open_page):
+    results = {}
+    for mode in ("server", "browser"):
+        page, problems = open_page()
+        page.goto(f"{server}/#{mode}#sample")
+        page.wait_for_function(SAMPLE_DONE, timeout=90_000)
+        assert page.evaluate("document.body.dataset.mode") == mode
+        assert page.locator("#result").inner_text().startswith(f"sample.jpg ({mode}): 1 face(s)")
+        results[mode] = page.evaluate("window.mobilefer.last.faces")
+        assert problems == []
+    faces_agree(results["browser"], results["server"])
+    # switching modes on the page loads the models once and clears the last answer
+    page.select_option("#mode", "server")
+    page.wait_for_function("() => document.body.dataset.mode === 'server'")
+    assert page.locator("#faces li").count() == 0 and page.locator("#result").inner_text() == ""
+
+
+def test_the_static_site_reads_the_webcam_in_the_browser(site, open_page, astronaut_bgr, tmp_path):
+    clip = fake_webcam(astronaut_bgr, tmp_path / "webcam.y4m")
+    page, problems = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                               f"--use-file-for-fake-video-capture={clip}")
+    page.goto(site)
+    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    page.click("#camera")
+    page.wait_for_function("() => Number(document.getElementById('faces').dataset.results) >= 5 && "
+                           "document.getElementById('faces').dataset.count === '1'", timeout=60_000)
+    assert_box_drawn(page)
+    assert page.locator("#faces li").first.get_attribute("data-label") in page.evaluate("window.mobilefer.classes")
+    assert page.locator("#server-ms").inner_text().endswith(" ms")  # detect + classify, measured here
+    assert float(page.locator("#rate-out").inner_text()) > 0
+    page.click("#camera")
+    assert problems == []
+
+
+def test_a_denied_camera_gets_one_clear_line(site, open_page):
+    page, _ = open_page("--use-fake-device-for-media-stream", "--deny-permission-prompts")
+    page.goto(site)
+    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    page.click("#camera")
+    page.wait_for_function("() => document.getElementById('status').classList.contains('error')", timeout=20_000)
+    assert "camera access was denied" in page.locator("#status").inner_text()
+    assert page.locator("#camera").inner_text() == "Start webcam"
+
+
+def test_a_model_the_browser_cannot_load_is_named_in_the_page(site_dir, open_page, tmp_path):
+    broken = tmp_path / "site"
+    shutil.copytree(site_dir, broken)
+    (broken / "models/classifier.onnx").write_bytes((site_dir / "models/classifier.onnx").read_bytes()[:50_000])
+    with static_host(broken) as url:
+        page, _ = open_page()
+        page.goto(f"{url}/#sample")
+        page.wait_for_function(SAMPLE_DONE, timeout=90_000)
+        status = page.locator("#status").inner_text()
+        assert "cannot run the models in this browser" in status and "models/classifier.onnx" in status
+        assert page.locator("#faces li").count() == 0
+    (broken / "models/classifier.onnx").unlink()
+    with static_host(broken) as url:
+        page, _ = open_page()
+        page.goto(url)
+        page.wait_for_function("() => document.getElementById('status').classList.contains('error')", timeout=60_000)
+        assert "models/classifier.onnx" in page.locator("#status").inner_text()
+        assert "HTTP 404" in page.locator("#status").inner_text()
