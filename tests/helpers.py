@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,49 @@ BLOCK_TORCH = textwrap.dedent("""
 def run_without_torch(*args: str) -> subprocess.CompletedProcess:
     """`mobilefer ARGS` in a child process where importing torch fails, as on the runtime install."""
     return subprocess.run([sys.executable, "-c", BLOCK_TORCH, *args], capture_output=True, text=True, timeout=120)
+
+
+def write_y4m(frames: Iterable, path: Path, fps: int = 30) -> Path:
+    """BGR frames, all one size, as a Y4M clip (4:2:0): the format Chromium's fake camera plays
+    (--use-file-for-fake-video-capture), looping."""
+    import cv2
+
+    with open(path, "wb") as out:
+        for i, frame in enumerate(frames):
+            if i == 0:
+                out.write(f"YUV4MPEG2 W{frame.shape[1]} H{frame.shape[0]} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+def clip_frames(clip: Path, count: int, size: tuple[int, int] = (640, 480)) -> Iterator:
+    """The first ``count`` frames of a video, BGR, at ``size`` (width, height)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(clip))
+    try:
+        for _ in range(count):
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield frame if frame.shape[1::-1] == size else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    finally:
+        cap.release()
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def static_host(folder: Path) -> Iterator[str]:
+    """`python -m http.server -d folder` on a free loopback port, in a thread; yields its URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietFiles, directory=str(folder)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

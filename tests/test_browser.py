@@ -7,19 +7,14 @@ drives it; no browser download). `.ci/run` installs both; elsewhere these tests 
 from __future__ import annotations
 
 import base64
-import contextlib
-import functools
-import http.server
-import json
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from helpers import serve_in_child
+from helpers import clip_frames, serve_in_child, static_host, write_y4m
 
 from mobilefer.data.preprocess import preprocess
 
@@ -41,24 +36,6 @@ def server():
         yield url
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def static_host(folder: Path):
-    """`python -m http.server -d folder` on a free loopback port, in a thread."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
 @pytest.fixture(scope="module")
 def site_dir(tmp_path_factory) -> Path:
     from mobilefer.export.web import SiteConfig, write_site
@@ -74,16 +51,15 @@ def site(site_dir):
 
 
 def fake_webcam(astronaut_bgr: np.ndarray, path: Path, frames: int = 20) -> Path:
-    """A 640x480 Y4M clip (4:2:0, Chromium's fake-camera format) of the astronaut drifting sideways."""
+    """A 640x480 Y4M clip of the astronaut drifting sideways, for Chromium's fake camera."""
     head = cv2.resize(astronaut_bgr, (420, 420))
-    with open(path, "wb") as out:
-        out.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
-        for i in range(frames):
-            frame = np.full((480, 640, 3), 90, np.uint8)
-            x = 60 + 4 * i
-            frame[30:450, x:x + 420] = head
-            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return path
+
+    def frame(i: int) -> np.ndarray:
+        out = np.full((480, 640, 3), 90, np.uint8)
+        out[30:450, 60 + 4 * i:480 + 4 * i] = head
+        return out
+
+    return write_y4m((frame(i) for i in range(frames)), path, fps=10)
 
 
 @pytest.fixture()
@@ -314,3 +290,23 @@ def test_a_model_the_browser_cannot_load_is_named_in_the_page(site_dir, open_pag
         page.wait_for_function("() => document.getElementById('status').classList.contains('error')", timeout=60_000)
         assert "models/classifier.onnx" in page.locator("#status").inner_text()
         assert "HTTP 404" in page.locator("#status").inner_text()
+
+
+SELFIE = Path(__file__).resolve().parents[2] / "shared/data/videos/openmpf_handheld_selfie_rot90meta.mp4"
+
+
+@pytest.mark.skipif(not SELFIE.is_file(), reason="needs ../shared/data/videos")
+def test_the_static_site_reads_a_real_clip_on_the_fake_camera(site, open_page, tmp_path):
+    """Chromium's fake camera plays 4 s of the handheld selfie (640x480, faces of ~230 px)."""
+    clip = write_y4m(clip_frames(SELFIE, 120), tmp_path / "selfie.y4m")
+    page, problems = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                               f"--use-file-for-fake-video-capture={clip}")
+    page.goto(site)
+    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    page.click("#camera")
+    page.wait_for_function("() => window.mobilefer.results >= 10 && window.mobilefer.last.faces.length >= 1",
+                           timeout=60_000)
+    assert page.evaluate("document.getElementById('video').videoWidth") == 640
+    print(f"in-browser webcam on the selfie clip: {page.locator('#rate-out').inner_text()} results/s, "
+          f"{page.locator('#rtt-median').inner_text()} per frame")
+    assert problems == []

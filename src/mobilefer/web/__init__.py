@@ -57,11 +57,21 @@ def detector_settings() -> dict[str, Any]:
             "video_detect_pixels": d.VIDEO_DETECT_PIXELS}
 
 
+def follow_settings() -> dict[str, Any]:
+    """How a video's faces are followed between whole-frame detections (inference/follow.py, live.py)."""
+    from mobilefer.inference import follow
+    from mobilefer.inference.recognizer import DEFAULT_VIDEO_DETECT_EVERY
+
+    return {"detect_every": DEFAULT_VIDEO_DETECT_EVERY, "region": follow.REGION, "input": follow.INPUT,
+            "confidence": follow.FOLLOW_CONFIDENCE, "glance_width": follow.GLANCE_WIDTH,
+            "glance_every": follow.GLANCE_EVERY}
+
+
 def site_info(meta: ModelMeta, name: str, *, server: bool, unavailable: str | None = None) -> dict[str, Any]:
     """site.json: the model, the detector, where the browser finds them, and whether a server
     answers /v1/recognize. ``unavailable`` says why the page cannot run the model itself."""
     return {"mobilefer": __version__, "server": server, "model": model_info(meta, name),
-            "detector": detector_settings(), "sample": SAMPLE,
+            "detector": detector_settings(), "follow": follow_settings(), "sample": SAMPLE,
             "browser": {"classifier": CLASSIFIER_PATH, "detector": DETECTOR_PATH, "runtime": "static/ort/",
                         "unavailable": unavailable}}
 

@@ -370,6 +370,7 @@ async function startCamera() {
   }
   video.srcObject = state.camera;
   await video.play();
+  if (state.engine) state.engine.resetVideo();
   state.source = video;
   state.last = null;
   $("camera").textContent = "Stop webcam";

@@ -312,25 +312,25 @@ const MobileferBrowser = (() => {
 
     // CenterFaceDetector.detect: boxes [x, y, w, h, score], best first. A video frame is never
     // enlarged and looks for faces no smaller than a VIDEO_DETECT_PIXELS copy shows (video_min_face).
-    async detect(img, { video = false, minFace = null } = {}) {
-      const r = this.rules, w = img.width, h = img.height;
+    async detect(img, { video = false, minFace = null, confidence = null } = {}) {
+      const r = this.rules, w = img.width, h = img.height, threshold = confidence ?? r.threshold;
       minFace = minFace ?? r.min_face;
       if (video && w * h > r.video_detect_pixels) {
         minFace = Math.max(minFace, Math.ceil(r.smallest_seen * Math.sqrt(w * h / r.video_detect_pixels)));
       }
       const wanted = Math.min(video ? 1 : r.max_upscale, Math.max(r.work_width / w, r.smallest_seen / Math.max(1, minFace)));
       const whole = Math.min(wanted, Math.sqrt(r.max_detect_pixels / (w * h)));
-      let { rects, scores } = await this.pass(img, whole, r.threshold);
+      let { rects, scores } = await this.pass(img, whole, threshold);
       if (r.max_tiles && whole < 0.95 * wanted) {
         const ratio = Math.min(wanted, Math.sqrt(r.max_tiles * r.max_detect_pixels / (w * h)));
         for (const [x0, y0, x1, y1] of tiles(w, h, ratio, Math.floor(2 * r.smallest_seen / whole), r.max_detect_pixels)) {
-          const found = await this.pass(region(img, x0, y0, x1, y1), ratio, r.threshold);
+          const found = await this.pass(region(img, x0, y0, x1, y1), ratio, threshold);
           rects = rects.concat(found.rects.map(([x, y, bw, bh]) => [x + x0, y + y0, bw, bh]));
           scores = scores.concat(found.scores);
         }
       }
       const boxes = [];
-      for (const i of nmsBoxes(rects, scores, r.threshold, r.nms)) {
+      for (const i of nmsBoxes(rects, scores, threshold, r.nms)) {
         const [x, y, bw, bh] = rects[i];
         const x0 = Math.max(0, pyRound(x)), y0 = Math.max(0, pyRound(y));
         const x1 = Math.min(w, pyRound(x + bw)), y1 = Math.min(h, pyRound(y + bh));
@@ -372,10 +372,69 @@ const MobileferBrowser = (() => {
       return rows;
     }
 
-    // An RGB image -> the answer POST /v1/recognize gives: faces (box, label, score, probs), size, timing.
+    // follow.py FaceFollower._one: the face looked for in a square around its last box, or null.
+    async followOne(img, box) {
+      const f = this.site.follow, w = img.width, h = img.height;
+      const side = Math.min(pyRound(f.region * Math.max(box[2], box[3])), w, h);
+      const cx = box[0] + box[2] / 2, cy = box[1] + box[3] / 2;
+      const x0 = pyRound(Math.min(Math.max(0, cx - side / 2), w - side));
+      const y0 = pyRound(Math.min(Math.max(0, cy - side / 2), h - side));
+      if (side < 8) return null;
+      const ratio = Math.min(1, f.input / side), scaled = Math.max(1, pyRound(side * ratio));
+      const square = resizeArea(region(img, x0, y0, x0 + side, y0 + side), scaled, scaled);
+      const found = await this.detect(square, { video: true, minFace: Math.max(8, Math.floor(Math.max(box[2], box[3]) * ratio / 2)),
+                                                confidence: f.confidence });
+      if (!found.length) return null;
+      const last = [Math.trunc((box[0] - x0) * ratio), Math.trunc((box[1] - y0) * ratio), Math.trunc(box[2] * ratio),
+                    Math.trunc(box[3] * ratio)];
+      let best = found.reduce((a, b) => (iou(b, last) > iou(a, last) || (iou(b, last) === iou(a, last) && b[4] > a[4]) ? b : a));
+      if (iou(best, last) === 0) best = found.reduce((a, b) => (b[4] > a[4] ? b : a));
+      const moved = [x0 + pyRound(best[0] / ratio), y0 + pyRound(best[1] / ratio), pyRound(best[2] / ratio),
+                     pyRound(best[3] / ratio), best[4]];
+      return Math.min(moved[2], moved[3]) < this.rules.box_tolerance * this.rules.min_face ? null : moved;
+    }
+
+    // follow.py FaceFollower.glance: large faces in a thumbnail that overlap none of boxes.
+    async glance(img, boxes) {
+      const width = Math.min(this.site.follow.glance_width, img.width), ratio = width / img.width;
+      const small = resizeArea(img, width, Math.max(1, pyRound(img.height * ratio)));
+      const found = await this.detect(small, { video: true, minFace: this.rules.smallest_seen });
+      return found.map((b) => [Math.trunc(b[0] / ratio), Math.trunc(b[1] / ratio), Math.trunc(b[2] / ratio),
+                               Math.trunc(b[3] / ratio), b[4]])
+        .filter((b) => Math.min(b[2], b[3]) >= this.rules.box_tolerance * this.rules.min_face
+                && boxes.every((o) => iou(b, o) < 0.3));
+    }
+
+    // A camera's faces, frame after frame, as predict finds a video's (live.py VideoFaces, without
+    // its second thread): the whole frame every detect_every frames, between them each face
+    // looked for near where it was, and a thumbnail glanced at every glance_every frames.
+    async videoBoxes(img) {
+      const f = this.site.follow, index = this.frameIndex = (this.frameIndex ?? -1) + 1;
+      if (index % f.detect_every === 0 || !this.boxes) {
+        this.boxes = await this.detect(img, { video: true });
+        return { boxes: this.boxes, whole: true };
+      }
+      const followed = [];
+      for (const box of this.boxes) {
+        const now = await this.followOne(img, box);
+        if (now) followed.push(now);
+      }
+      if (index % f.glance_every === 0) followed.push(...await this.glance(img, followed));
+      this.boxes = followed;
+      return { boxes: followed, whole: false };
+    }
+
+    // The next camera frame starts a new video (a new camera, or the same one after a pause).
+    resetVideo() {
+      this.frameIndex = -1;
+      this.boxes = null;
+    }
+
+    // An RGB image -> the answer POST /v1/recognize gives: faces (box, label, score, probs), size,
+    // timing. ``video``: a camera frame, whose faces are followed from the frame before.
     async recognize(img, { video = false } = {}) {
       const t0 = performance.now();
-      const boxes = await this.detect(img, { video });
+      const boxes = video ? (await this.videoBoxes(img)).boxes : await this.detect(img);
       const t1 = performance.now();
       const probs = await this.classify(boxes.map((b) => faceCrop(img, b, this.model.face_margin)));
       const t2 = performance.now();

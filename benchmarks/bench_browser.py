@@ -1,0 +1,122 @@
+"""The page in headless Chromium: recognition in the browser against the server-side page, on a
+real clip played by Chromium's fake camera (640x480), in the same run.
+
+    python benchmarks/bench_browser.py [--clip ../shared/data/videos/openmpf_handheld_selfie_rot90meta.mp4]
+                                       [--seconds 20] [--screenshots docs/images]
+
+Modes: the static site from `mobilefer export --format web` (served by Python's http.server, so
+no inference on any server), and the page of `mobilefer serve` in server mode (each frame sent as
+a JPEG, up to 30 a second) and in browser mode. Per mode: what the page downloads until its first
+result on the sample photo (#sample) and how long that takes from a cold start; then the webcam
+on the clip: results per second over ``--seconds`` after a 5 s warm-up, and the median time per
+frame (browser: detect + classify in the page; server: the round trip). The server and Chromium
+share this machine's cores, as they would on a laptop; its load average is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers import clip_frames, serve_in_child, static_host, write_y4m  # noqa: E402
+
+CHROMIUM = os.environ.get("MOBILEFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+DEFAULT_CLIP = ROOT.parent / "shared/data/videos/openmpf_handheld_selfie_rot90meta.mp4"
+
+
+def cold_load(browser, url: str, shot: Path | None) -> tuple[float, float, str]:
+    """MB downloaded and seconds until the sample's result is on the page; its text."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sizes: list[int] = []
+    page.on("response", lambda r: sizes.append(len(r.body())) if r.ok and r.request.method == "GET" else None)
+    started = time.perf_counter()
+    page.goto(url)
+    page.wait_for_function("() => document.body.dataset.sample === 'done'", timeout=180_000)
+    seconds = time.perf_counter() - started
+    text = page.locator("#result").inner_text() or page.locator("#status").inner_text()
+    if shot:
+        page.screenshot(path=str(shot), full_page=True)
+    context.close()
+    return sum(sizes) / 1e6, seconds, text
+
+
+def webcam_rate(p, url: str, clip: Path, seconds: float) -> tuple[float, float, str]:
+    """Results per second and median ms per frame with the fake camera playing ``clip``."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={clip}"])
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_function("() => window.mobilefer.site && (window.mobilefer.mode === 'server' || window.mobilefer.engine)",
+                           timeout=180_000)
+    if "server" in url.split("#", 1)[-1]:
+        page.fill("#rate", "30")
+    page.click("#camera")
+    time.sleep(5)
+    start_n, start_t = page.evaluate("window.mobilefer.results"), time.perf_counter()
+    medians, work = [], []
+    end = start_t + seconds
+    while time.perf_counter() < end:
+        time.sleep(2)
+        rtts = page.evaluate("window.mobilefer.rtts")
+        if rtts:
+            medians.append(statistics.median(rtts))
+        work.append(page.locator("#server-ms").inner_text())
+    rate = (page.evaluate("window.mobilefer.results") - start_n) / (time.perf_counter() - start_t)
+    browser.close()
+    return rate, statistics.median(medians) if medians else float("nan"), work[-1] if work else ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--frames", type=int, default=300, help="frames of the clip the camera loops")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--screenshots", type=Path, help="write browser-mode.png and server-mode.png here")
+    args = parser.parse_args()
+    if not CHROMIUM:
+        sys.exit("needs Chromium (apt-get install chromium, or `make browser`)")
+    if not args.clip.is_file():
+        sys.exit(f"{args.clip}: no such clip (../shared/data/videos/)")
+    from playwright.sync_api import sync_playwright
+
+    from mobilefer.export.web import SiteConfig, write_site
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clip = write_y4m(clip_frames(args.clip, args.frames), tmp / "camera.y4m")
+        site = write_site(SiteConfig(out=str(tmp / "site"))).path
+        rows = []
+        with serve_in_child() as (server, _), static_host(site) as static, sync_playwright() as p:
+            modes = [("static site, in the browser", f"{static}/", "browser-mode.png"),
+                     ("served page, in the browser", f"{server}/#browser", None),
+                     ("served page, on the server", f"{server}/#server", "server-mode.png")]
+            for name, url, shot in modes:
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+                mb, load_s, text = cold_load(browser, url + "#sample",
+                                             args.screenshots / shot if args.screenshots and shot else None)
+                browser.close()
+                rate, per_frame, work = webcam_rate(p, url, clip, args.seconds)
+                rows.append((name, mb, load_s, rate, per_frame, work, text.splitlines()[-1]))
+                print(f"{name}: {mb:.1f} MB, first result {load_s:.1f} s, webcam {rate:.1f} results/s, "
+                      f"{per_frame:.0f} ms/frame ({work}); load {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"\nclip: {args.clip.name}, first {args.frames} frames at 640x480 on Chromium's fake camera; "
+          f"load average {os.getloadavg()[0]:.1f}\n")
+    print("| page | downloads to first result | cold start to first result | webcam results/s | per frame (median) | last frame |")
+    print("|---|---|---|---|---|---|")
+    for name, mb, load_s, rate, per_frame, work, _ in rows:
+        print(f"| {name} | {mb:.1f} MB | {load_s:.1f} s | {rate:.1f} | {per_frame:.0f} ms | {work} |")
+    print("\nsample photo:", "; ".join(f"{r[0]}: {r[6]}" for r in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
