@@ -2,7 +2,7 @@
 real clip played by Chromium's fake camera (640x480), in the same run.
 
     python benchmarks/bench_browser.py [--clip ../shared/data/videos/openmpf_handheld_selfie_rot90meta.mp4]
-                                       [--seconds 20] [--screenshots docs/images]
+                                       [--seconds 20] [--screenshots docs]
 
 Modes: the static site from `mobilefer export --format web` (served by Python's http.server, so
 no inference on any server), and the page of `mobilefer serve` in server mode (each frame sent as
@@ -43,7 +43,7 @@ def cold_load(browser, url: str, shot: Path | None) -> tuple[float, float, str]:
     seconds = time.perf_counter() - started
     text = page.locator("#result").inner_text() or page.locator("#status").inner_text()
     if shot:
-        page.screenshot(path=str(shot), full_page=True)
+        page.screenshot(path=str(shot), full_page=True, quality=80)
     context.close()
     return sum(sizes) / 1e6, seconds, text
 
@@ -80,7 +80,8 @@ def main() -> int:
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     parser.add_argument("--frames", type=int, default=300, help="frames of the clip the camera loops")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--screenshots", type=Path, help="write browser-mode.png and server-mode.png here")
+    parser.add_argument("--screenshots", type=Path,
+                        help="write page_in_browser.jpg and page_on_server.jpg (the sample photo in each mode) here")
     args = parser.parse_args()
     if not CHROMIUM:
         sys.exit("needs Chromium (apt-get install chromium, or `make browser`)")
@@ -96,9 +97,9 @@ def main() -> int:
         site = write_site(SiteConfig(out=str(tmp / "site"))).path
         rows = []
         with serve_in_child() as (server, _), static_host(site) as static, sync_playwright() as p:
-            modes = [("static site, in the browser", f"{static}/", "browser-mode.png"),
+            modes = [("static site, in the browser", f"{static}/", "page_in_browser.jpg"),
                      ("served page, in the browser", f"{server}/#browser", None),
-                     ("served page, on the server", f"{server}/#server", "server-mode.png")]
+                     ("served page, on the server", f"{server}/#server", "page_on_server.jpg")]
             for name, url, shot in modes:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
                 mb, load_s, text = cold_load(browser, url + "#sample",
@@ -110,7 +111,8 @@ def main() -> int:
                       f"{per_frame:.0f} ms/frame ({work}); load {os.getloadavg()[0]:.1f}", flush=True)
     print(f"\nclip: {args.clip.name}, first {args.frames} frames at 640x480 on Chromium's fake camera; "
           f"load average {os.getloadavg()[0]:.1f}\n")
-    print("| page | downloads to first result | cold start to first result | webcam results/s | per frame (median) | last frame |")
+    print("| page | downloads to first result | cold start to first result | webcam results/s | per frame (median) "
+          "| one late frame |")
     print("|---|---|---|---|---|---|")
     for name, mb, load_s, rate, per_frame, work, _ in rows:
         print(f"| {name} | {mb:.1f} MB | {load_s:.1f} s | {rate:.1f} | {per_frame:.0f} ms | {work} |")
