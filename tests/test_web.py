@@ -122,3 +122,15 @@ def test_a_server_on_pytorch_weights_says_why_the_browser_mode_is_off():
         assert "ONNX" in why and ".safetensors" in why
         r = client.get("/models/classifier.onnx")
         assert r.status_code == 404 and r.json()["detail"] == why
+
+
+def test_a_site_from_a_bundled_model_needs_no_pytorch(tmp_path):
+    from helpers import run_without_torch
+
+    done = run_without_torch("export", "--format", "web", "--out", str(tmp_path / "site"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "site" / "models" / "classifier.onnx").is_file()
+    fake = tmp_path / "m.safetensors"
+    fake.write_bytes(b"{}")
+    done = run_without_torch("export", "--format", "web", "--model", str(fake), "--out", str(tmp_path / "s2"))
+    assert done.returncode == 2 and "pip install" in done.stderr and "Traceback" not in done.stderr
