@@ -23,7 +23,8 @@ from pathlib import Path
 
 from mobilefer.atomic import check_output_dir
 from mobilefer.errors import ConfigError, OutputError, check_fields, whole
-from mobilefer.web import CLASSIFIER_PATH, DETECTOR_PATH, detector_model, page_dir, runtime_dir, site_info
+from mobilefer.web import (CLASSIFIER_PATH, DETECTOR_PATH, detector_model, display_name, page_dir, runtime_dir,
+                           site_info)
 
 NOTICE = """This folder is a static web page made by `mobilefer export --format web` (mobilefer {version}).
 Serve it from any static host, e.g. `python -m http.server -d {name}`, and open it in a browser:
@@ -72,10 +73,10 @@ class SiteReport:
 
 def _classifier(config: SiteConfig, dest: Path) -> str:
     """The classifier as ONNX at ``dest``; returns the name the page shows for it."""
-    from mobilefer.runtime.refs import BUNDLED, resolve_model
+    from mobilefer.runtime.refs import resolve_model
 
     model = resolve_model(config.model)
-    name = model.ref if model.ref in BUNDLED else model.path.name
+    name = display_name(model)
     if model.kind == "onnx" and not config.int8:
         shutil.copyfile(model.path, dest)
         return name

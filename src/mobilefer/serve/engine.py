@@ -65,7 +65,8 @@ class _Slot:
 class Engine:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.model_path = resolve_model(config.model).path
+        self.model_file = resolve_model(config.model)
+        self.model_path = self.model_file.path
         self.classifier = load_classifier(self.model_path, threads=config.threads)
         self.meta = self.classifier.meta
         self.detectors = available_detectors()
@@ -135,7 +136,8 @@ class Engine:
         return None
 
     def site_info(self) -> dict[str, Any]:
-        return web.site_info(self.meta, self.model_path.name, server=True, unavailable=self.browser_unavailable()) | {
+        return web.site_info(self.meta, web.display_name(self.model_file), server=True,
+                             unavailable=self.browser_unavailable()) | {
             "detectors": self.detectors, "default_detector": self.default_detector}
 
     def detector_model(self) -> bytes:

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobilefer import __version__
 from mobilefer.meta import ModelMeta
+
+if TYPE_CHECKING:
+    from mobilefer.runtime.refs import ModelFile
 
 CLASSIFIER_PATH = "models/classifier.onnx"
 DETECTOR_PATH = "models/detector.onnx"
@@ -36,6 +39,13 @@ def page_dir() -> Traversable:
 def runtime_dir() -> Traversable:
     """ONNX Runtime Web: its WebAssembly build, loader, licence and MANIFEST.json."""
     return resources.files("mobilefer.web") / "ort"
+
+
+def display_name(model: "ModelFile") -> str:
+    """What the page calls a model: its bundled name, else its file's name."""
+    from mobilefer.runtime.refs import BUNDLED
+
+    return model.ref if model.ref in BUNDLED else model.path.name
 
 
 def model_info(meta: ModelMeta, name: str) -> dict[str, Any]:
