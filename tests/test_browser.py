@@ -310,3 +310,21 @@ def test_the_static_site_reads_a_real_clip_on_the_fake_camera(site, open_page, t
     print(f"in-browser webcam on the selfie clip: {page.locator('#rate-out').inner_text()} results/s, "
           f"{page.locator('#rtt-median').inner_text()} per frame")
     assert problems == []
+
+
+def test_the_static_site_takes_a_photo_and_names_a_bad_file(site, open_page, astronaut_bgr, tmp_path):
+    photo = tmp_path / "me.png"
+    cv2.imwrite(str(photo), np.ascontiguousarray(astronaut_bgr[::2, ::2]))  # 256x256, another size and format
+    page, problems = open_page()
+    page.goto(site)
+    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    page.set_input_files("#file", str(photo))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('me.png: 1 face')",
+                           timeout=30_000)
+    assert page.evaluate("[document.getElementById('stage').width, document.getElementById('stage').height]") == [256, 256]
+    assert_box_drawn(page)
+    page.set_input_files("#file", {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a picture"})
+    page.wait_for_function("() => document.getElementById('status').classList.contains('error')", timeout=20_000)
+    assert "notes.jpg: not an image this browser can decode" in page.locator("#status").inner_text()
+    assert page.locator("#faces li").count() == 0
+    assert problems == []
