@@ -146,6 +146,8 @@ function grabFrame(source, width, height, maxWidth = Infinity) {
   grab.width = Math.round(width * scale);
   grab.height = Math.round(height * scale);
   const g = grab.getContext("2d", { willReadFrequently: true });
+  g.fillStyle = "#000";  // transparency on black, as Python decodes it
+  g.fillRect(0, 0, grab.width, grab.height);
   g.drawImage(source, 0, 0, grab.width, grab.height);
   return g;
 }
