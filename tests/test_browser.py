@@ -328,3 +328,20 @@ def test_the_static_site_takes_a_photo_and_names_a_bad_file(site, open_page, ast
     assert "notes.jpg: not an image this browser can decode" in page.locator("#status").inner_text()
     assert page.locator("#faces li").count() == 0
     assert problems == []
+
+
+def test_a_transparent_png_reads_as_python_reads_it(site, open_page, astronaut_bgr, recognizer, tmp_path):
+    """Transparency lies on black in both (PIL's decode, the page's canvas)."""
+    from PIL import Image
+
+    rgba = np.dstack([astronaut_bgr[:, :, ::-1], np.tile(np.linspace(255, 64, 512).astype(np.uint8), (512, 1))])
+    photo = tmp_path / "faded.png"
+    Image.fromarray(rgba, "RGBA").save(photo)
+    page, problems = open_page()
+    page.goto(site)
+    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    page.set_input_files("#file", str(photo))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('faded.png: ')",
+                           timeout=30_000)
+    faces_agree(page.evaluate("window.mobilefer.last.faces"), recognizer.recognize(photo), tolerance=2e-3)
+    assert problems == []
