@@ -8,7 +8,6 @@ import pytest
 from conftest import ASTRONAUT_FACE
 from helpers import needs_centerface
 from mobilefer.inference.detectors import Box, video_min_face
-from mobilefer.inference.live import DETECT_LAG
 from mobilefer.inference.recognizer import EmotionRecognizer
 from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou
 
@@ -69,12 +68,10 @@ def test_faces_are_followed_between_whole_frame_detections(rec, walk):
 def test_a_face_coming_into_view_joins_at_the_next_detection(rec, walk):
     results = list(rec.stream(walk, detect_every=6))
     counts = [len(r.faces) for r in results]
-    # detection on frame 6 sees it; its result is taken in DETECT_LAG frames later
-    joined = 6 + DETECT_LAG
+    joined = 6  # the whole-frame detection on frame 6 sees it
     assert counts[:joined] == [1] * joined and set(counts[joined:]) == {2}
     assert results[joined].faces[-1].id == 1 and results[joined].faces[-1].box[0] > 480
-    # the detection runs beside the following, yet the output never depends on its speed
-    again = list(rec.stream(walk, detect_every=6))
+    again = list(rec.stream(walk, detect_every=6))  # the same every run
     assert [[f.to_dict() for f in r.faces] for r in again] == [[f.to_dict() for f in r.faces] for r in results]
 
 
@@ -131,8 +128,8 @@ def test_every_known_cut_of_the_real_montage_starts_new_faces(bundled_model):
         seen |= ids
 
 
-def test_haar_one_caller_at_a_time_follows_faces_without_a_second_thread(bundled_model, walk):
+def test_haar_follows_faces_between_whole_frame_detections(bundled_model, walk):
     rec = EmotionRecognizer.load(bundled_model, detector="haar")
-    results = list(rec.stream(walk, detect_every=6))  # OpenCV's cascade broke when called from two threads
+    results = list(rec.stream(walk, detect_every=6))
     assert len(results) == 16 and all(r.faces for r in results)
-    assert [r.frame for r in results if "detect" in r.timing_ms] == [0, 6, 12]  # taken in at once
+    assert [r.frame for r in results if "detect" in r.timing_ms] == [0, 6, 12]

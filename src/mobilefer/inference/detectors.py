@@ -71,7 +71,6 @@ class Box:
 
 class FaceDetector(Protocol):
     name: str
-    thread_safe: bool  # may two threads call detect at once (video's whole-frame search beside following)
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
                upscale: bool = True, confidence: float | None = None) -> list[Box]:
@@ -116,7 +115,7 @@ def _finish(boxes: list[Box], min_face: int, max_faces: int | None) -> list[Box]
 class HaarDetector:
     name = "haar"
     smallest_seen = SMALLEST_SEEN["haar"]
-    thread_safe = False  # an OpenCV CascadeClassifier keeps per-call state: one caller at a time
+    # an OpenCV CascadeClassifier keeps per-call state: one caller at a time (serve gives each slot its own)
 
     def __init__(self, work_width: int = WORK_WIDTH, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
                  scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
@@ -166,7 +165,6 @@ class CenterFaceDetector:
 
     name = "centerface"
     smallest_seen = SMALLEST_SEEN["centerface"]
-    thread_safe = True  # ONNX Runtime sessions take concurrent runs
 
     def __init__(self, weights: str | Path | None = None, work_width: int = WORK_WIDTH,
                  threshold: float = CENTERFACE_THRESHOLD, nms: float = CENTERFACE_NMS,
@@ -265,7 +263,6 @@ class WholeImage:
     """The whole frame is the face: for images that are already face crops."""
 
     name = "none"
-    thread_safe = True
 
     def __init__(self, **_options) -> None:
         pass

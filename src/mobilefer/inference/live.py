@@ -2,43 +2,28 @@
 
 A video (file, camera, stream) goes through :class:`VideoFaces`:
 
-- its first frame, and the first frame after each cut, get a whole-frame detection at once
+- its first frame, and the first frame after each cut, get a whole-frame detection
   (a new shot has new faces: nothing carries over, :class:`~.tracking.CutDetector`);
-- every ``every``-th frame after that gets a whole-frame detection too, on a second thread
-  beside the rest: it starts on frame *s* and its result is taken in on frame *s + DETECT_LAG*
-  (always then, however fast it ran, so a run's output never depends on the machine's speed).
-  Faces it found that no track had on frame *s* are looked for near there in the current frame
-  and join as new faces; tracks it did not confirm end;
+- every ``every``-th frame after that gets a whole-frame detection too, taken in on that frame:
+  tracks it does not confirm end, faces it finds that no track had join as new faces;
 - in between, each face seen on the last frame is looked for near its last box
   (:mod:`.follow`), and every ``GLANCE_EVERY`` frames a thumbnail of the frame catches large
   faces coming into view.
+
+Running the whole-frame detection on a second thread and taking it in 3 frames later was
+measured against this on the shared clips (docs/benchmarks.md): no faster on a busy 2-core
+machine, and faces coming into view waited 3 frames longer (hikers' recall 0.902 against 0.935).
 
 Whole-frame searches of HD frames look at VIDEO_DETECT_PIXELS pixels (see
 :func:`~.detectors.video_min_face`). ``every=1`` detects the whole frame on every frame.
 """
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-
 import numpy as np
 
 from mobilefer.inference.detectors import Box, FaceDetector, video_min_face
 from mobilefer.inference.follow import GLANCE_EVERY, FaceFollower
-from mobilefer.inference.tracking import CutDetector, DetectionSchedule, IoUTracker, Track, iou
-
-# A whole-frame detection started on frame s is taken in on frame s + DETECT_LAG (or before the
-# next one starts): it runs on a second core beside the following of 3 frames, and a face that
-# comes into view waits 3 frames longer. Measured on the shared clips against taking it in at
-# once and against waiting the whole period (benchmarks/bench_live.py, docs/benchmarks.md).
-DETECT_LAG = 3
-
-
-@dataclass
-class _Pending:
-    future: Future
-    frame: int  # the frame it looks at
-    boxes: list[tuple[Track, Box]]  # the tracks' boxes on that frame
+from mobilefer.inference.tracking import CutDetector, DetectionSchedule, IoUTracker, Track
 
 
 class VideoFaces:
@@ -50,39 +35,22 @@ class VideoFaces:
         self.min_face = min_face
         self.follower = FaceFollower(detector, min_face)
         self.cuts = CutDetector()
-        # a detector that takes one caller at a time (Haar) detects on the frame itself
-        self.lag = min(every - 1, DETECT_LAG) if getattr(detector, "thread_safe", False) else 0
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: _Pending | None = None
         self._index = -1
 
     def __call__(self, image: np.ndarray) -> tuple[list[Track], bool, bool]:
-        """uint8 (H, W, 3) BGR frame -> (its tracks, whether a whole-frame detection was taken
-        in, whether the frame starts a new shot)."""
+        """uint8 (H, W, 3) BGR frame -> (its tracks, whether the whole frame was searched, whether
+        the frame starts a new shot)."""
         self._index += 1
         cut = self.cuts(image)
         if cut:  # another shot: no box, id or emotion carries over to its faces
             self.tracker.cut()
-            self._pending = None  # it looked at the last shot
-        first = self._index == 0 or cut
-        due = self.schedule.due(first)
-        if due and (first or not self.lag):
+        if self.schedule.due(self._index == 0 or cut):
             return self.tracker.update(self._detect(image)), True, cut
         live = self.tracker.live()
         tracks = self.tracker.moved(live, self.follower.follow(image, [t.box for t in live]))
         if self._index % GLANCE_EVERY == 0:
             tracks += self.tracker.extend(self.follower.glance(image, [t.box for t in tracks]))
-        merged = False
-        if self._pending and self._index >= self._pending.frame + self.lag:
-            tracks, merged = self._merge(image, tracks), True
-        if due:
-            self._start(image, tracks)
-        return tracks, merged, cut
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        return tracks, False, cut
 
     def _detect(self, image: np.ndarray) -> list[Box]:
         # Following keeps a face down to min_face even on HD: one that walks away stays known
@@ -91,25 +59,3 @@ class VideoFaces:
         h, w = image.shape[:2]
         smallest = getattr(self.detector, "smallest_seen", self.min_face)
         return self.detector.detect(image, upscale=False, min_face=video_min_face(w, h, self.min_face, smallest))
-
-    def _start(self, image: np.ndarray, tracks: list[Track]) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="mobilefer-detect")
-        self._pending = _Pending(self._pool.submit(self._detect, image), self._index,
-                                 [(t, t.box) for t in tracks])
-
-    def _merge(self, image: np.ndarray, tracks: list[Track]) -> list[Track]:
-        """Take in the whole-frame detection of a few frames ago: tracks it did not see end,
-        faces it found that no track had are looked for in ``image`` and join."""
-        pending, self._pending = self._pending, None
-        found = pending.future.result()
-        confirmed = {id(t) for t, box in pending.boxes if any(iou(box, b) >= self.tracker.threshold for b in found)}
-        unconfirmed = {id(t) for t, _ in pending.boxes} - confirmed
-        kept = [t for t in tracks if id(t) not in unconfirmed]
-        for track in tracks:
-            if id(track) in unconfirmed:
-                track.missed = 1  # lost: a later detection may find it again and keep its id
-        new = [b for b in found if all(iou(b, box) < self.tracker.threshold for _, box in pending.boxes)]
-        now = [b for b in self.follower.follow(image, new) if b is not None
-               and all(iou(b, t.box) < self.tracker.threshold for t in kept)]
-        return kept + self.tracker.extend(now)

@@ -198,22 +198,18 @@ class EmotionRecognizer:
         min_face = getattr(self.detector, "min_face", DEFAULT_MIN_FACE)
         video: VideoFaces | None = None
         last_classified_t, last_source = -1e9, None
-        try:
-            for frame in iter_frames(source):
-                if frame.source != last_source:  # a new image in a folder: nothing carries over
-                    tracker = template if last_source is None else template.fresh()
-                    video = None if still else VideoFaces(self.detector, tracker, detect_every, min_face)
-                    last_classified_t, last_source = -1e9, frame.source
-                if frame.error:
-                    yield FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
-                    continue
-                result = self._track_frame(frame, tracker, video, cadence, smoother, last_classified_t)
-                if result.classified:  # always after a cut: its faces are new
-                    last_classified_t = frame.time_s if cadence.seconds else frame.index
-                yield result
-        finally:
-            if video is not None:
-                video.close()
+        for frame in iter_frames(source):
+            if frame.source != last_source:  # a new image in a folder: nothing carries over
+                tracker = template if last_source is None else template.fresh()
+                video = None if still else VideoFaces(self.detector, tracker, detect_every, min_face)
+                last_classified_t, last_source = -1e9, frame.source
+            if frame.error:
+                yield FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
+                continue
+            result = self._track_frame(frame, tracker, video, cadence, smoother, last_classified_t)
+            if result.classified:  # always after a cut: its faces are new
+                last_classified_t = frame.time_s if cadence.seconds else frame.index
+            yield result
 
     def _track_frame(self, frame: Frame, tracker: IoUTracker, video: VideoFaces | None, cadence: Cadence,
                      smoother: Smoother | None, last_t: float) -> FrameResult:
