@@ -134,3 +134,13 @@ def test_a_site_from_a_bundled_model_needs_no_pytorch(tmp_path):
     fake.write_bytes(b"{}")
     done = run_without_torch("export", "--format", "web", "--model", str(fake), "--out", str(tmp_path / "s2"))
     assert done.returncode == 2 and "pip install" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_site_from_pytorch_weights_exports_and_checks_the_classifier(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    weights = resolve_model(None, torch_weights=True).path
+    report = write_site(SiteConfig(model=str(weights), out=str(tmp_path / "site")))
+    assert report.model == weights.name and report.check.startswith("check on ")
+    session = ort.InferenceSession(str(report.path / "models/classifier.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape[1] == len(json.loads((report.path / "site.json").read_text())["model"]["classes"])

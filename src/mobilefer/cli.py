@@ -294,6 +294,8 @@ def _export_web(args: argparse.Namespace) -> int:
     print(f"wrote {report.path}/ ({report.files} files, {report.bytes / 1e6:.1f} MB: classifier "
           f"{report.classifier_bytes / 1e6:.1f} MB, ONNX Runtime Web {report.runtime_bytes / 1e6:.1f} MB), "
           f"model {report.model}")
+    if report.check:
+        print(report.check)
     print(f"open it: python -m http.server -d {report.path} 8000, then http://localhost:8000/ "
           "(#sample recognises the sample photo)")
     return 0

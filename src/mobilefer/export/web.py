@@ -69,26 +69,30 @@ class SiteReport:
     model: str
     classifier_bytes: int
     runtime_bytes: int
+    check: str = ""  # the ONNX export's check against PyTorch, when the classifier was exported
 
 
-def _classifier(config: SiteConfig, dest: Path) -> str:
-    """The classifier as ONNX at ``dest``; returns the name the page shows for it."""
+def _classifier(config: SiteConfig, dest: Path) -> tuple[str, str]:
+    """The classifier as ONNX at ``dest``; returns the name the page shows for it and, when it
+    was exported, the export's check against PyTorch."""
     from mobilefer.runtime.refs import resolve_model
 
     model = resolve_model(config.model)
     name = display_name(model)
     if model.kind == "onnx" and not config.int8:
         shutil.copyfile(model.path, dest)
-        return name
+        return name, ""
     if model.kind == "tflite":
         raise ConfigError(f"--model {model.ref}: the page runs ONNX models; give the .safetensors it came from, "
                           "an .onnx or a bundled name")
     from mobilefer.export.onnx import ExportConfig, export
 
     source = resolve_model(config.model, torch_weights=True)  # a bundled name: its .safetensors
-    export(ExportConfig(model=str(source.path), out=str(dest), int8=config.int8, calib_data=config.calib_data,
-                        calib_count=config.calib_count, threads=config.threads))
-    return name + (" (INT8)" if config.int8 else "")
+    report = export(ExportConfig(model=str(source.path), out=str(dest), int8=config.int8,
+                                 calib_data=config.calib_data, calib_count=config.calib_count, threads=config.threads))
+    check = (f"check on {report.num_checked} inputs: max |p_onnx - p_torch| = {report.max_abs_diff:.2e}, "
+             f"same top class {report.label_agreement:.1%}")  # a warning is logged by export itself
+    return name + (" (INT8)" if config.int8 else ""), check
 
 
 def write_site(config: SiteConfig) -> SiteReport:
@@ -111,7 +115,7 @@ def write_site(config: SiteConfig) -> SiteReport:
         for item in runtime_dir().iterdir():
             if item.is_file():
                 runtime += (staging / "static" / "ort" / item.name).write_bytes(item.read_bytes())
-        name = _classifier(config, staging / CLASSIFIER_PATH)
+        name, check = _classifier(config, staging / CLASSIFIER_PATH)
         (staging / DETECTOR_PATH).write_bytes(detector)
         meta = read_meta(staging / CLASSIFIER_PATH)
         (staging / "site.json").write_text(json.dumps(site_info(meta, name, server=False), indent=2) + "\n")
@@ -133,4 +137,4 @@ def write_site(config: SiteConfig) -> SiteReport:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return SiteReport(out, len(files), size, name, (out / CLASSIFIER_PATH).stat().st_size, runtime)
+    return SiteReport(out, len(files), size, name, (out / CLASSIFIER_PATH).stat().st_size, runtime, check)
