@@ -312,15 +312,22 @@ def test_the_static_site_reads_a_real_clip_on_the_fake_camera(site, open_page, t
     assert problems == []
 
 
-def test_the_static_site_takes_a_photo_and_names_a_bad_file(site, open_page, astronaut_bgr, tmp_path):
-    photo = tmp_path / "me.png"
-    cv2.imwrite(str(photo), np.ascontiguousarray(astronaut_bgr[::2, ::2]))  # 256x256, another size and format
+def open_a_photo_in_the_browser(site: str, open_page, photo: Path):
+    """The static site with ``photo`` chosen, once its result (or error) is on the page."""
     page, problems = open_page()
     page.goto(site)
     page.wait_for_function(ENGINE_READY, timeout=90_000)
     page.set_input_files("#file", str(photo))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('me.png: 1 face')",
+    page.wait_for_function(f"() => document.getElementById('status').textContent.startsWith('{photo.name}: ')",
                            timeout=30_000)
+    return page, problems
+
+
+def test_the_static_site_takes_a_photo_and_names_a_bad_file(site, open_page, astronaut_bgr, tmp_path):
+    photo = tmp_path / "me.png"
+    cv2.imwrite(str(photo), np.ascontiguousarray(astronaut_bgr[::2, ::2]))  # 256x256, another size and format
+    page, problems = open_a_photo_in_the_browser(site, open_page, photo)
+    assert page.locator("#status").inner_text().startswith("me.png: 1 face")
     assert page.evaluate("[document.getElementById('stage').width, document.getElementById('stage').height]") == [256, 256]
     assert_box_drawn(page)
     page.set_input_files("#file", {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a picture"})
@@ -337,11 +344,6 @@ def test_a_transparent_png_reads_as_python_reads_it(site, open_page, astronaut_b
     rgba = np.dstack([astronaut_bgr[:, :, ::-1], np.tile(np.linspace(255, 64, 512).astype(np.uint8), (512, 1))])
     photo = tmp_path / "faded.png"
     Image.fromarray(rgba, "RGBA").save(photo)
-    page, problems = open_page()
-    page.goto(site)
-    page.wait_for_function(ENGINE_READY, timeout=90_000)
-    page.set_input_files("#file", str(photo))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('faded.png: ')",
-                           timeout=30_000)
+    page, problems = open_a_photo_in_the_browser(site, open_page, photo)
     faces_agree(page.evaluate("window.mobilefer.last.faces"), recognizer.recognize(photo), tolerance=2e-3)
     assert problems == []
