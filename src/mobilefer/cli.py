@@ -278,9 +278,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {report.path} ({kind}, {report.bytes / 1e6:.2f} MB)")
     if report.calibration:
         print(f"calibrated on {report.calibration}")
-    runtime = "tflite" if report.path.suffix == ".tflite" else "onnx"
-    print(f"check on {report.num_checked} inputs: max |p_{runtime} - p_torch| = {report.max_abs_diff:.2e}, "
-          f"same top class {report.label_agreement:.1%}")
+    print(report.check)
     return 0
 
 

@@ -52,12 +52,20 @@ class ExportConfig:
         check_output_file(self.out, "--out")
         check_fields(self, {
             "opset": (lambda v: v in OPSETS, f"an ONNX opset from {OPSETS[0]} to {OPSETS[-1]}"),
-            "calib_count": (whole(1), "at least 1 image"),
             "check_count": (whole(1), "at least 1 image"),
-            "threads": (whole(1, 256), "1 to 256 threads"),
         })
-        if self.int8 and not self.calib_data:
-            raise ConfigError("--int8 needs --calib-data: images to calibrate activation ranges on")
+        check_calibration(self)
+
+
+def check_calibration(config) -> None:
+    """The flags every export that may quantise takes (ExportConfig, the web site's SiteConfig):
+    calib_count, threads, and --int8 only with --calib-data."""
+    check_fields(config, {
+        "calib_count": (whole(1), "at least 1 image"),
+        "threads": (whole(1, 256), "1 to 256 threads"),
+    })
+    if config.int8 and not config.calib_data:
+        raise ConfigError("--int8 needs --calib-data: images to calibrate activation ranges on")
 
 
 @dataclass
@@ -70,6 +78,13 @@ class ExportReport:
     int8: bool
     calibration: str = ""  # what INT8 ranges were calibrated on
     warning: str = ""  # set when the INT8 model agrees with PyTorch too rarely to ship as is
+
+    @property
+    def check(self) -> str:
+        """The verification as one line, as `mobilefer export` prints it."""
+        runtime = "tflite" if self.path.suffix == ".tflite" else "onnx"
+        return (f"check on {self.num_checked} inputs: max |p_{runtime} - p_torch| = {self.max_abs_diff:.2e}, "
+                f"same top class {self.label_agreement:.1%}")
 
 
 def _check_inputs(meta: ModelMeta, calib_data: str | None, count: int, seed: int = 0) -> np.ndarray:

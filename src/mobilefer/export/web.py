@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mobilefer.atomic import check_output_dir
-from mobilefer.errors import ConfigError, OutputError, check_fields, whole
+from mobilefer.errors import ConfigError, OutputError
+from mobilefer.export.onnx import ExportConfig, check_calibration, export
 from mobilefer.web import (CLASSIFIER_PATH, DETECTOR_PATH, detector_model, display_name, page_dir, runtime_dir,
                            site_info)
 
@@ -55,10 +56,7 @@ class SiteConfig:
         if out.is_dir() and any(out.iterdir()) and not (out / "site.json").is_file():
             raise OutputError(f"--out {out}: a folder with other files in it; choose a new or empty folder "
                               "(a site written earlier is replaced)")
-        check_fields(self, {"calib_count": (whole(1), "at least 1 image"),
-                            "threads": (whole(1, 256), "1 to 256 threads")})
-        if self.int8 and not self.calib_data:
-            raise ConfigError("--int8 needs --calib-data: images to calibrate activation ranges on")
+        check_calibration(self)
 
 
 @dataclass
@@ -85,14 +83,10 @@ def _classifier(config: SiteConfig, dest: Path) -> tuple[str, str]:
     if model.kind == "tflite":
         raise ConfigError(f"--model {model.ref}: the page runs ONNX models; give the .safetensors it came from, "
                           "an .onnx or a bundled name")
-    from mobilefer.export.onnx import ExportConfig, export
-
     source = resolve_model(config.model, torch_weights=True)  # a bundled name: its .safetensors
     report = export(ExportConfig(model=str(source.path), out=str(dest), int8=config.int8,
                                  calib_data=config.calib_data, calib_count=config.calib_count, threads=config.threads))
-    check = (f"check on {report.num_checked} inputs: max |p_onnx - p_torch| = {report.max_abs_diff:.2e}, "
-             f"same top class {report.label_agreement:.1%}")  # a warning is logged by export itself
-    return name + (" (INT8)" if config.int8 else ""), check
+    return name + (" (INT8)" if config.int8 else ""), report.check  # export logs its own INT8 warning
 
 
 def write_site(config: SiteConfig) -> SiteReport:

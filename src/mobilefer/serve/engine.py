@@ -128,7 +128,7 @@ class Engine:
 
     def browser_unavailable(self) -> str | None:
         """Why the page cannot run this server's models itself, or None when it can."""
-        if self.model_path.suffix != ".onnx":
+        if self.model_file.kind != "onnx":
             return (f"the server's model is {self.model_path.name}; the browser runs ONNX models "
                     "(serve a bundled name or an .onnx from mobilefer export)")
         if "centerface" not in self.detectors:

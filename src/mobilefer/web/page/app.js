@@ -121,8 +121,7 @@ async function recognize(blob, pixels = null, video = false) {
   if (state.mode === "browser") {
     const engine = await browserEngine();
     const result = await engine.recognize(pixels, { video });
-    recordTiming(result.timing_ms.total, result.timing_ms.total,
-                 `${result.timing_ms.detect.toFixed(0)} + ${result.timing_ms.classify.toFixed(0)} ms`);
+    recordTiming(result.timing_ms.total, `${result.timing_ms.detect.toFixed(0)} + ${result.timing_ms.classify.toFixed(0)} ms`);
     return result;
   }
   const started = performance.now();
@@ -136,7 +135,7 @@ async function recognize(blob, pixels = null, video = false) {
     err.retryAfter = Number(res.headers.get("Retry-After") || 0);
     throw err;
   }
-  recordTiming(rtt, body.timing_ms.total, `${body.timing_ms.total.toFixed(0)} ms`);
+  recordTiming(rtt, `${body.timing_ms.total.toFixed(0)} ms`);
   return body;
 }
 
@@ -158,7 +157,7 @@ function pixelsOf(source, width, height, maxWidth = Infinity) {
   return MobileferBrowser.fromRGBA(g.getImageData(0, 0, grab.width, grab.height).data, grab.width, grab.height);
 }
 
-function recordTiming(rtt, workMs, workText) {
+function recordTiming(rtt, workText) {
   const now = performance.now();
   state.results += 1;
   state.rtts.push(rtt);
@@ -169,7 +168,6 @@ function recordTiming(rtt, workMs, workText) {
   $("rtt").textContent = `${rtt.toFixed(0)} ms`;
   $("rtt-median").textContent = `${sorted[Math.floor(sorted.length / 2)].toFixed(0)} ms`;
   $("server-ms").textContent = workText;
-  state.work = workMs;
   const span = (now - state.stamps[0]) / 1000;
   $("rate-out").textContent = state.stamps.length > 1 && span > 0 ? ((state.stamps.length - 1) / span).toFixed(1) : "–";
 }

@@ -266,6 +266,7 @@ const MobileferBrowser = (() => {
       this.rules = site.detector;
       this.classifier = classifier;
       this.detector = detector;
+      this.resetVideo();
     }
 
     // site: site.json's contents; base: the URL the paths in it are relative to.
@@ -406,13 +407,13 @@ const MobileferBrowser = (() => {
     }
 
     // A camera's faces, frame after frame, as predict finds a video's (live.py VideoFaces, without
-    // its second thread): the whole frame every detect_every frames, between them each face
+    // its cut detection): the whole frame every detect_every frames, between them each face
     // looked for near where it was, and a thumbnail glanced at every glance_every frames.
     async videoBoxes(img) {
-      const f = this.site.follow, index = this.frameIndex = (this.frameIndex ?? -1) + 1;
-      if (index % f.detect_every === 0 || !this.boxes) {
+      const f = this.site.follow, index = ++this.frameIndex;
+      if (index % f.detect_every === 0) {
         this.boxes = await this.detect(img, { video: true });
-        return { boxes: this.boxes, whole: true };
+        return this.boxes;
       }
       const followed = [];
       for (const box of this.boxes) {
@@ -421,20 +422,20 @@ const MobileferBrowser = (() => {
       }
       if (index % f.glance_every === 0) followed.push(...await this.glance(img, followed));
       this.boxes = followed;
-      return { boxes: followed, whole: false };
+      return followed;
     }
 
     // The next camera frame starts a new video (a new camera, or the same one after a pause).
     resetVideo() {
       this.frameIndex = -1;
-      this.boxes = null;
+      this.boxes = [];
     }
 
     // An RGB image -> the answer POST /v1/recognize gives: faces (box, label, score, probs), size,
     // timing. ``video``: a camera frame, whose faces are followed from the frame before.
     async recognize(img, { video = false } = {}) {
       const t0 = performance.now();
-      const boxes = video ? (await this.videoBoxes(img)).boxes : await this.detect(img);
+      const boxes = video ? await this.videoBoxes(img) : await this.detect(img);
       const t1 = performance.now();
       const probs = await this.classify(boxes.map((b) => faceCrop(img, b, this.model.face_margin)));
       const t2 = performance.now();
@@ -449,5 +450,5 @@ const MobileferBrowser = (() => {
     }
   }
 
-  return { Engine, fromRGBA, preprocess, faceCrop, resizeArea, toChannels };
+  return { Engine, fromRGBA, preprocess };
 })();
