@@ -7,7 +7,9 @@ import pytest
 
 from conftest import ASTRONAUT_FACE
 from helpers import needs_centerface
-from mobilefer.inference.detectors import Box, video_min_face
+from mobilefer.inference.detectors import Box, video_min_face, video_scale
+from mobilefer.inference.follow import INPUT, REGION, _region
+from mobilefer.inference.live import FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
 from mobilefer.inference.recognizer import EmotionRecognizer
 from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou
 
@@ -102,6 +104,68 @@ def test_hd_whole_frame_search_looks_at_half_a_megapixel():
     assert video_min_face(1280, 720, 20, 24) == 32
     assert video_min_face(1920, 1080, 20, 24) == 48
     assert video_min_face(1920, 1080, 60, 24) == 60  # asking for larger faces still holds
+    assert video_scale(640, 480) == 1 and video_scale(1920, 1080) == 0.5
+
+
+def test_a_face_growing_into_view_is_reported_before_the_next_whole_frame_search(bundled_model, tmp_path,
+                                                                               astronaut_bgr):
+    """Someone walking towards the camera: a face under the reported size on the first frame is
+    followed unseen and reported once it is large enough, not at the next whole-frame search."""
+    needs_centerface()
+    rec = EmotionRecognizer.load(bundled_model, detector="centerface", min_face=30)  # reported: boxes >= 24 px
+    frames = []
+    for i in range(16):
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        _place(frame, _head(astronaut_bgr, 16 + i), 300 - i, 200 - i)
+        frames.append(frame)
+    clip = _write(tmp_path / "grow.mp4", frames)
+    results = list(rec.stream(clip, detect_every=16))  # one whole-frame search: the first frame
+    every = list(rec.stream(clip, detect_every=1))
+    assert not every[0].faces and not results[0].faces  # too small to report on the first frame
+    shown = [r.frame for r in results if r.faces]
+    assert shown and shown == list(range(shown[0], 16))  # reported from some frame on, every frame after
+    assert {f.id for r in results for f in r.faces} == {0}  # the face the first search found, unseen
+    for r in results[shown[0]:]:
+        assert max(iou(Box(*r.faces[0].box), Box(*t.box)) for t in every[r.frame].faces) > 0.5
+
+
+class _OneFace:
+    """A detector with one 100 px face in a 640x480 frame, found again in each follow square."""
+
+    name, smallest_seen = "fake", 24
+
+    def __init__(self):
+        self.whole = []  # min_face of each whole-frame search
+
+    def detect(self, image, *, min_face=None, max_faces=None, upscale=True, confidence=None, min_box=None):
+        h, w = image.shape[:2]
+        if w == 640:
+            self.whole.append(min_face)
+            return [Box(270, 190, 100, 100, 0.9)]
+        return [Box(w // 3, h // 3, w // 3, h // 3, 0.9)] if w == INPUT else []  # a square, no glance
+
+
+def test_whole_frame_searches_between_full_ones_look_for_faces_the_size_of_those_followed():
+    detector = _OneFace()
+    video = VideoFaces(detector, IoUTracker(), every=2, min_face=20)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for _ in range(2 * (FULL_SEARCH_EVERY + 2)):
+        tracks, _, _ = video(frame)
+        assert [t.id for t in tracks] == [0]
+    reduced = int(SEARCH_FRACTION * 100)
+    full = [0, FULL_SEARCH_EVERY]
+    assert detector.whole == [20 if i in full else reduced for i in range(FULL_SEARCH_EVERY + 2)]
+
+
+def test_a_followed_face_is_looked_at_as_the_whole_frame_search_looks_at_it():
+    small, large = Box(300, 200, 20, 20), Box(200, 100, 200, 200)
+    (x0, y0, x1, y1), ratio = _region(small, 640, 480, video_scale(640, 480))
+    assert ratio == 1 and x1 - x0 == INPUT and y1 - y0 == INPUT  # unscaled, with INPUT px around it
+    (x0, y0, x1, y1), ratio = _region(large, 640, 480, 1.0)
+    assert ratio == pytest.approx(INPUT / (REGION * 200)) and x1 - x0 == 480  # as wide as the frame allows
+    hd = video_scale(1920, 1080)
+    (x0, y0, x1, y1), ratio = _region(Box(900, 500, 40, 40), 1920, 1080, hd)
+    assert ratio == pytest.approx(hd) and round((x1 - x0) * ratio) == INPUT  # HD: at the search's scale
 
 
 def test_followed_tracks_keep_ids_and_the_older_wins_a_shared_face():

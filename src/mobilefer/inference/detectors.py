@@ -73,11 +73,13 @@ class FaceDetector(Protocol):
     name: str
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
-               upscale: bool = True, confidence: float | None = None) -> list[Box]:
+               upscale: bool = True, confidence: float | None = None, min_box: int | None = None) -> list[Box]:
         """uint8 (H, W, 3) BGR frame -> face boxes, best first; the bounds override the detector's own.
         ``upscale``: a still image may be enlarged to find faces under the detector's own smallest;
         video frames pass False. ``confidence``: the lowest score kept, for detectors with a
-        calibrated score (CenterFace); None: the detector's own threshold."""
+        calibrated score (CenterFace); None: the detector's own threshold. ``min_box``: the smallest
+        box side kept (default: BOX_TOLERANCE * min_face); the scale the frame is searched at still
+        follows ``min_face`` (a video follows faces a little under min_face unseen)."""
 
 
 def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
@@ -97,17 +99,23 @@ def _work_ratio(width: int, height: int, work_width: int, min_face: int, smalles
     return min(ratio, cap)
 
 
+def video_scale(width: int, height: int) -> float:
+    """The largest scale a video frame is looked at: 1, or that of a VIDEO_DETECT_PIXELS copy."""
+    return min(1.0, (VIDEO_DETECT_PIXELS / (width * height)) ** 0.5)
+
+
 def video_min_face(width: int, height: int, min_face: int, smallest_seen: int) -> int:
     """The smallest face a whole-frame search of a ``width`` x ``height`` video frame looks for:
     ``min_face``, or what a VIDEO_DETECT_PIXELS copy shows at ``smallest_seen`` px if larger."""
-    scale = (width * height / VIDEO_DETECT_PIXELS) ** 0.5
-    return max(min_face, int(np.ceil(smallest_seen * scale))) if scale > 1 else min_face
+    scale = video_scale(width, height)
+    return max(min_face, int(np.ceil(smallest_seen / scale))) if scale < 1 else min_face
 
 
-def _finish(boxes: list[Box], min_face: int, max_faces: int | None) -> list[Box]:
+def _finish(boxes: list[Box], min_face: int, max_faces: int | None, min_box: int | None = None) -> list[Box]:
     # A detector's box for a face of side s measures s give or take a fifth: a face of
     # min_face pixels must not be dropped because its box came out a little small.
-    kept = [b for b in boxes if min(b.w, b.h) >= BOX_TOLERANCE * min_face]
+    smallest = BOX_TOLERANCE * min_face if min_box is None else min_box
+    kept = [b for b in boxes if min(b.w, b.h) >= smallest]
     kept.sort(key=lambda b: (b.score, b.w * b.h), reverse=True)
     return kept[:max_faces] if max_faces else kept
 
@@ -127,7 +135,7 @@ class HaarDetector:
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
-               upscale: bool = True, confidence: float | None = None) -> list[Box]:
+               upscale: bool = True, confidence: float | None = None, min_box: int | None = None) -> list[Box]:
         min_face = self.min_face if min_face is None else min_face
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
         ratio = _work_ratio(gray.shape[1], gray.shape[0], self.work_width, min_face, self.smallest_seen,
@@ -144,7 +152,7 @@ class HaarDetector:
             Box(int(x / ratio), int(y / ratio), int(w / ratio), int(h / ratio), float(s))
             for (x, y, w, h), s in zip(found, np.ravel(weights))
         ]
-        return _finish(boxes, min_face, self.max_faces if max_faces is None else max_faces)
+        return _finish(boxes, min_face, self.max_faces if max_faces is None else max_faces, min_box)
 
 
 def centerface_weights(path: str | Path | None = None) -> Path | None:
@@ -213,7 +221,7 @@ class CenterFaceDetector:
         return rects.reshape(-1, 4), heat[0, 0, ys, xs].astype(float)
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
-               upscale: bool = True, confidence: float | None = None) -> list[Box]:
+               upscale: bool = True, confidence: float | None = None, min_box: int | None = None) -> list[Box]:
         min_face = self.min_face if min_face is None else min_face
         frame = _gray_or_bgr(frame)
         h, w = frame.shape[:2]
@@ -241,7 +249,7 @@ class CenterFaceDetector:
             x1, y1 = min(w, int(round(x + bw))), min(h, int(round(y + bh)))
             if x1 > x0 and y1 > y0:
                 boxes.append(Box(x0, y0, x1 - x0, y1 - y0, float(scores[i])))
-        return _finish(boxes, min_face, self.max_faces if max_faces is None else max_faces)
+        return _finish(boxes, min_face, self.max_faces if max_faces is None else max_faces, min_box)
 
 
 def _tiles(width: int, height: int, ratio: float, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -268,7 +276,7 @@ class WholeImage:
         pass
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
-               upscale: bool = True, confidence: float | None = None) -> list[Box]:
+               upscale: bool = True, confidence: float | None = None, min_box: int | None = None) -> list[Box]:
         return [Box(0, 0, frame.shape[1], frame.shape[0], 1.0)]
 
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from mobilefer.data.images import shrink
-from mobilefer.inference.detectors import BOX_TOLERANCE, Box, FaceDetector
+from mobilefer.inference.detectors import Box, FaceDetector, video_scale
 from mobilefer.inference.tracking import iou
 
 REGION = 3.0  # side of the searched square, in face sides: a face may move its side per frame
@@ -27,44 +27,46 @@ GLANCE_EVERY = 2
 FOLLOW_CONFIDENCE = 0.4
 
 
-def _region(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
-    """The square (x0, y0, x1, y1) around ``box``, REGION times its side, moved inside the frame."""
-    side = min(int(round(REGION * max(box.w, box.h))), width, height)
+def _region(box: Box, width: int, height: int, scale: float) -> tuple[tuple[int, int, int, int], float]:
+    """The square (x0, y0, x1, y1) around ``box``, REGION times its side and at least INPUT px once
+    scaled, moved inside the frame, and the scale it is looked at: the whole-frame search's
+    (``scale``), or less, so that the square is INPUT px across."""
+    ratio = min(scale, INPUT / (REGION * max(box.w, box.h)))
+    side = min(int(round(INPUT / ratio)), width, height)
     cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
     x0 = int(round(min(max(0.0, cx - side / 2.0), width - side)))
     y0 = int(round(min(max(0.0, cy - side / 2.0), height - side)))
-    return x0, y0, x0 + side, y0 + side
+    return (x0, y0, x0 + side, y0 + side), ratio
 
 
 class FaceFollower:
     """Finds each of a frame's earlier faces again near its last box, with ``detector``."""
 
-    def __init__(self, detector: FaceDetector, min_face: int) -> None:
-        self.detector, self.min_face = detector, min_face
+    def __init__(self, detector: FaceDetector) -> None:
+        self.detector = detector
 
-    def follow(self, frame: np.ndarray, boxes: list[Box]) -> list[Box | None]:
+    def follow(self, frame: np.ndarray, boxes: list[Box], min_box: int) -> list[Box | None]:
         """uint8 (H, W, 3) BGR frame and last frame's boxes -> each face's box now, or None where
-        it was not found near its last place (it left, turned away, or was covered)."""
-        return [self._one(frame, box) for box in boxes]
+        it was not found near its last place (it left, turned away, was covered, or its box is
+        now under ``min_box`` px)."""
+        return [self._one(frame, box, min_box) for box in boxes]
 
-    def glance(self, frame: np.ndarray, boxes: list[Box]) -> list[Box]:
-        """Faces large enough to be seen in a GLANCE_WIDTH px copy of ``frame`` that overlap none of
-        ``boxes`` (the faces followed already)."""
+    def glance(self, frame: np.ndarray, boxes: list[Box], min_box: int) -> list[Box]:
+        """Faces large enough to be seen in a GLANCE_WIDTH px copy of ``frame`` (and boxes of
+        ``min_box`` px or more) that overlap none of ``boxes`` (the faces followed already)."""
         width = min(GLANCE_WIDTH, frame.shape[1])
         small = shrink(frame, width)
         ratio = width / frame.shape[1]
         smallest = getattr(self.detector, "smallest_seen", 24)
         found = [Box(int(b.x / ratio), int(b.y / ratio), int(b.w / ratio), int(b.h / ratio), b.score)
                  for b in self.detector.detect(small, min_face=smallest, upscale=False)]
-        return [b for b in found if min(b.w, b.h) >= BOX_TOLERANCE * self.min_face
-                and all(iou(b, other) < 0.3 for other in boxes)]
+        return [b for b in found if min(b.w, b.h) >= min_box and all(iou(b, other) < 0.3 for other in boxes)]
 
-    def _one(self, frame: np.ndarray, box: Box) -> Box | None:
+    def _one(self, frame: np.ndarray, box: Box, min_box: int) -> Box | None:
         h, w = frame.shape[:2]
-        x0, y0, x1, y1 = _region(box, w, h)
+        (x0, y0, x1, y1), ratio = _region(box, w, h, video_scale(w, h))
         if x1 - x0 < 8 or y1 - y0 < 8:
             return None
-        ratio = min(1.0, INPUT / (x1 - x0))
         region = frame[y0:y1, x0:x1]
         if ratio < 1.0:
             region = cv2.resize(region, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA)
@@ -80,6 +82,6 @@ class FaceFollower:
             best = max(found, key=lambda b: b.score)
         moved = Box(x0 + int(round(best.x / ratio)), y0 + int(round(best.y / ratio)),
                     int(round(best.w / ratio)), int(round(best.h / ratio)), best.score)
-        if min(moved.w, moved.h) < BOX_TOLERANCE * self.min_face:
+        if min(moved.w, moved.h) < min_box:
             return None  # the full-frame detector would not report it either
         return moved

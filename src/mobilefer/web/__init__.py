@@ -69,12 +69,13 @@ def detector_settings() -> dict[str, Any]:
 
 def follow_settings() -> dict[str, Any]:
     """How a video's faces are followed between whole-frame detections (inference/follow.py, live.py)."""
-    from mobilefer.inference import follow
+    from mobilefer.inference import follow, live
     from mobilefer.inference.recognizer import DEFAULT_VIDEO_DETECT_EVERY
 
     return {"detect_every": DEFAULT_VIDEO_DETECT_EVERY, "region": follow.REGION, "input": follow.INPUT,
             "confidence": follow.FOLLOW_CONFIDENCE, "glance_width": follow.GLANCE_WIDTH,
-            "glance_every": follow.GLANCE_EVERY}
+            "glance_every": follow.GLANCE_EVERY, "hidden": live.HIDDEN, "search_fraction": live.SEARCH_FRACTION,
+            "full_search_every": live.FULL_SEARCH_EVERY}
 
 
 def site_info(meta: ModelMeta, name: str, *, server: bool, unavailable: str | None = None) -> dict[str, Any]:

@@ -313,12 +313,10 @@ const MobileferBrowser = (() => {
 
     // CenterFaceDetector.detect: boxes [x, y, w, h, score], best first. A video frame is never
     // enlarged and looks for faces no smaller than a VIDEO_DETECT_PIXELS copy shows (video_min_face).
-    async detect(img, { video = false, minFace = null, confidence = null } = {}) {
+    async detect(img, { video = false, minFace = null, confidence = null, minBox = null } = {}) {
       const r = this.rules, w = img.width, h = img.height, threshold = confidence ?? r.threshold;
       minFace = minFace ?? r.min_face;
-      if (video && w * h > r.video_detect_pixels) {
-        minFace = Math.max(minFace, Math.ceil(r.smallest_seen * Math.sqrt(w * h / r.video_detect_pixels)));
-      }
+      if (video) minFace = this.videoMinFace(w, h, minFace);
       const wanted = Math.min(video ? 1 : r.max_upscale, Math.max(r.work_width / w, r.smallest_seen / Math.max(1, minFace)));
       const whole = Math.min(wanted, Math.sqrt(r.max_detect_pixels / (w * h)));
       let { rects, scores } = await this.pass(img, whole, threshold);
@@ -337,7 +335,7 @@ const MobileferBrowser = (() => {
         const x1 = Math.min(w, pyRound(x + bw)), y1 = Math.min(h, pyRound(y + bh));
         if (x1 > x0 && y1 > y0) boxes.push([x0, y0, x1 - x0, y1 - y0, scores[i]]);
       }
-      return boxes.filter((b) => Math.min(b[2], b[3]) >= r.box_tolerance * minFace)
+      return boxes.filter((b) => Math.min(b[2], b[3]) >= (minBox ?? r.box_tolerance * minFace))
         .sort((a, b) => b[4] - a[4] || b[2] * b[3] - a[2] * a[3]);
     }
 
@@ -373,16 +371,29 @@ const MobileferBrowser = (() => {
       return rows;
     }
 
-    // follow.py FaceFollower._one: the face looked for in a square around its last box, or null.
-    async followOne(img, box) {
+    // detectors.py video_scale and video_min_face: a video frame is looked at no larger than a
+    // VIDEO_DETECT_PIXELS copy, and its smallest face grows to match.
+    videoScale(w, h) {
+      return Math.min(1, Math.sqrt(this.rules.video_detect_pixels / (w * h)));
+    }
+
+    videoMinFace(w, h, minFace) {
+      const scale = this.videoScale(w, h);
+      return scale < 1 ? Math.max(minFace, Math.ceil(this.rules.smallest_seen / scale)) : minFace;
+    }
+
+    // follow.py FaceFollower._one: the face looked for in a square around its last box, at the
+    // whole-frame search's scale and at least INPUT px across, or null (also under minBox px).
+    async followOne(img, box, minBox) {
       const f = this.site.follow, w = img.width, h = img.height;
-      const side = Math.min(pyRound(f.region * Math.max(box[2], box[3])), w, h);
+      const ratio = Math.min(this.videoScale(w, h), f.input / (f.region * Math.max(box[2], box[3])));
+      const side = Math.min(pyRound(f.input / ratio), w, h);
       const cx = box[0] + box[2] / 2, cy = box[1] + box[3] / 2;
       const x0 = pyRound(Math.min(Math.max(0, cx - side / 2), w - side));
       const y0 = pyRound(Math.min(Math.max(0, cy - side / 2), h - side));
       if (side < 8) return null;
-      const ratio = Math.min(1, f.input / side), scaled = Math.max(1, pyRound(side * ratio));
-      const square = resizeArea(region(img, x0, y0, x0 + side, y0 + side), scaled, scaled);
+      let square = region(img, x0, y0, x0 + side, y0 + side);
+      if (ratio < 1) square = resizeArea(square, Math.max(1, pyRound(side * ratio)), Math.max(1, pyRound(side * ratio)));
       const found = await this.detect(square, { video: true, minFace: Math.max(8, Math.floor(Math.max(box[2], box[3]) * ratio / 2)),
                                                 confidence: f.confidence });
       if (!found.length) return null;
@@ -392,42 +403,51 @@ const MobileferBrowser = (() => {
       if (iou(best, last) === 0) best = found.reduce((a, b) => (b[4] > a[4] ? b : a));
       const moved = [x0 + pyRound(best[0] / ratio), y0 + pyRound(best[1] / ratio), pyRound(best[2] / ratio),
                      pyRound(best[3] / ratio), best[4]];
-      return Math.min(moved[2], moved[3]) < this.rules.box_tolerance * this.rules.min_face ? null : moved;
+      return Math.min(moved[2], moved[3]) < minBox ? null : moved;
     }
 
     // follow.py FaceFollower.glance: large faces in a thumbnail that overlap none of boxes.
-    async glance(img, boxes) {
+    async glance(img, boxes, minBox) {
       const width = Math.min(this.site.follow.glance_width, img.width), ratio = width / img.width;
       const small = resizeArea(img, width, Math.max(1, pyRound(img.height * ratio)));
       const found = await this.detect(small, { video: true, minFace: this.rules.smallest_seen });
       return found.map((b) => [Math.trunc(b[0] / ratio), Math.trunc(b[1] / ratio), Math.trunc(b[2] / ratio),
                                Math.trunc(b[3] / ratio), b[4]])
-        .filter((b) => Math.min(b[2], b[3]) >= this.rules.box_tolerance * this.rules.min_face
-                && boxes.every((o) => iou(b, o) < 0.3));
+        .filter((b) => Math.min(b[2], b[3]) >= minBox && boxes.every((o) => iou(b, o) < 0.3));
     }
 
     // A camera's faces, frame after frame, as predict finds a video's (live.py VideoFaces, without
-    // its cut detection): the whole frame every detect_every frames, between them each face
-    // looked for near where it was, and a thumbnail glanced at every glance_every frames.
+    // its cut detection and ids): the whole frame every detect_every frames (two of three of these,
+    // while faces are followed, only for faces of search_fraction of the smallest), between them
+    // each face looked for near where it was, and a thumbnail glanced at every glance_every frames.
+    // Faces down to `hidden` of the smallest shown are followed unseen.
     async videoBoxes(img) {
-      const f = this.site.follow, index = ++this.frameIndex;
+      const f = this.site.follow, r = this.rules, index = ++this.frameIndex;
+      const wholeMin = this.videoMinFace(img.width, img.height, r.min_face);
+      const shown = (boxes) => boxes.filter((b) => Math.min(b[2], b[3]) >= r.box_tolerance * wholeMin);
       if (index % f.detect_every === 0) {
-        this.boxes = await this.detect(img, { video: true });
-        return this.boxes;
+        this.searches = index === 0 ? 0 : this.searches + 1;
+        let minFace = wholeMin;
+        if (this.boxes.length && this.searches % f.full_search_every) {
+          minFace = Math.max(minFace, Math.trunc(f.search_fraction * Math.min(...this.boxes.map((b) => Math.min(b[2], b[3])))));
+        }
+        this.boxes = await this.detect(img, { video: true, minFace, minBox: Math.trunc(r.box_tolerance * f.hidden * minFace) });
+        return shown(this.boxes);
       }
-      const followed = [];
+      const minBox = Math.trunc(r.box_tolerance * f.hidden * wholeMin), followed = [];
       for (const box of this.boxes) {
-        const now = await this.followOne(img, box);
-        if (now) followed.push(now);
+        const now = await this.followOne(img, box, minBox);
+        if (now && followed.every((o) => iou(now, o) < 0.5)) followed.push(now);
       }
-      if (index % f.glance_every === 0) followed.push(...await this.glance(img, followed));
+      if (index % f.glance_every === 0) followed.push(...await this.glance(img, followed, minBox));
       this.boxes = followed;
-      return followed;
+      return shown(followed);
     }
 
     // The next camera frame starts a new video (a new camera, or the same one after a pause).
     resetVideo() {
       this.frameIndex = -1;
+      this.searches = 0;
       this.boxes = [];
     }
 
