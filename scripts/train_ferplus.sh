@@ -2,14 +2,16 @@
 # Make the bundled FER+ models (eight emotions) on a 2-core CPU with `mobilefer train` alone:
 # each fine-tunes the bundled FER2013 model of its architecture on FER+ Train with the ten
 # annotators' vote distribution (soft labels), picks its best epoch on FER+ Valid (majority
-# labels, flip test-time augmentation) and keeps an average of its weights (--ema).
+# labels, flip test-time augmentation) and keeps an average of its weights (--ema). The Small
+# then gets a second, shorter cycle at a larger input (160 px instead of 128).
 #   scripts/train_ferplus.sh DATA_DIR OUT_DIR
 # DATA_DIR holds ferplus_train.zip and ferplus_valid.zip; the FER+ test split stays held out.
-# Both runs go side by side, one thread each, niced (the machine is shared). Each writes its
+# The Small's two cycles and the Large run side by side, one thread each, niced (the machine is
+# shared). Each writes its
 # checkpoint every epoch: run the script again with the same OUT_DIR to resume an interrupted run
 # exactly where it stopped. Logs: OUT_DIR/{small,large}.log. At the end it writes the shipped
 # files, OUT_DIR/ferplus_mobilenet_v3_{small,large}.{safetensors,onnx}.
-# Environment: EPOCHS_SMALL (12), EPOCHS_LARGE (6), THREADS (1 each), EXTRA_ARGS (appended,
+# Environment: EPOCHS_SMALL (12), EPOCHS_SMALL160 (6), EPOCHS_LARGE (6), THREADS (1 each), EXTRA_ARGS (appended,
 # e.g. "--limit 400 --val-limit 200" for a smoke run), MOBILEFER (the command).
 set -euo pipefail
 data=${1:?DATA_DIR with ferplus_train.zip and ferplus_valid.zip}
@@ -21,29 +23,38 @@ common=(--data "$data/ferplus_train.zip" --val-data "$data/ferplus_valid.zip" --
         --label-smoothing 0 --freeze-epochs 0 --batch-size 128 --ema 0.998 --tta flip
         --select accuracy --face-margin 0 --seed 0 --threads "${THREADS:-1}")
 
-run() {  # NAME START_MODEL EPOCHS LR
+run() {  # NAME START_MODEL EPOCHS LR [MORE ARGS]: a finished run is left as it is
     local dir="$out/$1"
-    if [[ -f "$dir/config.json" ]]; then
+    if [[ -f "$dir/best.safetensors" && -f "$out/$1.done" ]]; then
+        return 0
+    elif [[ -f "$dir/config.json" ]]; then
         nice -n 10 $mobilefer train --resume "$dir" >>"$out/$1.log" 2>&1
     else
         # shellcheck disable=SC2086
-        nice -n 10 $mobilefer train --pretrained "$2" --epochs "$3" --lr "$4" "${common[@]}" \
+        nice -n 10 $mobilefer train --pretrained "$2" --epochs "$3" --lr "$4" "${common[@]}" "${@:5}" \
             ${EXTRA_ARGS:-} --out "$dir" >"$out/$1.log" 2>&1
     fi
+    touch "$out/$1.done"
 }
 
-run small fer2013-small "${EPOCHS_SMALL:-12}" 1e-3 &
+# The Small: 12 epochs at 128 px from fer2013-small, then 6 at 160 px from its best epoch
+# (a shorter warm-up, half the peak lr, another seed).
+{ run small fer2013-small "${EPOCHS_SMALL:-12}" 1e-3 &&
+  run small160 "$out/small/best.safetensors" "${EPOCHS_SMALL160:-6}" 5e-4 --img-size 160 \
+      --warmup-epochs 0.5 --seed 2; } &
 run large fer2013-large "${EPOCHS_LARGE:-6}" 6e-4 &
 status=0
 wait -n || status=$?
 wait -n || status=$?
-tail -n 3 "$out/small.log" "$out/large.log"
+tail -n 3 "$out/small160.log" "$out/large.log"
 [[ $status == 0 ]] || exit $status
 
 # The files that ship (src/mobilefer/weights/): each run's best epoch as safetensors (to
 # fine-tune) and as ONNX (the runtime), the ONNX checked against PyTorch on FER+ Valid faces.
 for arch in small large; do
-    cp "$out/$arch/best.safetensors" "$out/ferplus_mobilenet_v3_$arch.safetensors"
-    $mobilefer export --model "$out/$arch/best.safetensors" --out "$out/ferplus_mobilenet_v3_$arch.onnx" \
+    run_dir=$out/$arch
+    [[ $arch == small ]] && run_dir=$out/small160
+    cp "$run_dir/best.safetensors" "$out/ferplus_mobilenet_v3_$arch.safetensors"
+    $mobilefer export --model "$run_dir/best.safetensors" --out "$out/ferplus_mobilenet_v3_$arch.onnx" \
         --calib-data "$data/ferplus_valid.zip"
 done
