@@ -2,17 +2,19 @@
 # Make the bundled FER+ models (eight emotions) on a 2-core CPU with `mobilefer train` alone:
 # each fine-tunes the bundled FER2013 model of its architecture on FER+ Train with the ten
 # annotators' vote distribution (soft labels), picks its best epoch on FER+ Valid (majority
-# labels, flip test-time augmentation) and keeps an average of its weights (--ema). The Small
-# then gets a second, shorter cycle at a larger input (160 px instead of 128).
+# labels, flip test-time augmentation) and keeps an average of its weights (--ema). Each then
+# gets a second, shorter cycle at a larger input (Small 160 px instead of 128, Large 192 instead
+# of 160).
 #   scripts/train_ferplus.sh DATA_DIR OUT_DIR
 # DATA_DIR holds ferplus_train.zip and ferplus_valid.zip; the FER+ test split stays held out.
-# The Small's two cycles and the Large run side by side, one thread each, niced (the machine is
-# shared). Each writes its
-# checkpoint every epoch: run the script again with the same OUT_DIR to resume an interrupted run
-# exactly where it stopped. Logs: OUT_DIR/{small,large}.log. At the end it writes the shipped
-# files, OUT_DIR/ferplus_mobilenet_v3_{small,large}.{safetensors,onnx}.
-# Environment: EPOCHS_SMALL (12), EPOCHS_SMALL160 (6), EPOCHS_LARGE (6), THREADS (1 each), EXTRA_ARGS (appended,
-# e.g. "--limit 400 --val-limit 200" for a smoke run), MOBILEFER (the command).
+# The Small's two cycles and the Large's run side by side, one thread each, niced (the machine
+# is shared). Each writes its checkpoint every epoch: run the script again with the same OUT_DIR
+# to resume an interrupted run exactly where it stopped (a finished one is kept). Logs:
+# OUT_DIR/{small,small160,large,large192}.log. At the end it writes the shipped files,
+# OUT_DIR/ferplus_mobilenet_v3_{small,large}.{safetensors,onnx}.
+# Environment: EPOCHS_SMALL (12), EPOCHS_SMALL160 (6), EPOCHS_LARGE (6), EPOCHS_LARGE192 (2),
+# THREADS (1 each), EXTRA_ARGS (appended, e.g. "--limit 400 --val-limit 200" for a smoke run),
+# MOBILEFER (the command).
 set -euo pipefail
 data=${1:?DATA_DIR with ferplus_train.zip and ferplus_valid.zip}
 out=${2:?OUT_DIR}
@@ -42,18 +44,21 @@ run() {  # NAME START_MODEL EPOCHS LR [MORE ARGS]: a finished run is left as it 
 { run small fer2013-small "${EPOCHS_SMALL:-12}" 1e-3 &&
   run small160 "$out/small/best.safetensors" "${EPOCHS_SMALL160:-6}" 5e-4 --img-size 160 \
       --warmup-epochs 0.5 --seed 2; } &
-run large fer2013-large "${EPOCHS_LARGE:-6}" 6e-4 &
+# The Large: 6 epochs at 160 px from fer2013-large, then 2 at 192 px from its best epoch.
+{ run large fer2013-large "${EPOCHS_LARGE:-6}" 6e-4 &&
+  run large192 "$out/large/best.safetensors" "${EPOCHS_LARGE192:-2}" 2e-4 --img-size 192 \
+      --warmup-epochs 0.25 --seed 2; } &
 status=0
 wait -n || status=$?
 wait -n || status=$?
-tail -n 3 "$out/small160.log" "$out/large.log"
+tail -n 3 "$out/small160.log" "$out/large192.log"
 [[ $status == 0 ]] || exit $status
 
 # The files that ship (src/mobilefer/weights/): each run's best epoch as safetensors (to
 # fine-tune) and as ONNX (the runtime), the ONNX checked against PyTorch on FER+ Valid faces.
 for arch in small large; do
-    run_dir=$out/$arch
-    [[ $arch == small ]] && run_dir=$out/small160
+    run_dir=$out/small160
+    [[ $arch == large ]] && run_dir=$out/large192
     cp "$run_dir/best.safetensors" "$out/ferplus_mobilenet_v3_$arch.safetensors"
     $mobilefer export --model "$run_dir/best.safetensors" --out "$out/ferplus_mobilenet_v3_$arch.onnx" \
         --calib-data "$data/ferplus_valid.zip"
