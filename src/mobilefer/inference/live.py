@@ -44,6 +44,11 @@ FULL_SEARCH_EVERY = 3
 HIDDEN = 0.75
 
 
+def _unseen_box(min_face: int) -> int:
+    """The smallest box kept (followed, maybe unseen) where faces of ``min_face`` are reported."""
+    return int(BOX_TOLERANCE * HIDDEN * min_face)
+
+
 class VideoFaces:
     """Tracks of one video's faces; call it with each frame in order."""
 
@@ -71,7 +76,7 @@ class VideoFaces:
             tracks = self.tracker.update(self._detect(image, whole_min, restart=self._index == 0 or cut))
             return self._shown(tracks, whole_min), True, cut
         live = self.tracker.live()
-        hidden = int(BOX_TOLERANCE * HIDDEN * whole_min)
+        hidden = _unseen_box(whole_min)
         tracks = self.tracker.moved(live, self.follower.follow(image, [t.box for t in live], hidden))
         if self._index % GLANCE_EVERY == 0:
             tracks += self.tracker.extend(self.follower.glance(image, [t.box for t in tracks], hidden))
@@ -87,5 +92,4 @@ class VideoFaces:
         live = self.tracker.live()
         if live and self._searches % FULL_SEARCH_EVERY:
             min_face = max(min_face, int(SEARCH_FRACTION * min(min(t.box.w, t.box.h) for t in live)))
-        return self.detector.detect(image, upscale=False, min_face=min_face,
-                                    min_box=int(BOX_TOLERANCE * HIDDEN * min_face))
+        return self.detector.detect(image, upscale=False, min_face=min_face, min_box=_unseen_box(min_face))

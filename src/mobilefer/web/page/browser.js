@@ -425,16 +425,17 @@ const MobileferBrowser = (() => {
       const f = this.site.follow, r = this.rules, index = ++this.frameIndex;
       const wholeMin = this.videoMinFace(img.width, img.height, r.min_face);
       const shown = (boxes) => boxes.filter((b) => Math.min(b[2], b[3]) >= r.box_tolerance * wholeMin);
+      const unseenBox = (minFace) => Math.trunc(r.box_tolerance * f.hidden * minFace);  // live.py _unseen_box
       if (index % f.detect_every === 0) {
         this.searches = index === 0 ? 0 : this.searches + 1;
         let minFace = wholeMin;
         if (this.boxes.length && this.searches % f.full_search_every) {
           minFace = Math.max(minFace, Math.trunc(f.search_fraction * Math.min(...this.boxes.map((b) => Math.min(b[2], b[3])))));
         }
-        this.boxes = await this.detect(img, { video: true, minFace, minBox: Math.trunc(r.box_tolerance * f.hidden * minFace) });
+        this.boxes = await this.detect(img, { video: true, minFace, minBox: unseenBox(minFace) });
         return shown(this.boxes);
       }
-      const minBox = Math.trunc(r.box_tolerance * f.hidden * wholeMin), followed = [];
+      const minBox = unseenBox(wholeMin), followed = [];
       for (const box of this.boxes) {
         const now = await this.followOne(img, box, minBox);
         if (now && followed.every((o) => iou(now, o) < 0.5)) followed.push(now);
