@@ -1,4 +1,5 @@
 """Faces in video between whole-frame detections: followed, joined, and new after a cut."""
+import threading
 from pathlib import Path
 
 import cv2
@@ -8,9 +9,9 @@ import pytest
 from conftest import ASTRONAUT_FACE
 from helpers import needs_centerface
 from mobilefer.inference.detectors import Box, video_min_face, video_scale
-from mobilefer.inference.follow import INPUT, REGION, _region
+from mobilefer.inference.follow import INPUT, REGION, _match, _region
 from mobilefer.inference.live import FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
-from mobilefer.inference.recognizer import EmotionRecognizer
+from mobilefer.inference.recognizer import CLASSIFY_FACES, EmotionRecognizer
 from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou
 
 MONTAGE = Path(__file__).parents[2] / "shared" / "data" / "videos" / "intel_asl_webcam_montage_cuts.mp4"
@@ -197,3 +198,132 @@ def test_haar_follows_faces_between_whole_frame_detections(bundled_model, walk):
     results = list(rec.stream(walk, detect_every=6))
     assert len(results) == 16 and all(r.faces for r in results)
     assert [r.frame for r in results if "detect" in r.timing_ms] == [0, 6, 12]
+
+
+def _frames(path):
+    cap, frames = cv2.VideoCapture(path), []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    return frames
+
+
+class _Recording:
+    """A real detector that records the thread each whole-frame search ran on."""
+
+    def __init__(self, detector):
+        self.inner, self.threads = detector, []
+        self.name, self.smallest_seen, self.thread_safe = detector.name, detector.smallest_seen, True
+
+    def detect(self, image, **kwargs):
+        if image.shape[1] == 640:
+            self.threads.append(threading.current_thread().name)
+        return self.inner.detect(image, **kwargs)
+
+
+def test_a_search_started_early_gives_the_tracks_a_search_on_its_own_frame_gives(rec, walk):
+    """A file's scheduled whole-frame searches start frames ahead, on another thread, and change
+    nothing: the same ids and boxes as each search run on its own frame."""
+    frames = _frames(walk)
+
+    def run(read_ahead):
+        detector = _Recording(rec.detector)
+        video = VideoFaces(detector, IoUTracker(), every=6, min_face=20,
+                           ahead=(lambda k: frames[i + k] if i + k < len(frames) else None) if read_ahead else None)
+        out = []
+        for i, frame in enumerate(frames):
+            tracks, _, _ = video(frame)
+            out.append([(t.id, t.box) for t in tracks])
+        return out, detector.threads
+
+    early, threads = run(True)
+    assert threads == ["MainThread", "mobilefer-search", "mobilefer-search"]  # frames 0 (first), 6 and 12
+    assert early == run(False)[0] and {i for faces in early for i, _ in faces} == {0, 1}
+
+
+def _texture(seed=0):
+    """A 640x480 picture with detail at a face's scale (noise at 1/8 size, enlarged)."""
+    small = np.random.default_rng(seed).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    return cv2.resize(small, (640, 480), interpolation=cv2.INTER_CUBIC)
+
+
+def test_a_followed_face_is_matched_from_its_last_patch_where_it_moved():
+    before = _texture()
+    after = np.roll(before, (3, 5), axis=(0, 1))  # everything moved 5 px right, 3 px down
+    box = Box(200, 150, 80, 90, 0.9)
+    moved = _match(before, after, box)
+    assert moved is not None and abs(moved.x - 205) <= 2 and abs(moved.y - 153) <= 2
+    assert (moved.w, moved.h, moved.score) == (80, 90, 0.9)
+    assert _match(before, _texture(1), box) is None  # another picture: no match
+    flat = np.full((480, 640, 3), 128, np.uint8)
+    assert _match(flat, flat, box) is None  # nothing to match on
+
+
+class _Faces:
+    """A detector that sees ``boxes`` in a 640x480 frame, and a face in the middle of each
+    follow square; it counts the follow squares it is asked about."""
+
+    name, smallest_seen, thread_safe = "fake", 24, True
+
+    def __init__(self, boxes):
+        self.boxes, self.squares = boxes, 0
+
+    def detect(self, image, *, min_face=None, max_faces=None, upscale=True, confidence=None, min_box=None):
+        h, w = image.shape[:2]
+        if w == 640:
+            return list(self.boxes)
+        if w == INPUT:
+            self.squares += 1
+            return [Box(w // 3, h // 3, w // 3, h // 3, 0.9)]
+        return []
+
+
+def test_followed_faces_take_turns_with_the_detector_and_are_matched_between():
+    boxes = [Box(100, 100, 90, 90, 0.9), Box(400, 200, 90, 90, 0.9)]
+    detector = _Faces(boxes)
+    video = VideoFaces(detector, IoUTracker(), every=100, min_face=20)
+    frame = _texture()
+    video(frame)  # the whole-frame search
+    for _ in range(6):
+        before = detector.squares
+        tracks, _, _ = video(frame)
+        assert [t.box for t in tracks] == boxes and [t.id for t in tracks] == [0, 1]
+        assert detector.squares - before == 1  # one of the two faces each frame, in turn
+    covered = frame.copy()
+    covered[100:190, 100:190] = _texture(1)[:90, :90]  # face 0 changed beyond a match: the detector looks
+    before = detector.squares
+    video(covered)
+    video(covered)
+    assert detector.squares - before == 3
+
+
+def test_a_crowd_is_classified_a_few_faces_a_frame_each_in_turn(bundled_model, tmp_path):
+    boxes = [Box(60 + 120 * i, 200, 40, 40, 0.9) for i in range(5)]  # follow squares inside the frame
+    rec = EmotionRecognizer(EmotionRecognizer.load(bundled_model, detector="none").classifier, _Faces(boxes))
+    asked = []
+    crops = rec.crops
+    rec.crops = lambda frame, found: asked.append([b.x for b in found]) or crops(frame, found)
+    frame = _texture()
+    results = list(rec.stream(_write(tmp_path / "crowd.mp4", [frame] * 7), detect_every=100))
+    assert all(len(r.faces) == 5 for r in results)
+    assert len(asked[0]) == 5 and all(len(xs) == CLASSIFY_FACES for xs in asked[1:])
+    last = {x: 0 for x in asked[0]}
+    for frame_index, xs in enumerate(asked[1:], start=1):
+        for x in xs:
+            last[x] = frame_index
+        assert all(frame_index - seen < -(-5 // CLASSIFY_FACES) for seen in last.values())  # none waits long
+    assert results[0].classified and not any(r.classified for r in results[1:])
+
+
+def test_the_frames_still_to_come_of_a_file_can_be_looked_at():
+    from mobilefer.inference.sources import Frame, Lookahead
+
+    frames = Lookahead(iter([Frame("clip", i, i / 30, None) for i in range(4)]))
+    assert next(frames).index == 0
+    assert frames.peek(2).index == 2 and frames.peek(1).index == 1 and frames.peek(3).index == 3
+    assert frames.peek(4) is None
+    assert [f.index for f in frames] == [1, 2, 3]
+
+
+def test_haar_never_searches_on_a_second_thread(bundled_model):
+    haar = EmotionRecognizer.load(bundled_model, detector="haar").detector
+    assert VideoFaces(haar, IoUTracker(), every=10, min_face=20, ahead=lambda k: None).ahead is None

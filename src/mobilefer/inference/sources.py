@@ -10,6 +10,7 @@ import glob
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,3 +216,27 @@ def _read_list(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return data.decode("latin-1")
+
+
+class Lookahead:
+    """Frames, with a look at those still to come (:meth:`peek`). Only for a file: a camera's or
+    a stream's later frames do not exist yet, and waiting for them would make every frame late."""
+
+    def __init__(self, frames: Iterator[Frame]) -> None:
+        self._frames = frames
+        self._buffer: deque[Frame] = deque()
+
+    def __iter__(self) -> "Lookahead":
+        return self
+
+    def __next__(self) -> Frame:
+        return self._buffer.popleft() if self._buffer else next(self._frames)
+
+    def peek(self, k: int) -> Frame | None:
+        """The ``k``-th frame after the last one given (k >= 1), or None past the end."""
+        while len(self._buffer) < k:
+            try:
+                self._buffer.append(next(self._frames))
+            except StopIteration:
+                return None
+        return self._buffer[k - 1]

@@ -54,6 +54,7 @@ class Track:
     probs: np.ndarray | None = None  # smoothed class probabilities
     history: deque = field(default_factory=deque)
     missed: int = 0
+    classified_at: int = -1  # the video frame its face was last classified on
 
     def update_probs(self, probs: np.ndarray, smoother: Smoother | None) -> np.ndarray:
         if smoother is None or self.probs is None:
