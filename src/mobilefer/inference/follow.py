@@ -135,4 +135,6 @@ def _match(previous: np.ndarray, frame: np.ndarray, box: Box) -> Box | None:
     edge_y = by in (0, scores.shape[0] - 1) and (y0 > 0 if by == 0 else y1 < h)
     if not best >= MATCH_MIN or edge_x or edge_y:
         return None
-    return Box(x0 + int(round(bx / scale)), y0 + int(round(by / scale)), box.w, box.h, box.score)
+    x = min(x0 + int(round(bx / scale)), w - box.w)  # rounding at a reduced scale: stay inside the frame
+    y = min(y0 + int(round(by / scale)), h - box.h)
+    return Box(x, y, box.w, box.h, box.score)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,8 +254,9 @@ class EmotionRecognizer:
                            1000 * (time.perf_counter() - start))
 
     def _label_frame(self, found: "_FoundFaces", smoother: Smoother | None) -> FrameResult:
-        """The new faces and, when due, all of them classified (in frame order, on one thread:
-        only here are a track's emotions read or written)."""
+        """The new faces and, when due, the others classified: all of them, or with more than
+        CLASSIFY_FACES faces, those classified longest ago (in frame order, on one thread: only
+        here are a track's emotions read or written)."""
         start = time.perf_counter()
         image, tracks, boxes = found.frame.image, found.tracks, found.boxes
         chosen = [i for i, t in enumerate(tracks) if t.probs is None]
@@ -273,11 +274,12 @@ class EmotionRecognizer:
         timing = {"detect" if found.detected else "follow": found.ms,
                   "classify": 1000 * (time.perf_counter() - start)}
         frame = found.frame
-        return FrameResult(frame.source, frame.index, frame.time_s, faces, image, classified=len(chosen) == len(tracks) and found.due,
-                           fps=frame.fps, cut=found.cut, timing_ms=timing)
+        return FrameResult(frame.source, frame.index, frame.time_s, faces, image,
+                           classified=found.due and len(chosen) == len(tracks), fps=frame.fps, cut=found.cut,
+                           timing_ms=timing)
 
 
-def _images_ahead(frames: Lookahead):
+def _images_ahead(frames: Lookahead) -> Callable[[int], np.ndarray | None]:
     """k -> the image of the k-th frame after the last one given, where there is one."""
     def ahead(k: int) -> np.ndarray | None:
         frame = frames.peek(k)
