@@ -236,7 +236,7 @@ def test_a_search_started_early_gives_the_tracks_a_search_on_its_own_frame_gives
         return out, detector.threads
 
     early, threads = run(True)
-    assert threads == ["MainThread", "mobilefer-search", "mobilefer-search"]  # frames 0 (first), 6 and 12
+    assert threads == ["MainThread", "mobilefer-search_0", "mobilefer-search_0"]  # frames 0 (first), 6 and 12
     assert early == run(False)[0] and {i for faces in early for i, _ in faces} == {0, 1}
 
 

@@ -31,8 +31,8 @@ frame on every frame: the reference the others are measured against.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -76,7 +76,8 @@ class VideoFaces:
         self._index = -1
         self._searches = 0  # scheduled whole-frame searches since the last full restart
         self._smallest: int | None = None  # the smallest face followed after the last search
-        self._early: tuple[int, _Search] | None = None  # the next scheduled search, started early
+        self._early: tuple[int, Future] | None = None  # the next scheduled search, started early
+        self._searcher: ThreadPoolExecutor | None = None  # its thread (idle between searches)
         self._previous: np.ndarray | None = None
 
     def __call__(self, image: np.ndarray) -> tuple[list[Track], bool, bool]:
@@ -94,7 +95,7 @@ class VideoFaces:
         if self.schedule.due(restart):
             early, self._early = self._early, None
             if early is not None and early[0] == self._index and not restart:
-                boxes = early[1].boxes()
+                boxes = early[1].result()
             else:  # a cut drops the search started for a later frame: the cut's own restarts the schedule
                 boxes = self._detect(image, *self._bounds(whole_min, restart))
             tracks = self.tracker.update(boxes)
@@ -138,27 +139,6 @@ class VideoFaces:
         upcoming = self.ahead(self.schedule.every) if self.ahead else None
         if upcoming is not None:
             bounds = self._bounds(self._whole_min(upcoming), restart=False)
-            self._early = (self._index + self.schedule.every, _Search(self._detect, upcoming, *bounds))
-
-
-class _Search(threading.Thread):
-    """One whole-frame search on a thread of its own; :meth:`boxes` waits for its result."""
-
-    def __init__(self, detect: Callable[..., list[Box]], *args) -> None:
-        super().__init__(name="mobilefer-search", daemon=True)
-        self._detect, self._args = detect, args
-        self._result: list[Box] = []
-        self._error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self._result = self._detect(*self._args)
-        except BaseException as exc:  # handed to the caller of boxes()
-            self._error = exc
-
-    def boxes(self) -> list[Box]:
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return self._result
+            if self._searcher is None:
+                self._searcher = ThreadPoolExecutor(1, thread_name_prefix="mobilefer-search")
+            self._early = (self._index + self.schedule.every, self._searcher.submit(self._detect, upcoming, *bounds))

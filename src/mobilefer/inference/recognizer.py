@@ -194,7 +194,8 @@ class EmotionRecognizer:
         used for the first source; each further image of a folder gets a fresh one with the
         same settings.
         """
-        still = source_kind(source) in ("image", "images")
+        kind = source_kind(source)
+        still = kind in ("image", "images")
         if detect_every is None:
             detect_every = 1 if still else DEFAULT_VIDEO_DETECT_EVERY
         ok, expected = RECOGNITION_RULES["detect_every"]
@@ -212,7 +213,7 @@ class EmotionRecognizer:
         with ThreadPoolExecutor(1, thread_name_prefix="mobilefer-classify") as pool:
             pending: deque[Future] = deque()
             frames = iter_frames(source)
-            if source_kind(source) == "video":  # a file: its later frames are there to look at
+            if kind == "video":  # a file: its later frames are there to look at
                 frames = Lookahead(frames)
                 ahead = _images_ahead(frames)
             else:
