@@ -45,6 +45,16 @@ def test_detectors_find_faces_at_several_scales_on_a_plain_background(astronaut_
 
 
 @pytest.mark.parametrize("name", ["haar", pytest.param("centerface", marks=needs_centerface)])
+def test_a_detector_looks_at_the_scale_it_is_told(astronaut_bgr, name):
+    """A followed face's square is looked at at the whole-frame search's scale: the boxes still
+    come back in the frame's pixels, and a face too small at that scale is not found."""
+    detector = create_detector(name)
+    half = detector.detect(astronaut_bgr, scale=0.5)
+    assert half and box_iou(half[0].as_list(), ASTRONAUT_FACE) > 0.5
+    assert detector.detect(astronaut_bgr, scale=0.04) == []  # the face is 4 px across there
+
+
+@pytest.mark.parametrize("name", ["haar", pytest.param("centerface", marks=needs_centerface)])
 def test_no_face_is_an_empty_list(name):
     rng = np.random.default_rng(0)
     blank = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (31, 31), 0)

@@ -74,13 +74,16 @@ class FaceDetector(Protocol):
     thread_safe: bool  # detect() may run on two threads at once (a video's whole-frame search ahead)
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
-               upscale: bool = True, confidence: float | None = None, min_box: int | None = None) -> list[Box]:
+               upscale: bool = True, confidence: float | None = None, min_box: int | None = None,
+               scale: float | None = None) -> list[Box]:
         """uint8 (H, W, 3) BGR frame -> face boxes, best first; the bounds override the detector's own.
         ``upscale``: a still image may be enlarged to find faces under the detector's own smallest;
         video frames pass False. ``confidence``: the lowest score kept, for detectors with a
         calibrated score (CenterFace); None: the detector's own threshold. ``min_box``: the smallest
         box side kept (default: BOX_TOLERANCE * min_face); the scale the frame is searched at still
-        follows ``min_face`` (a video follows faces a little under min_face unseen)."""
+        follows ``min_face`` (a video follows faces a little under min_face unseen). ``scale``: look
+        at the frame at exactly this scale, in one pass (a followed face's square, looked at as the
+        whole-frame search looks at it); the boxes still come back in the frame's pixels."""
 
 
 def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
@@ -137,11 +140,12 @@ class HaarDetector:
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
-               upscale: bool = True, confidence: float | None = None, min_box: int | None = None) -> list[Box]:
+               upscale: bool = True, confidence: float | None = None, min_box: int | None = None,
+               scale: float | None = None) -> list[Box]:
         min_face = self.min_face if min_face is None else min_face
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
-        ratio = _work_ratio(gray.shape[1], gray.shape[0], self.work_width, min_face, self.smallest_seen,
-                            MAX_UPSCALE[self.name] if upscale else 1.0)
+        ratio = scale or _work_ratio(gray.shape[1], gray.shape[0], self.work_width, min_face, self.smallest_seen,
+                                     MAX_UPSCALE[self.name] if upscale else 1.0)
         small = gray if ratio == 1 else cv2.resize(
             gray, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR)
         # No global histogram equalisation: the cascade normalises each window itself, and
@@ -224,16 +228,17 @@ class CenterFaceDetector:
         return rects.reshape(-1, 4), heat[0, 0, ys, xs].astype(float)
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
-               upscale: bool = True, confidence: float | None = None, min_box: int | None = None) -> list[Box]:
+               upscale: bool = True, confidence: float | None = None, min_box: int | None = None,
+               scale: float | None = None) -> list[Box]:
         min_face = self.min_face if min_face is None else min_face
         frame = _gray_or_bgr(frame)
         h, w = frame.shape[:2]
         wanted = min(MAX_UPSCALE[self.name] if upscale else 1.0,
                      max(self.work_width / w, self.smallest_seen / max(1, min_face)))
-        whole = min(wanted, (MAX_DETECT_PIXELS / (w * h)) ** 0.5)
+        whole = scale or min(wanted, (MAX_DETECT_PIXELS / (w * h)) ** 0.5)
         threshold = self.threshold if confidence is None else confidence
         rects, scores = self._run(frame, whole, threshold)
-        if MAX_TILES and whole < 0.95 * wanted:
+        if MAX_TILES and not scale and whole < 0.95 * wanted:
             # Too big to look at whole at the scale its smallest faces need: tiles at (up to) that
             # scale, each within MAX_DETECT_PIXELS, at most MAX_TILES of them; the whole-image pass
             # keeps the faces too large for a tile. Overlap: twice the smallest face that pass finds.
@@ -280,7 +285,8 @@ class WholeImage:
         pass
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
-               upscale: bool = True, confidence: float | None = None, min_box: int | None = None) -> list[Box]:
+               upscale: bool = True, confidence: float | None = None, min_box: int | None = None,
+               scale: float | None = None) -> list[Box]:
         return [Box(0, 0, frame.shape[1], frame.shape[0], 1.0)]
 
 

@@ -85,24 +85,27 @@ class FaceFollower:
 
     def _one(self, frame: np.ndarray, box: Box, min_box: int) -> Box | None:
         h, w = frame.shape[:2]
-        (x0, y0, x1, y1), ratio = _region(box, w, h, video_scale(w, h))
+        scale = video_scale(w, h)
+        (x0, y0, x1, y1), ratio = _region(box, w, h, scale)
         if x1 - x0 < 8 or y1 - y0 < 8:
             return None
         region = frame[y0:y1, x0:x1]
-        if ratio < 1.0:
-            region = cv2.resize(region, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA)
-        side = max(box.w, box.h) * ratio
+        if ratio < scale:  # a large face: a smooth copy, looked at whole (its box's last pixel does not matter)
+            region, look, unit = cv2.resize(region, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA), None, ratio
+        else:  # as the whole-frame search looks at it: the same scale and resampling, boxes in source pixels
+            look, unit = ratio, 1.0
         # a face that halved its size from one frame to the next is another face (or a false one)
-        found = self.detector.detect(region, min_face=max(8, int(side / 2)), upscale=False,
-                                     confidence=FOLLOW_CONFIDENCE)
+        seen = max(8, int(max(box.w, box.h) * ratio / 2))  # pixels, as looked at
+        found = self.detector.detect(region, min_face=int(seen * unit / ratio), upscale=False,
+                                     confidence=FOLLOW_CONFIDENCE, scale=look)
         if not found:
             return None
-        last = Box(int((box.x - x0) * ratio), int((box.y - y0) * ratio), int(box.w * ratio), int(box.h * ratio))
+        last = Box(int((box.x - x0) * unit), int((box.y - y0) * unit), int(box.w * unit), int(box.h * unit))
         best = max(found, key=lambda b: (iou(b, last), b.score))
         if iou(best, last) == 0.0:
             best = max(found, key=lambda b: b.score)
-        moved = Box(x0 + int(round(best.x / ratio)), y0 + int(round(best.y / ratio)),
-                    int(round(best.w / ratio)), int(round(best.h / ratio)), best.score)
+        moved = Box(x0 + int(round(best.x / unit)), y0 + int(round(best.y / unit)),
+                    int(round(best.w / unit)), int(round(best.h / unit)), best.score)
         if min(moved.w, moved.h) < min_box:
             return None  # the full-frame detector would not report it either
         return moved
