@@ -11,6 +11,7 @@ from helpers import needs_centerface
 from mobilefer.inference.detectors import Box, video_min_face, video_scale
 from mobilefer.inference.follow import INPUT, REGION, _match, _region
 from mobilefer.inference.live import FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
+from mobilefer.inference import recognizer
 from mobilefer.inference.recognizer import CLASSIFY_FACES, EmotionRecognizer
 from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou
 
@@ -138,7 +139,8 @@ class _OneFace:
     def __init__(self):
         self.whole = []  # min_face of each whole-frame search
 
-    def detect(self, image, *, min_face=None, max_faces=None, upscale=True, confidence=None, min_box=None):
+    def detect(self, image, *, min_face=None, max_faces=None, upscale=True, confidence=None, min_box=None,
+               scale=None):
         h, w = image.shape[:2]
         if w == 640:
             self.whole.append(min_face)
@@ -267,7 +269,8 @@ class _Faces:
     def __init__(self, boxes):
         self.boxes, self.squares = boxes, 0
 
-    def detect(self, image, *, min_face=None, max_faces=None, upscale=True, confidence=None, min_box=None):
+    def detect(self, image, *, min_face=None, max_faces=None, upscale=True, confidence=None, min_box=None,
+               scale=None):
         h, w = image.shape[:2]
         if w == 640:
             return list(self.boxes)
@@ -296,22 +299,42 @@ def test_followed_faces_take_turns_with_the_detector_and_are_matched_between():
     assert detector.squares - before == 3
 
 
-def test_a_crowd_is_classified_a_few_faces_a_frame_each_in_turn(bundled_model, tmp_path):
-    boxes = [Box(60 + 120 * i, 200, 40, 40, 0.9) for i in range(5)]  # follow squares inside the frame
+def _classified_per_frame(bundled_model, tmp_path, faces: int, frames: int) -> tuple[list[list[int]], list]:
+    """Which faces (by x) each frame of a still video of ``faces`` faces classified, and its results."""
+    boxes = [Box(40 + 70 * i, 200, 40, 40, 0.9) for i in range(faces)]  # follow squares inside the frame
     rec = EmotionRecognizer(EmotionRecognizer.load(bundled_model, detector="none").classifier, _Faces(boxes))
     asked = []
     crops = rec.crops
     rec.crops = lambda frame, found: asked.append([b.x for b in found]) or crops(frame, found)
-    frame = _texture()
-    results = list(rec.stream(_write(tmp_path / "crowd.mp4", [frame] * 7), detect_every=100))
-    assert all(len(r.faces) == 5 for r in results)
-    assert len(asked[0]) == 5 and all(len(xs) == CLASSIFY_FACES for xs in asked[1:])
-    last = {x: 0 for x in asked[0]}
+    results = list(rec.stream(_write(tmp_path / "group.mp4", [_texture()] * frames), detect_every=100))
+    assert all(len(r.faces) == faces for r in results)
+    return asked, results
+
+
+def _longest_wait(asked: list[list[int]]) -> int:
+    last, longest = {x: 0 for x in asked[0]}, 0
     for frame_index, xs in enumerate(asked[1:], start=1):
-        for x in xs:
-            last[x] = frame_index
-        assert all(frame_index - seen < -(-5 // CLASSIFY_FACES) for seen in last.values())  # none waits long
+        last.update((x, frame_index) for x in xs)
+        longest = max(longest, max(frame_index - seen for seen in last.values()))
+    return longest
+
+
+def test_a_group_is_classified_one_known_face_a_frame_in_turn(bundled_model, tmp_path):
+    asked, results = _classified_per_frame(bundled_model, tmp_path, faces=5, frames=11)
+    assert len(asked[0]) == 5 and all(len(xs) == CLASSIFY_FACES == 1 for xs in asked[1:])
+    assert _longest_wait(asked) == 4  # each face every 5th frame, in turn
     assert results[0].classified and not any(r.classified for r in results[1:])
+
+
+def test_a_crowd_is_classified_often_enough_that_no_face_waits_long(bundled_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(recognizer, "CLASSIFY_WITHIN", 2)  # 5 faces, each within 2 frames: 3 a frame
+    asked, _ = _classified_per_frame(bundled_model, tmp_path, faces=5, frames=7)
+    assert all(len(xs) == 3 for xs in asked[1:]) and _longest_wait(asked) <= 2
+
+
+def test_one_face_is_classified_on_every_frame(bundled_model, tmp_path):
+    asked, results = _classified_per_frame(bundled_model, tmp_path, faces=1, frames=5)
+    assert len(asked) == 5 and all(r.classified for r in results)
 
 
 def test_the_frames_still_to_come_of_a_file_can_be_looked_at():
