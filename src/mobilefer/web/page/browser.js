@@ -313,14 +313,15 @@ const MobileferBrowser = (() => {
 
     // CenterFaceDetector.detect: boxes [x, y, w, h, score], best first. A video frame is never
     // enlarged and looks for faces no smaller than a VIDEO_DETECT_PIXELS copy shows (video_min_face).
-    async detect(img, { video = false, minFace = null, confidence = null, minBox = null } = {}) {
+    // ``scale``: looked at at exactly that scale, in one pass (a followed face's square).
+    async detect(img, { video = false, minFace = null, confidence = null, minBox = null, scale = null } = {}) {
       const r = this.rules, w = img.width, h = img.height, threshold = confidence ?? r.threshold;
       minFace = minFace ?? r.min_face;
-      if (video) minFace = this.videoMinFace(w, h, minFace);
+      if (video && !scale) minFace = this.videoMinFace(w, h, minFace);
       const wanted = Math.min(video ? 1 : r.max_upscale, Math.max(r.work_width / w, r.smallest_seen / Math.max(1, minFace)));
-      const whole = Math.min(wanted, Math.sqrt(r.max_detect_pixels / (w * h)));
+      const whole = scale || Math.min(wanted, Math.sqrt(r.max_detect_pixels / (w * h)));
       let { rects, scores } = await this.pass(img, whole, threshold);
-      if (r.max_tiles && whole < 0.95 * wanted) {
+      if (r.max_tiles && !scale && whole < 0.95 * wanted) {
         const ratio = Math.min(wanted, Math.sqrt(r.max_tiles * r.max_detect_pixels / (w * h)));
         for (const [x0, y0, x1, y1] of tiles(w, h, ratio, Math.floor(2 * r.smallest_seen / whole), r.max_detect_pixels)) {
           const found = await this.pass(region(img, x0, y0, x1, y1), ratio, threshold);
@@ -384,25 +385,30 @@ const MobileferBrowser = (() => {
 
     // follow.py FaceFollower._one: the face looked for in a square around its last box, at the
     // whole-frame search's scale and at least INPUT px across, or null (also under minBox px).
+    // A large face is looked at in a smooth copy; the others as the whole-frame search looks.
     async followOne(img, box, minBox) {
-      const f = this.site.follow, w = img.width, h = img.height;
-      const ratio = Math.min(this.videoScale(w, h), f.input / (f.region * Math.max(box[2], box[3])));
+      const f = this.site.follow, w = img.width, h = img.height, scale = this.videoScale(w, h);
+      const ratio = Math.min(scale, f.input / (f.region * Math.max(box[2], box[3])));
       const side = Math.min(pyRound(f.input / ratio), w, h);
       const cx = box[0] + box[2] / 2, cy = box[1] + box[3] / 2;
       const x0 = pyRound(Math.min(Math.max(0, cx - side / 2), w - side));
       const y0 = pyRound(Math.min(Math.max(0, cy - side / 2), h - side));
       if (side < 8) return null;
-      let square = region(img, x0, y0, x0 + side, y0 + side);
-      if (ratio < 1) square = resizeArea(square, Math.max(1, pyRound(side * ratio)), Math.max(1, pyRound(side * ratio)));
-      const found = await this.detect(square, { video: true, minFace: Math.max(8, Math.floor(Math.max(box[2], box[3]) * ratio / 2)),
-                                                confidence: f.confidence });
+      let square = region(img, x0, y0, x0 + side, y0 + side), look = ratio, unit = 1;
+      if (ratio < scale) {
+        square = resizeArea(square, Math.max(1, pyRound(side * ratio)), Math.max(1, pyRound(side * ratio)));
+        [look, unit] = [null, ratio];
+      }
+      const seen = Math.max(8, Math.floor(Math.max(box[2], box[3]) * ratio / 2));
+      const found = await this.detect(square, { video: true, minFace: Math.trunc(seen * unit / ratio), confidence: f.confidence,
+                                                scale: look });
       if (!found.length) return null;
-      const last = [Math.trunc((box[0] - x0) * ratio), Math.trunc((box[1] - y0) * ratio), Math.trunc(box[2] * ratio),
-                    Math.trunc(box[3] * ratio)];
+      const last = [Math.trunc((box[0] - x0) * unit), Math.trunc((box[1] - y0) * unit), Math.trunc(box[2] * unit),
+                    Math.trunc(box[3] * unit)];
       let best = found.reduce((a, b) => (iou(b, last) > iou(a, last) || (iou(b, last) === iou(a, last) && b[4] > a[4]) ? b : a));
       if (iou(best, last) === 0) best = found.reduce((a, b) => (b[4] > a[4] ? b : a));
-      const moved = [x0 + pyRound(best[0] / ratio), y0 + pyRound(best[1] / ratio), pyRound(best[2] / ratio),
-                     pyRound(best[3] / ratio), best[4]];
+      const moved = [x0 + pyRound(best[0] / unit), y0 + pyRound(best[1] / unit), pyRound(best[2] / unit),
+                     pyRound(best[3] / unit), best[4]];
       return Math.min(moved[2], moved[3]) < minBox ? null : moved;
     }
 
@@ -417,22 +423,24 @@ const MobileferBrowser = (() => {
     }
 
     // A camera's faces, frame after frame, as predict finds a video's (live.py VideoFaces, without
-    // its cut detection and ids): the whole frame every detect_every frames (two of three of these,
-    // while faces are followed, only for faces of search_fraction of the smallest), between them
-    // each face looked for near where it was, and a thumbnail glanced at every glance_every frames.
-    // Faces down to `hidden` of the smallest shown are followed unseen.
+    // its cut detection, ids and patch matching): the whole frame every detect_every frames (two of
+    // three of these, while faces were followed after the search before, only for faces of
+    // search_fraction of the smallest of them), between them each face looked for near where it
+    // was, and a thumbnail glanced at every glance_every frames. Faces down to `hidden` of the
+    // smallest shown are followed unseen.
     async videoBoxes(img) {
       const f = this.site.follow, r = this.rules, index = ++this.frameIndex;
       const wholeMin = this.videoMinFace(img.width, img.height, r.min_face);
       const shown = (boxes) => boxes.filter((b) => Math.min(b[2], b[3]) >= r.box_tolerance * wholeMin);
       const unseenBox = (minFace) => Math.trunc(r.box_tolerance * f.hidden * minFace);  // live.py _unseen_box
-      if (index % f.detect_every === 0) {
+      if (index % f.detect_every === 0) {  // live.py VideoFaces._bounds
         this.searches = index === 0 ? 0 : this.searches + 1;
         let minFace = wholeMin;
-        if (this.boxes.length && this.searches % f.full_search_every) {
-          minFace = Math.max(minFace, Math.trunc(f.search_fraction * Math.min(...this.boxes.map((b) => Math.min(b[2], b[3])))));
+        if (index > 0 && this.smallest !== null && this.searches % f.full_search_every) {
+          minFace = Math.max(minFace, Math.trunc(f.search_fraction * this.smallest));
         }
         this.boxes = await this.detect(img, { video: true, minFace, minBox: unseenBox(minFace) });
+        this.smallest = this.boxes.length ? Math.min(...this.boxes.map((b) => Math.min(b[2], b[3]))) : null;
         return shown(this.boxes);
       }
       const minBox = unseenBox(wholeMin), followed = [];
@@ -449,6 +457,7 @@ const MobileferBrowser = (() => {
     resetVideo() {
       this.frameIndex = -1;
       this.searches = 0;
+      this.smallest = null;  // the smallest face after the last whole-frame search
       this.boxes = [];
     }
 
