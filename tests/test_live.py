@@ -10,7 +10,7 @@ from conftest import ASTRONAUT_FACE
 from helpers import needs_centerface
 from mobilefer.inference.detectors import Box, video_min_face, video_scale
 from mobilefer.inference.follow import INPUT, REGION, _match, _region
-from mobilefer.inference.live import FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
+from mobilefer.inference.live import CHECK_FACES, FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
 from mobilefer.inference import recognizer
 from mobilefer.inference.recognizer import CLASSIFY_FACES, EmotionRecognizer
 from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou
@@ -297,6 +297,19 @@ def test_followed_faces_take_turns_with_the_detector_and_are_matched_between():
     video(covered)
     video(covered)
     assert detector.squares - before == 3
+
+
+def test_a_crowd_costs_a_few_detector_squares_a_frame():
+    boxes = [Box(40 + 150 * (i % 4), 40 + 150 * (i // 4), 40, 40, 0.9) for i in range(12)]
+    detector = _Faces(boxes)
+    video = VideoFaces(detector, IoUTracker(), every=100, min_face=20)
+    frame = _texture()
+    video(frame)  # the whole-frame search
+    for _ in range(6):
+        before = detector.squares
+        tracks, _, _ = video(frame)
+        assert len(tracks) == 12
+        assert detector.squares - before == CHECK_FACES  # 12 faces, each every 3rd frame; the others matched
 
 
 def _classified_per_frame(bundled_model, tmp_path, faces: int, frames: int) -> tuple[list[list[int]], list]:

@@ -31,10 +31,10 @@ GLANCE_EVERY = 3
 # score 0.4 instead of 0.5): a hand over the face or motion blur no longer drops it.
 FOLLOW_CONFIDENCE = 0.4
 # On the frames a face is not looked for with the detector (see live.CHECK_EVERY), its last
-# patch is matched in a window MATCH_MARGIN of its side wider on each edge, both reduced so the
-# face is MATCH_SIDE px across (normalised cross-correlation: ~0.1 ms against ~1.5 for the
-# detector); a match under MATCH_MIN (a hand over the face, a turn, a face gone) and a face at
-# the window's edge are looked for with the detector at once.
+# patch is matched in a window MATCH_MARGIN of its side wider on each edge, both reduced by a
+# whole step so the face is about MATCH_SIDE px across (normalised cross-correlation: ~0.1 ms
+# against ~1.5 for the detector); a match under MATCH_MIN (a hand over the face, a turn, a face
+# gone) and a face at the window's edge are looked for with the detector at once.
 MATCH_SIDE = 24
 MATCH_MARGIN = 0.5
 MATCH_MIN = 0.8
@@ -111,10 +111,15 @@ class FaceFollower:
         return moved
 
 
-def _small_gray(image: np.ndarray, scale: float) -> np.ndarray:
-    if scale < 1.0:
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+def _small_gray(image: np.ndarray, step: int) -> np.ndarray:
+    """``image`` in gray with each ``step`` x ``step`` block averaged into one pixel (the last
+    partial row and column of blocks left out): OpenCV's fast area reduction, several times
+    quicker than its general one at fractional scales (a crowd's faces: ~0.6 against ~0.1 ms)."""
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    if step == 1:
+        return gray
+    h, w = gray.shape[0] // step, gray.shape[1] // step
+    return cv2.resize(gray[: h * step, : w * step], (w, h), interpolation=cv2.INTER_AREA)
 
 
 def _match(previous: np.ndarray, frame: np.ndarray, box: Box) -> Box | None:
@@ -122,12 +127,12 @@ def _match(previous: np.ndarray, frame: np.ndarray, box: Box) -> Box | None:
     where it matches under MATCH_MIN or at the edge of the window looked in (it moved further)."""
     h, w = frame.shape[:2]
     side = max(box.w, box.h)
-    scale = min(1.0, MATCH_SIDE / side)
-    margin = max(2, int(MATCH_MARGIN * side))
+    step = max(1, round(side / MATCH_SIDE))
+    margin = step * max(2, -(-int(MATCH_MARGIN * side) // step))  # whole steps: a still face matches in place
     x0, y0 = max(0, box.x - margin), max(0, box.y - margin)
     x1, y1 = min(w, box.x + box.w + margin), min(h, box.y + box.h + margin)
-    patch = _small_gray(previous[box.y:box.y + box.h, box.x:box.x + box.w], scale)
-    window = _small_gray(frame[y0:y1, x0:x1], scale)
+    patch = _small_gray(previous[box.y:box.y + box.h, box.x:box.x + box.w], step)
+    window = _small_gray(frame[y0:y1, x0:x1], step)
     if min(patch.shape) < 4 or patch.shape[0] >= window.shape[0] or patch.shape[1] >= window.shape[1]:
         return None  # a face at the frame's edge: no room to look around it
     if float(patch.std()) < 2.0:
@@ -138,6 +143,6 @@ def _match(previous: np.ndarray, frame: np.ndarray, box: Box) -> Box | None:
     edge_y = by in (0, scores.shape[0] - 1) and (y0 > 0 if by == 0 else y1 < h)
     if not best >= MATCH_MIN or edge_x or edge_y:
         return None
-    x = min(x0 + int(round(bx / scale)), w - box.w)  # rounding at a reduced scale: stay inside the frame
-    y = min(y0 + int(round(by / scale)), h - box.h)
+    x = min(x0 + bx * step, w - box.w)  # stay inside the frame
+    y = min(y0 + by * step, h - box.h)
     return Box(x, y, box.w, box.h, box.score)
