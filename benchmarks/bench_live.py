@@ -11,9 +11,10 @@ the share of frames that took in a whole-frame detection; face recall against `-
 every-frame face); for the clip with known cuts (the montage, cut frames from the clips'
 README) how many cuts gave every face after them a new id; the origin loop (Haar on every full
 frame, MobileNetV3-Large at 224 px, one face at a time) timed on the first 150 frames. Then the
-composite clip of one still portrait over a still background (bench_live_composite.py), a unit
-case with known boxes. The machine's load average is printed with each row: rates on a shared
-machine move with it, the ratios less.
+panning crowd (tiles of the selfie clip, ~29 faces a frame at 1920x1080) and the composite
+clip of one still portrait over a still background (bench_live_composite.py): unit cases. The
+machine's load average is printed with each row: rates on a shared machine move with it, the
+ratios less.
 """
 from __future__ import annotations
 
@@ -119,6 +120,29 @@ def new_ids_at(cuts: list[int], rows: list[dict]) -> str:
     return f"{fresh} of {len(cuts)}"
 
 
+def panning_crowd(selfie: Path, out: Path, frames: int = 240) -> Path:
+    """A unit case for the worst case, a panning camera over a crowd: 7x5 tiles of the selfie
+    clip at 320x240 (faces of ~100 px), each from another moment, a 1920x1080 window panning
+    over them (up to ~4 px a frame): 25-33 faces a frame."""
+    source = cv2.VideoCapture(str(selfie))
+    tiles = []
+    while len(tiles) < frames:
+        ok, frame = source.read()
+        if not ok:
+            break
+        tiles.append(cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (1920, 1080))
+    for t in range(frames):
+        canvas = np.zeros((1200, 2240, 3), np.uint8)
+        for i in range(35):
+            r, c = divmod(i, 7)
+            canvas[240 * r: 240 * (r + 1), 320 * c: 320 * (c + 1)] = tiles[(t + 23 * i) % len(tiles)]
+        dx, dy = int(160 + 150 * np.sin(t / 40)), int(60 + 55 * np.sin(t / 55))
+        writer.write(canvas[dy: dy + 1080, dx: dx + 1920])
+    writer.release()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--videos", default=str(ROOT.parent / "shared" / "data" / "videos"))
@@ -145,6 +169,18 @@ def main() -> None:
                 print(f"| {clip.stem} | {w}x{h} | {frames} | {rate:.1f} | {len(every) / every_s:.1f} | {origin:.1f} | "
                       f"{rate / origin:.1f} | {ran / frames:.0%} | {recall:.3f} | {extra:.1%} | "
                       f"{new_ids_at(cuts, default) if cuts else '-'} | {os.getloadavg()[0]:.1f} |", flush=True)
+
+    selfie = Path(args.videos) / "openmpf_handheld_selfie_rot90meta.mp4"
+    if selfie.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            video = panning_crowd(selfie, Path(tmp) / "crowd.mp4")
+            seconds, default = predict(video, Path(tmp) / "d.jsonl")
+            every_s, every = predict(video, Path(tmp) / "e.jsonl", "--detect-every", "1")
+            recall, extra = compare(default, every)
+            faces = sum(len(r["faces"]) for r in every) / len(every)
+            print(f"\nPanning crowd unit case (1920x1080, tiles of the selfie, {faces:.1f} faces a frame): "
+                  f"{len(default) / seconds:.1f} frames/s whole command, every frame {len(every) / every_s:.1f}, "
+                  f"recall {recall:.3f}, extra {extra:.1%}, load {os.getloadavg()[0]:.1f}", flush=True)
 
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_live_composite import make_clip, score, whole_command
