@@ -280,17 +280,26 @@ class _Faces:
         return []
 
 
+def _squares_per_frame(detector, video, frame, frames=6):
+    """After the whole-frame search, the detector squares each of ``frames`` still frames asked
+    for, and the tracks of the last."""
+    video(frame)  # the whole-frame search
+    counts = []
+    for _ in range(frames):
+        before = detector.squares
+        tracks, _, _ = video(frame)
+        counts.append(detector.squares - before)
+    return counts, tracks
+
+
 def test_followed_faces_take_turns_with_the_detector_and_are_matched_between():
     boxes = [Box(100, 100, 90, 90, 0.9), Box(400, 200, 90, 90, 0.9)]
     detector = _Faces(boxes)
     video = VideoFaces(detector, IoUTracker(), every=100, min_face=20)
     frame = _texture()
-    video(frame)  # the whole-frame search
-    for _ in range(6):
-        before = detector.squares
-        tracks, _, _ = video(frame)
-        assert [t.box for t in tracks] == boxes and [t.id for t in tracks] == [0, 1]
-        assert detector.squares - before == 1  # one of the two faces each frame, in turn
+    counts, tracks = _squares_per_frame(detector, video, frame)
+    assert counts == [1] * 6  # one of the two faces each frame, in turn
+    assert [t.box for t in tracks] == boxes and [t.id for t in tracks] == [0, 1]
     covered = frame.copy()
     covered[100:190, 100:190] = _texture(1)[:90, :90]  # face 0 changed beyond a match: the detector looks
     before = detector.squares
@@ -302,14 +311,8 @@ def test_followed_faces_take_turns_with_the_detector_and_are_matched_between():
 def test_a_crowd_costs_a_few_detector_squares_a_frame():
     boxes = [Box(40 + 150 * (i % 4), 40 + 150 * (i // 4), 40, 40, 0.9) for i in range(12)]
     detector = _Faces(boxes)
-    video = VideoFaces(detector, IoUTracker(), every=100, min_face=20)
-    frame = _texture()
-    video(frame)  # the whole-frame search
-    for _ in range(6):
-        before = detector.squares
-        tracks, _, _ = video(frame)
-        assert len(tracks) == 12
-        assert detector.squares - before == CHECK_FACES  # 12 faces, each every 3rd frame; the others matched
+    counts, tracks = _squares_per_frame(detector, VideoFaces(detector, IoUTracker(), every=100, min_face=20), _texture())
+    assert counts == [CHECK_FACES] * 6 and len(tracks) == 12  # 12 faces, each every 3rd frame; the others matched
 
 
 def _classified_per_frame(bundled_model, tmp_path, faces: int, frames: int) -> tuple[list[list[int]], list]:
