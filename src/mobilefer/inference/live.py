@@ -20,9 +20,8 @@ In a file, whose frames are read ahead, each scheduled whole-frame search starts
 one before it ends, on the frame it is scheduled for, on a thread of its own: it runs beside the
 following of the frames between and is taken in on its own frame, with the same result as if it
 ran there (its bounds come from the faces followed after the search before, either way). A
-search that ran on the current frame and was taken in frames later was measured worse: no
-faster on a busy 2-core machine, and faces coming into view waited longer (hikers' recall 0.902
-against 0.935).
+search run on the current frame and taken in frames later measures worse: no faster on a busy
+2-core machine, and faces coming into view wait longer (hikers' recall 0.902 against 0.935).
 
 Whole-frame searches of HD frames look at VIDEO_DETECT_PIXELS pixels (see
 :func:`~.detectors.video_min_face`), and so does following (:func:`~.detectors.video_scale`):
