@@ -9,7 +9,7 @@ import pytest
 from conftest import ASTRONAUT_FACE
 from helpers import needs_centerface
 from mobilefer.inference.detectors import Box, video_min_face, video_scale
-from mobilefer.inference.follow import INPUT, REGION, _match, _region
+from mobilefer.inference.follow import INPUT, REGION, RETRY_GRID, RETRY_INPUT, _match, _region
 from mobilefer.inference.live import CHECK_FACES, FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
 from mobilefer.inference import recognizer
 from mobilefer.inference.recognizer import CLASSIFY_FACES, EmotionRecognizer
@@ -366,3 +366,85 @@ def test_the_frames_still_to_come_of_a_file_can_be_looked_at():
 def test_haar_never_searches_on_a_second_thread(bundled_model):
     haar = EmotionRecognizer.load(bundled_model, detector="haar").detector
     assert VideoFaces(haar, IoUTracker(), every=10, min_face=20, ahead=lambda k: None).ahead is None
+
+
+class _Script:
+    """A detector whose whole-frame search of the i-th frame finds ``frames[i]`` (boxes with any
+    score, kept down to the confidence asked for), with CenterFace's threshold of 0.5."""
+
+    name, smallest_seen, threshold = "fake", 24, 0.5
+
+    def __init__(self, frames):
+        self.frames, self.asked = iter(frames), []
+
+    def detect(self, image, *, min_face=None, max_faces=None, upscale=True, confidence=None, min_box=None,
+               scale=None):
+        self.asked.append(confidence)
+        kept = 0.5 if confidence is None else confidence
+        return [b for b in next(self.frames) if b.score >= kept and min(b.w, b.h) >= (min_box or 0)]
+
+
+def _reported(frames) -> list[list[int]]:
+    """The ids reported on each frame of ``frames`` (whole-frame boxes) detected on every frame."""
+    detector = _Script(frames)
+    video = VideoFaces(detector, IoUTracker(), every=1, min_face=20)
+    image = np.zeros((480, 640, 3), np.uint8)
+    return [[t.id for t in video(image)[0]] for _ in frames]
+
+
+def test_a_face_at_the_size_limit_is_not_reported_on_and_off():
+    # min_face 20: boxes of 16 px and more are reported; a reported face stays down to 14 px
+    sides = [15, 16, 15, 14, 15, 13, 15, 16]
+    reported = _reported([[Box(300, 200, side, side + 2, 0.9)] for side in sides])
+    assert [bool(ids) for ids in reported] == [False, True, True, True, True, False, False, True]
+
+
+def test_a_known_face_is_kept_on_weaker_evidence_than_a_new_one():
+    known, new = Box(100, 100, 60, 60, 0.9), Box(400, 200, 60, 60, 0.45)
+    weak = Box(102, 101, 60, 60, 0.45)
+    frames = [[known], [weak, new], [weak, new], [], [weak]]
+    assert _reported(frames) == [[0], [0], [0], [], []]  # the new face never scores 0.5; one gone stays gone
+
+
+def test_a_weak_box_only_continues_a_track_seen_on_the_last_frame():
+    tracker = IoUTracker()
+    tracker.update([Box(0, 0, 50, 50, 0.9), Box(200, 0, 50, 50, 0.9)])
+    tracker.update([Box(0, 0, 50, 50, 0.9)])  # the second face is missed
+    tracks = tracker.update([Box(2, 0, 50, 50, 0.4), Box(200, 0, 50, 50, 0.4), Box(400, 0, 50, 50, 0.4)],
+                            confidence=0.5)
+    assert [t.id for t in tracks] == [0]
+    assert [t.id for t in tracker.update([Box(200, 0, 50, 50, 0.6)], confidence=0.5)] == [1]  # strong: rejoins
+
+
+class _MissesSmallSquares:
+    """A detector whose whole-frame search finds one 20 px face, and which finds it again only in
+    follow squares of RETRY_INPUT px (it misses it in the first, INPUT px one)."""
+
+    name, smallest_seen, threshold = "fake", 24, 0.5
+
+    def __init__(self, face):
+        self.face, self.squares = face, []
+
+    def detect(self, image, *, min_face=None, max_faces=None, upscale=True, confidence=None, min_box=None,
+               scale=None):
+        h, w = image.shape[:2]
+        if w == 640:
+            return [self.face]
+        self.squares.append(w)
+        return [Box(w // 2 - 10, h // 2 - 10, 20, 20, 0.9)] if w == RETRY_INPUT else []
+
+
+def test_a_face_the_first_square_misses_is_looked_for_again_on_the_search_lattice():
+    face = Box(301, 203, 20, 20, 0.9)
+    (x0, y0, x1, y1), ratio = _region(face, 640, 480, 1.0, RETRY_INPUT, RETRY_GRID)
+    assert (x0 % RETRY_GRID, y0 % RETRY_GRID, x1 - x0, ratio) == (0, 0, RETRY_INPUT, 1.0)
+    assert x0 <= face.x and face.x + face.w <= x1 and y0 <= face.y and face.y + face.h <= y1
+    hd = video_scale(1920, 1080)
+    (x0, y0, x1, y1), ratio = _region(Box(901, 503, 40, 40), 1920, 1080, hd, RETRY_INPUT, RETRY_GRID)
+    assert ratio == hd and abs(x0 * hd / RETRY_GRID - round(x0 * hd / RETRY_GRID)) < 0.05  # on the scaled lattice
+    detector = _MissesSmallSquares(face)
+    video = VideoFaces(detector, IoUTracker(), every=100, min_face=4)
+    frame = _texture()
+    for _ in range(3):  # the whole-frame search, a patch match, the detector's turn
+        tracks, _, _ = video(frame)
+    assert [t.id for t in tracks] == [0] and detector.squares == [INPUT, RETRY_INPUT]

@@ -14,7 +14,10 @@ A video (file, camera, stream) goes through :class:`VideoFaces`:
   coming into view.
 
 Faces a little smaller than the smallest reported (down to HIDDEN of it) are tracked and
-followed unseen, and reported from the first frame they are large enough.
+followed unseen, and reported from the first frame they are large enough. Reporting holds still
+at its limits, in every mode: a face seen on the frame before is kept on weaker evidence than a
+new one, and one reported on the frame before stays reported down to SHOWN_DOWN_TO of the
+smallest size reported (see the constants below).
 
 In a file, whose frames are read ahead, each scheduled whole-frame search starts as soon as the
 one before it ends, on the frame it is scheduled for, on a thread of its own: it runs beside the
@@ -26,7 +29,8 @@ search run on the current frame and taken in frames later measures worse: no fas
 Whole-frame searches of HD frames look at VIDEO_DETECT_PIXELS pixels (see
 :func:`~.detectors.video_min_face`), and so does following (:func:`~.detectors.video_scale`):
 a face is reported when the whole-frame search would report it. ``every=1`` detects the whole
-frame on every frame: the reference the others are measured against.
+frame on every frame, with the same tracks and reporting rules: the reference the others are
+measured against.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from mobilefer.inference.detectors import BOX_TOLERANCE, Box, FaceDetector, video_min_face
-from mobilefer.inference.follow import GLANCE_EVERY, FaceFollower
+from mobilefer.inference.follow import FOLLOW_CONFIDENCE, GLANCE_EVERY, FaceFollower
 from mobilefer.inference.tracking import CutDetector, DetectionSchedule, IoUTracker, Track
 
 # A scheduled whole-frame search while faces are followed looks for faces down to SEARCH_FRACTION
@@ -49,6 +53,12 @@ FULL_SEARCH_EVERY = 3
 # large enough, instead of at the next whole-frame search, and one whose box comes out a pixel
 # too small for a frame is not lost (hikers, 640x480: recall 0.929 -> 0.960).
 HIDDEN = 0.75
+# A face reported on the frame before stays reported while its box is at least SHOWN_DOWN_TO of
+# the smallest reported, and a face seen on the frame before is kept at a detector score of
+# follow.FOLLOW_CONFIDENCE (a new one needs the detector's own threshold). A detector's box for a
+# face at the limit comes out a pixel or two larger or smaller from one frame to the next, and its
+# score moves as much: without these the face is reported on and off.
+SHOWN_DOWN_TO = 0.875
 # A followed face is looked for with the detector on every CHECK_EVERY-th frame (faces take
 # turns, by id), and matched from its last patch on the frames between (see follow._match); with
 # more than CHECK_EVERY * CHECK_FACES faces, on every ceil(faces / CHECK_FACES)-th frame: a crowd
@@ -81,6 +91,7 @@ class VideoFaces:
         self._early: tuple[int, Future] | None = None  # the next scheduled search, started early
         self._searcher: ThreadPoolExecutor | None = None  # its thread (idle between searches)
         self._previous: np.ndarray | None = None
+        self._reported: set[int] = set()  # the ids reported on the last frame
 
     def __call__(self, image: np.ndarray) -> tuple[list[Track], bool, bool]:
         """uint8 (H, W, 3) BGR frame -> (its tracks, whether the whole frame was searched, whether
@@ -91,8 +102,9 @@ class VideoFaces:
         if cut:  # another shot: no box, id or emotion carries over to its faces
             self.tracker.cut()
         whole_min = self._whole_min(image)
-        if self.schedule.every == 1:  # the reference: the detector alone, on every frame
-            return self.tracker.update(self.detector.detect(image, upscale=False, min_face=whole_min)), True, cut
+        if self.schedule.every == 1:  # the reference: the whole-frame search on every frame
+            tracks = self._keep(self._detect(image, whole_min, _unseen_box(whole_min)))
+            return self._shown(tracks, whole_min), True, cut
         restart = self._index == 0 or cut
         if self.schedule.due(restart):
             early, self._early = self._early, None
@@ -100,7 +112,7 @@ class VideoFaces:
                 boxes = early[1].result()
             else:  # a cut drops the search started for a later frame: the cut's own restarts the schedule
                 boxes = self._detect(image, *self._bounds(whole_min, restart))
-            tracks = self.tracker.update(boxes)
+            tracks = self._keep(boxes)
             live = self.tracker.live()
             self._smallest = min(min(t.box.w, t.box.h) for t in live) if live else None
             self._start_early()
@@ -118,10 +130,19 @@ class VideoFaces:
         h, w = image.shape[:2]
         return video_min_face(w, h, self.min_face, getattr(self.detector, "smallest_seen", self.min_face))
 
-    @staticmethod
-    def _shown(tracks: list[Track], whole_min: int) -> list[Track]:
-        """The tracks to report: faces as large as the whole-frame search reports (``whole_min``)."""
-        return [t for t in tracks if min(t.box.w, t.box.h) >= BOX_TOLERANCE * whole_min]
+    def _keep(self, boxes: list[Box]) -> list[Track]:
+        """The tracks of a whole-frame search's boxes: one scoring under the detector's own
+        threshold only continues a face seen on the last frame."""
+        return self.tracker.update(boxes, confidence=getattr(self.detector, "threshold", None))
+
+    def _shown(self, tracks: list[Track], whole_min: int) -> list[Track]:
+        """The tracks to report: faces as large as the whole-frame search reports (``whole_min``),
+        and those reported on the last frame down to SHOWN_DOWN_TO of that."""
+        limit = BOX_TOLERANCE * whole_min
+        shown = [t for t in tracks if min(t.box.w, t.box.h) >= limit
+                 or (t.id in self._reported and min(t.box.w, t.box.h) >= SHOWN_DOWN_TO * limit)]
+        self._reported = {t.id for t in shown}
+        return shown
 
     def _bounds(self, whole_min: int, restart: bool) -> tuple[int, int]:
         """The smallest face the next whole-frame search looks for and the smallest box it keeps:
@@ -133,7 +154,8 @@ class VideoFaces:
         return whole_min, _unseen_box(whole_min)
 
     def _detect(self, image: np.ndarray, min_face: int, min_box: int) -> list[Box]:
-        return self.detector.detect(image, upscale=False, min_face=min_face, min_box=min_box)
+        return self.detector.detect(image, upscale=False, min_face=min_face, min_box=min_box,
+                                    confidence=FOLLOW_CONFIDENCE)
 
     def _start_early(self) -> None:
         """Start the next scheduled whole-frame search now, on a thread of its own, where its

@@ -120,10 +120,14 @@ class IoUTracker:
             out.append(best)
         return out
 
-    def update(self, boxes: list[Box]) -> list[Track]:
-        """The track for each box, in the boxes' order (new ids for unmatched boxes)."""
+    def update(self, boxes: list[Box], confidence: float | None = None) -> list[Track]:
+        """The track for each box, in the boxes' order (new ids for unmatched boxes). With
+        ``confidence``, a box scoring under it only continues a track seen on the last frame; one
+        that does not is left out."""
+        weak = {bi for bi, b in enumerate(boxes) if confidence is not None and b.score < confidence}
         pairs = sorted(
-            ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
+            ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)
+             if bi not in weak or t.missed == 0),
             reverse=True,
         )
         matched: dict[int, Track] = {}
@@ -141,6 +145,8 @@ class IoUTracker:
         out = []
         for bi, box in enumerate(boxes):
             track = matched.get(bi)
+            if track is None and bi in weak:
+                continue
             if track is None:
                 track = Track(self._next_id, box)
                 self._next_id += 1

@@ -384,15 +384,27 @@ const MobileferBrowser = (() => {
     }
 
     // follow.py FaceFollower._one: the face looked for in a square around its last box, at the
-    // whole-frame search's scale and at least INPUT px across, or null (also under minBox px).
-    // A large face is looked at in a smooth copy; the others as the whole-frame search looks.
+    // whole-frame search's scale and at least INPUT px across, or once more in a retry_input px
+    // square on the search's retry_grid lattice; null where neither finds it (or under minBox px).
     async followOne(img, box, minBox) {
+      const f = this.site.follow;
+      return (await this.lookNear(img, box, minBox, f.input, 0))
+        ?? (await this.lookNear(img, box, minBox, f.retry_input, f.retry_grid));
+    }
+
+    // follow.py FaceFollower._look and _region: one square around a face. A large face is looked
+    // at in a smooth copy; the others as the whole-frame search looks.
+    async lookNear(img, box, minBox, input, grid) {
       const f = this.site.follow, w = img.width, h = img.height, scale = this.videoScale(w, h);
-      const ratio = Math.min(scale, f.input / (f.region * Math.max(box[2], box[3])));
-      const side = Math.min(pyRound(f.input / ratio), w, h);
-      const cx = box[0] + box[2] / 2, cy = box[1] + box[3] / 2;
-      const x0 = pyRound(Math.min(Math.max(0, cx - side / 2), w - side));
-      const y0 = pyRound(Math.min(Math.max(0, cy - side / 2), h - side));
+      const ratio = Math.min(scale, input / (f.region * Math.max(box[2], box[3])));
+      const side = Math.min(pyRound(input / ratio), w, h);
+      let x0 = box[0] + box[2] / 2 - side / 2, y0 = box[1] + box[3] / 2 - side / 2;
+      if (grid && ratio === scale) {
+        const step = grid / scale;
+        [x0, y0] = [pyRound(x0 / step) * step, pyRound(y0 / step) * step];
+      }
+      x0 = pyRound(Math.min(Math.max(0, x0), w - side));
+      y0 = pyRound(Math.min(Math.max(0, y0), h - side));
       if (side < 8) return null;
       let square = region(img, x0, y0, x0 + side, y0 + side), look = ratio, unit = 1;
       if (ratio < scale) {
@@ -430,23 +442,33 @@ const MobileferBrowser = (() => {
     // smallest shown are followed unseen.
     async videoBoxes(img) {
       const f = this.site.follow, r = this.rules, index = ++this.frameIndex;
-      const wholeMin = this.videoMinFace(img.width, img.height, r.min_face);
-      const shown = (boxes) => boxes.filter((b) => Math.min(b[2], b[3]) >= r.box_tolerance * wholeMin);
+      const wholeMin = this.videoMinFace(img.width, img.height, r.min_face), limit = r.box_tolerance * wholeMin;
       const unseenBox = (minFace) => Math.trunc(r.box_tolerance * f.hidden * minFace);  // live.py _unseen_box
+      // live.py VideoFaces._shown: a box's [5] says whether it was reported on the frame before
+      const shown = (boxes) => boxes.filter((b) => {
+        const side = Math.min(b[2], b[3]);
+        b[5] = side >= limit || (b[5] === true && side >= f.shown_down_to * limit);
+        return b[5];
+      });
+      const before = (b) => (this.boxes || []).filter((o) => iou(b, o) >= 0.3)
+        .reduce((a, o) => (a === null || iou(b, o) > iou(b, a) ? o : a), null);
       if (index % f.detect_every === 0) {  // live.py VideoFaces._bounds
         this.searches = index === 0 ? 0 : this.searches + 1;
         let minFace = wholeMin;
         if (index > 0 && this.smallest !== null && this.searches % f.full_search_every) {
           minFace = Math.max(minFace, Math.trunc(f.search_fraction * this.smallest));
         }
-        this.boxes = await this.detect(img, { video: true, minFace, minBox: unseenBox(minFace) });
+        // live.py VideoFaces._keep: a box under the detector's threshold only continues a face
+        const found = await this.detect(img, { video: true, minFace, minBox: unseenBox(minFace), confidence: f.confidence });
+        this.boxes = found.filter((b) => b[4] >= r.threshold || before(b) !== null)
+          .map((b) => [...b.slice(0, 5), before(b)?.[5] === true]);
         this.smallest = this.boxes.length ? Math.min(...this.boxes.map((b) => Math.min(b[2], b[3]))) : null;
         return shown(this.boxes);
       }
       const minBox = unseenBox(wholeMin), followed = [];
       for (const box of this.boxes) {
         const now = await this.followOne(img, box, minBox);
-        if (now && followed.every((o) => iou(now, o) < 0.5)) followed.push(now);
+        if (now && followed.every((o) => iou(now, o) < 0.5)) followed.push([...now.slice(0, 5), box[5] === true]);
       }
       if (index % f.glance_every === 0) followed.push(...await this.glance(img, followed, minBox));
       this.boxes = followed;
