@@ -8,9 +8,10 @@ the same command detecting on every frame and the origin notebook's loop, in the
 Per clip and size: whole-command frames/s (process start, model load, decode, faces, JSON);
 the share of frames that took in a whole-frame detection; face recall against `--detect-every
 1` (the same detector on every frame, with the same tracks and reporting rules; IoU >= 0.3,
-same frame) and extra faces (faces with no every-frame face); for the clip with known cuts (the montage, cut frames from the clips'
-README) how many cuts gave every face after them a new id; the origin loop (Haar on every full
-frame, MobileNetV3-Large at 224 px, one face at a time) timed on the first 150 frames. Then the
+same frame) and extra faces (faces with no every-frame face); for the clip with known cuts (the
+montage, cut frames from the clips' README) how many cuts gave every face after them a new id;
+the origin loop (Haar on every full frame, MobileNetV3-Large at 224 px, one face at a time)
+timed on the first 150 frames. Then the
 panning crowd (tiles of the selfie clip, ~29 faces a frame at 1920x1080) and the composite
 clip of one still portrait over a still background (bench_live_composite.py): unit cases. The
 machine's load average is printed with each row: rates on a shared machine move with it, the

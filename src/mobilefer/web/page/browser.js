@@ -450,7 +450,8 @@ const MobileferBrowser = (() => {
         b[5] = side >= limit || (b[5] === true && side >= f.shown_down_to * limit);
         return b[5];
       });
-      const before = (b) => (this.boxes || []).filter((o) => iou(b, o) >= 0.3)
+      // the last frame's box a search's box overlaps most (IoU >= 0.3), or null
+      const before = (b) => this.boxes.filter((o) => iou(b, o) >= 0.3)
         .reduce((a, o) => (a === null || iou(b, o) > iou(b, a) ? o : a), null);
       if (index % f.detect_every === 0) {  // live.py VideoFaces._bounds
         this.searches = index === 0 ? 0 : this.searches + 1;
@@ -460,8 +461,8 @@ const MobileferBrowser = (() => {
         }
         // live.py VideoFaces._keep: a box under the detector's threshold only continues a face
         const found = await this.detect(img, { video: true, minFace, minBox: unseenBox(minFace), confidence: f.confidence });
-        this.boxes = found.filter((b) => b[4] >= r.threshold || before(b) !== null)
-          .map((b) => [...b.slice(0, 5), before(b)?.[5] === true]);
+        this.boxes = found.map((b) => [b, before(b)]).filter(([b, last]) => b[4] >= r.threshold || last !== null)
+          .map(([b, last]) => [...b.slice(0, 5), last?.[5] === true]);
         this.smallest = this.boxes.length ? Math.min(...this.boxes.map((b) => Math.min(b[2], b[3]))) : null;
         return shown(this.boxes);
       }
