@@ -228,6 +228,33 @@ def test_browser_probabilities_equal_pythons_on_the_same_crops(site, open_page, 
     assert problems == []
 
 
+def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_does(site, open_page, astronaut_bgr,
+                                                                                recognizer):
+    """A small face on a 640x360 frame (looked at as 640x384): follow.py's window of the whole-frame
+    search's pixels (OpenCV's warp there, the resize's own arithmetic in JS), first and retry look."""
+    from mobilefer.inference.follow import INPUT, RETRY_GRID, RETRY_INPUT, FaceFollower
+
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    x, y, w, h = 150, 40, 180, 200
+    head = cv2.resize(astronaut_bgr[y:y + h, x:x + w], (36, 40), interpolation=cv2.INTER_AREA)
+    frame[153:193, 301:337] = head
+    follower = FaceFollower(recognizer.detector)
+    last = follower.detector.detect(frame, upscale=False, min_face=20)[0]
+    page, problems = open_page()
+    page.goto(site)
+    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    rgb = np.ascontiguousarray(frame[:, :, ::-1])
+    pixels, box = base64.b64encode(rgb.tobytes()).decode(), [*last.as_list(), last.score]
+    for side, grid in ((INPUT, 0), (RETRY_INPUT, RETRY_GRID)):
+        want = follower._look(frame, last, 4, side, grid)
+        got = page.evaluate("""async ([b64, box, side, grid]) => window.mobilefer.engine.lookNear({
+            data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 360, channels: 3},
+            box, 4, side, grid)""", [pixels, box, side, grid])
+        assert want is not None and got is not None
+        assert np.abs(np.array(got[:4]) - want.as_list()).max() <= 1, (side, got, want)
+    assert problems == []
+
+
 def test_the_served_page_gives_the_same_faces_in_both_modes(server, open_page):
     results = {}
     for mode in ("server", "browser"):

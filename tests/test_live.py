@@ -8,8 +8,8 @@ import pytest
 
 from conftest import ASTRONAUT_FACE
 from helpers import needs_centerface
-from mobilefer.inference.detectors import Box, video_min_face, video_scale
-from mobilefer.inference.follow import INPUT, REGION, RETRY_GRID, RETRY_INPUT, _match, _region
+from mobilefer.inference.detectors import Box, CenterFaceDetector, video_min_face, video_scale
+from mobilefer.inference.follow import INPUT, REGION, RETRY_GRID, RETRY_INPUT, FaceFollower, _match, _region, _window
 from mobilefer.inference.live import CHECK_FACES, FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
 from mobilefer.inference import recognizer
 from mobilefer.inference.recognizer import CLASSIFY_FACES, EmotionRecognizer
@@ -421,30 +421,68 @@ class _MissesSmallSquares:
     follow squares of RETRY_INPUT px (it misses it in the first, INPUT px one)."""
 
     name, smallest_seen, threshold = "fake", 24, 0.5
+    pass_size = staticmethod(CenterFaceDetector.pass_size)
 
     def __init__(self, face):
-        self.face, self.squares = face, []
+        self.face, self.windows = face, []
 
     def detect(self, image, *, min_face=None, max_faces=None, upscale=True, confidence=None, min_box=None,
-               scale=None):
-        h, w = image.shape[:2]
-        if w == 640:
+               scale=None, window=None):
+        if window is None:
             return [self.face]
-        self.squares.append(w)
-        return [Box(w // 2 - 10, h // 2 - 10, 20, 20, 0.9)] if w == RETRY_INPUT else []
+        self.windows.append(window)
+        return [Box(301, 203, 20, 20, 0.9)] if window[2] - window[0] == RETRY_INPUT else []
 
 
 def test_a_face_the_first_square_misses_is_looked_for_again_on_the_search_lattice():
     face = Box(301, 203, 20, 20, 0.9)
-    (x0, y0, x1, y1), ratio = _region(face, 640, 480, 1.0, RETRY_INPUT, RETRY_GRID)
-    assert (x0 % RETRY_GRID, y0 % RETRY_GRID, x1 - x0, ratio) == (0, 0, RETRY_INPUT, 1.0)
+    x0, y0, x1, y1 = _window(face, 640, 480, (640, 480), RETRY_INPUT, RETRY_GRID)
+    assert (x0 % RETRY_GRID, y0 % RETRY_GRID, x1 - x0, y1 - y0) == (0, 0, RETRY_INPUT, RETRY_INPUT)
     assert x0 <= face.x and face.x + face.w <= x1 and y0 <= face.y and face.y + face.h <= y1
-    hd = video_scale(1920, 1080)
-    (x0, y0, x1, y1), ratio = _region(Box(901, 503, 40, 40), 1920, 1080, hd, RETRY_INPUT, RETRY_GRID)
-    assert ratio == hd and abs(x0 * hd / RETRY_GRID - round(x0 * hd / RETRY_GRID)) < 0.05  # on the scaled lattice
     detector = _MissesSmallSquares(face)
     video = VideoFaces(detector, IoUTracker(), every=100, min_face=4)
     frame = _texture()
     for _ in range(3):  # the whole-frame search, a patch match, the detector's turn
         tracks, _, _ = video(frame)
-    assert [t.id for t in tracks] == [0] and detector.squares == [INPUT, RETRY_INPUT]
+    assert [t.id for t in tracks] == [0] and [w[2] - w[0] for w in detector.windows] == [INPUT, RETRY_INPUT]
+    assert detector.windows[1] == (x0, y0, x1, y1)
+
+
+def test_a_follow_window_is_in_the_search_pixels_of_any_frame_size():
+    """HD frames and 640x360 (looked at as 640x384: the network's sides are multiples of 32) are
+    resized for the whole-frame search; a followed face's window is a square of those pixels."""
+    for (w, h), face in {(1920, 1080): Box(901, 503, 40, 40), (640, 360): Box(301, 203, 20, 20),
+                         (1280, 720): Box(1250, 700, 30, 20)}.items():
+        size = CenterFaceDetector.pass_size(w, h, video_scale(w, h))
+        assert size[0] % 32 == 0 and size[1] % 32 == 0
+        sx, sy = size[0] / w, size[1] / h
+        for grid in (0, RETRY_GRID):
+            x0, y0, x1, y1 = _window(face, w, h, size, RETRY_INPUT, grid)
+            assert x1 - x0 == y1 - y0 == RETRY_INPUT and 0 <= x0 and x1 <= size[0] and 0 <= y0 and y1 <= size[1]
+            assert x0 <= face.x * sx and (face.x + face.w) * sx <= x1  # the face inside it, as scaled
+            assert y0 <= face.y * sy and (face.y + face.h) * sy <= y1
+            assert not grid or (x0 % grid, y0 % grid) == (0, 0)
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (640, 360)])
+def test_a_window_of_the_search_finds_the_face_where_the_whole_frame_search_does(rec, astronaut_bgr, size):
+    """CenterFace on a window of the whole-frame search's pixels: the whole pass as one window
+    gives that pass's boxes, and a face's window on the lattice gives its box to a pixel; the
+    follower looks at a face at that scale through such a window."""
+    w, h = size
+    detector = rec.detector
+    scale = video_scale(w, h)
+    pass_w, pass_h = detector.pass_size(w, h, scale)
+    min_face = video_min_face(w, h, 20, detector.smallest_seen)
+    frame = cv2.resize(_texture(3), (w, h), interpolation=cv2.INTER_LINEAR)
+    _place(frame, _head(astronaut_bgr, 60), 301, 203)
+    whole = detector.detect(frame, upscale=False, min_face=min_face, scale=scale)
+    assert len(whole) == 1
+    face = whole[0]
+    windowed = detector.detect(frame, upscale=False, min_face=min_face, scale=scale, window=(0, 0, pass_w, pass_h))
+    assert [b.as_list() for b in windowed] == [face.as_list()]
+    window = _window(face, w, h, (pass_w, pass_h), 2 * RETRY_INPUT, RETRY_GRID)
+    near = detector.detect(frame, upscale=False, min_face=min_face, scale=scale, window=window)
+    assert len(near) == 1 and np.abs(np.array(near[0].as_list()) - face.as_list()).max() <= 1
+    followed = FaceFollower(detector)._look(frame, Box(face.x + 4, face.y - 3, face.w, face.h), 4, INPUT)
+    assert followed is not None and iou(followed, face) > 0.8

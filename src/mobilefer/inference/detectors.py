@@ -83,7 +83,9 @@ class FaceDetector(Protocol):
         box side kept (default: BOX_TOLERANCE * min_face); the scale the frame is searched at still
         follows ``min_face`` (a video follows faces a little under min_face unseen). ``scale``: look
         at the frame at exactly this scale, in one pass (a followed face's square, looked at as the
-        whole-frame search looks at it); the boxes still come back in the frame's pixels."""
+        whole-frame search looks at it); the boxes still come back in the frame's pixels. Detectors
+        with a ``pass_size`` (CenterFace) also take ``window``: with ``scale``, look only at the
+        pixels (x0, y0, x1, y1) of the whole frame's pass at that scale, as that pass sees them."""
 
 
 def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
@@ -214,26 +216,41 @@ class CenterFaceDetector:
         self.work_width, self.threshold, self.nms = work_width, threshold, nms
         self.min_face, self.max_faces = min_face, max_faces
 
-    def _run(self, image: np.ndarray, ratio: float, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """Face rects (x, y, w, h) in ``image`` pixels and their scores, from one pass at ``ratio``."""
+    @staticmethod
+    def pass_size(width: int, height: int, ratio: float) -> tuple[int, int]:
+        """The (width, height) a ``width`` x ``height`` image is resized to for a pass at ``ratio``:
+        the network's strides need sides divisible by 32 (so 640x360 is looked at as 640x384)."""
+        return max(32, int(np.ceil(width * ratio / 32) * 32)), max(32, int(np.ceil(height * ratio / 32) * 32))
+
+    def _run(self, image: np.ndarray, ratio: float, threshold: float,
+             window: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Face rects (x, y, w, h) in ``image`` pixels and their scores, from one pass at ``ratio``,
+        or from the ``window`` (x0, y0, x1, y1) of that pass's pixels alone."""
         h, w = image.shape[:2]
-        # network strides need sides divisible by 32
-        net_w, net_h = max(32, int(np.ceil(w * ratio / 32) * 32)), max(32, int(np.ceil(h * ratio / 32) * 32))
-        blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
-        large = net_w * net_h > 1.25 * VIDEO_DETECT_PIXELS  # a photo's pass: not kept for the next one
+        net_w, net_h = self.pass_size(w, h, ratio)
+        sx, sy = w / net_w, h / net_h
+        left = top = 0
+        if window is None:
+            blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
+        else:  # those pixels resampled as the whole pass's resize does (pixel centres, bilinear)
+            left, top, right, bottom = window
+            to_image = np.float32([[sx, 0, (left + 0.5) * sx - 0.5], [0, sy, (top + 0.5) * sy - 0.5]])
+            part = cv2.warpAffine(image, to_image, (right - left, bottom - top),
+                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+            blob = cv2.dnn.blobFromImage(part, 1.0, (right - left, bottom - top), (0, 0, 0), swapRB=True, crop=False)
+        large = blob.shape[2] * blob.shape[3] > 1.25 * VIDEO_DETECT_PIXELS  # a photo's pass: not kept for the next one
         heat, scale, offset, _ = self.session.run(None, {self.input_name: blob}, self._shrink if large else None)
         ys, xs = np.nonzero(heat[0, 0] > threshold)
         side_h = np.exp(scale[0, 0, ys, xs]) * 4
         side_w = np.exp(scale[0, 1, ys, xs]) * 4
-        cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
-        cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
-        sx, sy = w / net_w, h / net_h
+        cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4 + top
+        cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4 + left
         rects = np.stack([(cx - side_w / 2) * sx, (cy - side_h / 2) * sy, side_w * sx, side_h * sy], 1)
         return rects.reshape(-1, 4), heat[0, 0, ys, xs].astype(float)
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
                upscale: bool = True, confidence: float | None = None, min_box: int | None = None,
-               scale: float | None = None) -> list[Box]:
+               scale: float | None = None, window: tuple[int, int, int, int] | None = None) -> list[Box]:
         min_face = self.min_face if min_face is None else min_face
         frame = _gray_or_bgr(frame)
         h, w = frame.shape[:2]
@@ -241,7 +258,7 @@ class CenterFaceDetector:
                      max(self.work_width / w, self.smallest_seen / max(1, min_face)))
         whole = scale or min(wanted, (MAX_DETECT_PIXELS / (w * h)) ** 0.5)
         threshold = self.threshold if confidence is None else confidence
-        rects, scores = self._run(frame, whole, threshold)
+        rects, scores = self._run(frame, whole, threshold, window if scale else None)
         if MAX_TILES and not scale and whole < 0.95 * wanted:
             # Too big to look at whole at the scale its smallest faces need: tiles at (up to) that
             # scale, each within MAX_DETECT_PIXELS, at most MAX_TILES of them; the whole-image pass

@@ -83,10 +83,12 @@ const MobileferBrowser = (() => {
   }
 
   // cv2.resize INTER_LINEAR of uint8: 11-bit fixed-point weights, rows combined as OpenCV's
-  // SIMD path does on x86 (the last bit may differ from other builds).
-  function resizeLinearU8(img, dw, dh, area = false) {
-    const c = img.channels, src = img.data, sw = img.width;
-    const xs = linearTaps(img.width, dw, area), ys = linearTaps(img.height, dh, area);
+  // SIMD path does on x86 (the last bit may differ from other builds). ``window`` [x0, y0, x1, y1]:
+  // only those pixels of the dw x dh result.
+  function resizeLinearU8(img, dw, dh, area = false, window = null) {
+    const c = img.channels, src = img.data, sw = img.width, [x0, y0, x1, y1] = window ?? [0, 0, dw, dh];
+    const xs = linearTaps(img.width, dw, area).slice(x0, x1), ys = linearTaps(img.height, dh, area).slice(y0, y1);
+    [dw, dh] = [x1 - x0, y1 - y0];
     const xa = xs.map((t) => [cvRound(t.w0 * 2048), cvRound(t.w1 * 2048)]);
     const out = new Uint8Array(dw * dh * c);
     const rows = new Map();  // source row -> horizontally resized ints
@@ -285,16 +287,25 @@ const MobileferBrowser = (() => {
       return new Engine(site, classifier, detector);
     }
 
-    // One CenterFace pass over img at ratio: rects [x, y, w, h] in img's pixels, and scores.
-    async pass(img, ratio, threshold) {
-      const netW = Math.max(32, Math.ceil(img.width * ratio / 32) * 32);
-      const netH = Math.max(32, Math.ceil(img.height * ratio / 32) * 32);
-      const small = netW === img.width && netH === img.height ? img : resizeLinearU8(img, netW, netH);
-      const plane = netW * netH, blob = new Float32Array(3 * plane);
+    // detectors.py CenterFaceDetector.pass_size: img resized for a pass at ratio.
+    static passSize(width, height, ratio) {
+      return [Math.max(32, Math.ceil(width * ratio / 32) * 32), Math.max(32, Math.ceil(height * ratio / 32) * 32)];
+    }
+
+    // One CenterFace pass over img at ratio: rects [x, y, w, h] in img's pixels, and scores; or
+    // over the window [x0, y0, x1, y1] of that pass's pixels alone (_run).
+    async pass(img, ratio, threshold, window = null) {
+      const [netW, netH] = Engine.passSize(img.width, img.height, ratio);
+      const [left, top, right, bottom] = window ?? [0, 0, netW, netH];
+      const same = netW === img.width && netH === img.height;
+      const small = same ? (window ? region(img, left, top, right, bottom) : img)
+        : resizeLinearU8(img, netW, netH, false, window);
+      const plane = small.width * small.height, blob = new Float32Array(3 * plane);
       for (let i = 0; i < plane; i++) {
         for (let k = 0; k < 3; k++) blob[k * plane + i] = small.data[3 * i + k];
       }
-      const feeds = { [this.detector.inputNames[0]]: new ort.Tensor("float32", blob, [1, 3, netH, netW]) };
+      const input = new ort.Tensor("float32", blob, [1, 3, small.height, small.width]);
+      const feeds = { [this.detector.inputNames[0]]: input };
       const out = await this.detector.run(feeds);
       const [heat, scale, offset] = this.detector.outputNames.slice(0, 3).map((n) => out[n]);
       const [hh, hw] = heat.dims.slice(2), hp = hh * hw;
@@ -304,7 +315,7 @@ const MobileferBrowser = (() => {
         if (!(score > threshold)) continue;
         const ys = Math.floor(i / hw), xs = i % hw;
         const sideH = Math.exp(scale.data[i]) * 4, sideW = Math.exp(scale.data[hp + i]) * 4;
-        const cy = (ys + offset.data[i] + 0.5) * 4, cx = (xs + offset.data[hp + i] + 0.5) * 4;
+        const cy = (ys + offset.data[i] + 0.5) * 4 + top, cx = (xs + offset.data[hp + i] + 0.5) * 4 + left;
         rects.push([(cx - sideW / 2) * sx, (cy - sideH / 2) * sy, sideW * sx, sideH * sy]);
         scores.push(score);
       }
@@ -313,14 +324,16 @@ const MobileferBrowser = (() => {
 
     // CenterFaceDetector.detect: boxes [x, y, w, h, score], best first. A video frame is never
     // enlarged and looks for faces no smaller than a VIDEO_DETECT_PIXELS copy shows (video_min_face).
-    // ``scale``: looked at at exactly that scale, in one pass (a followed face's square).
-    async detect(img, { video = false, minFace = null, confidence = null, minBox = null, scale = null } = {}) {
+    // ``scale``: looked at at exactly that scale, in one pass (a followed face's square), or only
+    // the ``window`` of that pass's pixels.
+    async detect(img, { video = false, minFace = null, confidence = null, minBox = null, scale = null,
+                        window = null } = {}) {
       const r = this.rules, w = img.width, h = img.height, threshold = confidence ?? r.threshold;
       minFace = minFace ?? r.min_face;
       if (video && !scale) minFace = this.videoMinFace(w, h, minFace);
       const wanted = Math.min(video ? 1 : r.max_upscale, Math.max(r.work_width / w, r.smallest_seen / Math.max(1, minFace)));
       const whole = scale || Math.min(wanted, Math.sqrt(r.max_detect_pixels / (w * h)));
-      let { rects, scores } = await this.pass(img, whole, threshold);
+      let { rects, scores } = await this.pass(img, whole, threshold, scale ? window : null);
       if (r.max_tiles && !scale && whole < 0.95 * wanted) {
         const ratio = Math.min(wanted, Math.sqrt(r.max_tiles * r.max_detect_pixels / (w * h)));
         for (const [x0, y0, x1, y1] of tiles(w, h, ratio, Math.floor(2 * r.smallest_seen / whole), r.max_detect_pixels)) {
@@ -392,28 +405,32 @@ const MobileferBrowser = (() => {
         ?? (await this.lookNear(img, box, minBox, f.retry_input, f.retry_grid));
     }
 
-    // follow.py FaceFollower._look and _region: one square around a face. A large face is looked
-    // at in a smooth copy; the others as the whole-frame search looks.
+    // follow.py FaceFollower._look, _window and _region: one square around a face. A face at the
+    // whole-frame search's scale is looked at in that search's pixels; a large face in a smooth copy.
     async lookNear(img, box, minBox, input, grid) {
       const f = this.site.follow, w = img.width, h = img.height, scale = this.videoScale(w, h);
       const ratio = Math.min(scale, input / (f.region * Math.max(box[2], box[3])));
-      const side = Math.min(pyRound(input / ratio), w, h);
-      let x0 = box[0] + box[2] / 2 - side / 2, y0 = box[1] + box[3] / 2 - side / 2;
-      if (grid && ratio === scale) {
-        const step = grid / scale;
-        [x0, y0] = [pyRound(x0 / step) * step, pyRound(y0 / step) * step];
-      }
-      x0 = pyRound(Math.min(Math.max(0, x0), w - side));
-      y0 = pyRound(Math.min(Math.max(0, y0), h - side));
-      if (side < 8) return null;
-      let square = region(img, x0, y0, x0 + side, y0 + side), look = ratio, unit = 1;
-      if (ratio < scale) {
-        square = resizeArea(square, Math.max(1, pyRound(side * ratio)), Math.max(1, pyRound(side * ratio)));
-        [look, unit] = [null, ratio];
-      }
       const seen = Math.max(8, Math.floor(Math.max(box[2], box[3]) * ratio / 2));
-      const found = await this.detect(square, { video: true, minFace: Math.trunc(seen * unit / ratio), confidence: f.confidence,
-                                                scale: look });
+      let found, x0 = 0, y0 = 0, unit = 1;
+      if (ratio === scale) {
+        const [passW, passH] = Engine.passSize(w, h, scale);
+        const sideX = Math.min(input, passW), sideY = Math.min(input, passH);
+        let left = (box[0] + box[2] / 2) * passW / w - sideX / 2, top = (box[1] + box[3] / 2) * passH / h - sideY / 2;
+        if (grid) [left, top] = [pyRound(left / grid) * grid, pyRound(top / grid) * grid];
+        left = pyRound(Math.min(Math.max(0, left), passW - sideX));
+        top = pyRound(Math.min(Math.max(0, top), passH - sideY));
+        found = await this.detect(img, { video: true, minFace: Math.trunc(seen / ratio), confidence: f.confidence,
+                                         scale, window: [left, top, left + sideX, top + sideY] });
+      } else {
+        const side = Math.min(pyRound(input / ratio), w, h);
+        x0 = pyRound(Math.min(Math.max(0, box[0] + box[2] / 2 - side / 2), w - side));
+        y0 = pyRound(Math.min(Math.max(0, box[1] + box[3] / 2 - side / 2), h - side));
+        if (side < 8) return null;
+        const n = Math.max(1, pyRound(side * ratio));
+        found = await this.detect(resizeArea(region(img, x0, y0, x0 + side, y0 + side), n, n),
+                                  { video: true, minFace: seen, confidence: f.confidence });
+        unit = ratio;
+      }
       if (!found.length) return null;
       const last = [Math.trunc((box[0] - x0) * unit), Math.trunc((box[1] - y0) * unit), Math.trunc(box[2] * unit),
                     Math.trunc(box[3] * unit)];
