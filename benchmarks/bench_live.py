@@ -1,9 +1,10 @@
 """Live recognition on real footage: the whole `mobilefer predict CLIP --json` command with
-defaults on each clip of ../shared/data/videos, at its own 640x480 and made into 1280x720 and
-1920x1080 copies (ffmpeg from imageio-ffmpeg: scaled with Lanczos, pillarboxed, H.264), against
-the same command detecting on every frame and the origin notebook's loop, in the same run.
+defaults on each clip of ../shared/data/videos, at its own 640x480, its middle 640x360 (a
+16:9 crop: the network looks at 640x360 frames as 640x384) and made into 1280x720 and 1920x1080
+copies (ffmpeg from imageio-ffmpeg: scaled with Lanczos, pillarboxed, H.264), against the same
+command detecting on every frame and the origin notebook's loop, in the same run.
 
-    python benchmarks/bench_live.py [--videos ../shared/data/videos] [--sizes 480,720,1080]
+    python benchmarks/bench_live.py [--videos ../shared/data/videos] [--sizes 360,480,720,1080]
 
 Per clip and size: whole-command frames/s (process start, model load, decode, faces, JSON);
 the share of frames that took in a whole-frame detection; face recall against `--detect-every
@@ -44,12 +45,14 @@ def iou(a, b) -> float:
 
 
 def make_size(clip: Path, height: int, out: Path) -> Path:
-    """``clip`` scaled to ``height`` (Lanczos), pillarboxed to 16:9, H.264 (crf 20)."""
+    """``clip`` scaled to ``height`` (Lanczos), pillarboxed to 16:9, H.264 (crf 20); 360: the
+    middle 640x360 of a 640x480 clip, unscaled."""
     import imageio_ffmpeg
 
     width = height * 16 // 9
+    scale = "crop=640:360" if height == 360 else f"scale=-2:{height}:flags=lanczos,pad={width}:{height}:(ow-iw)/2:0"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-vf",
-                    f"scale=-2:{height}:flags=lanczos,pad={width}:{height}:(ow-iw)/2:0", "-c:v", "libx264",
+                    scale, "-c:v", "libx264",
                     "-crf", "20", "-preset", "fast", "-pix_fmt", "yuv420p", "-an", str(out)], check=True)
     return out
 
@@ -147,7 +150,8 @@ def panning_crowd(selfie: Path, out: Path, frames: int = 240) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--videos", default=str(ROOT.parent / "shared" / "data" / "videos"))
-    parser.add_argument("--sizes", default="480,720,1080", help="heights: 480 is each clip as it is")
+    parser.add_argument("--sizes", default="360,480,720,1080",
+                        help="heights: 480 is each clip as it is, 360 its middle 640x360")
     args = parser.parse_args()
     clips = sorted(Path(args.videos).glob("*.mp4"))
     sizes = [int(s) for s in args.sizes.split(",")]
