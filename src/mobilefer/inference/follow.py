@@ -116,6 +116,9 @@ class FaceFollower:
         return self._look(frame, box, min_box, INPUT) or self._look(frame, box, min_box, RETRY_INPUT, RETRY_GRID)
 
     def _look(self, frame: np.ndarray, box: Box, min_box: int, side_in: int, grid: int = 0) -> Box | None:
+        """``box``'s face looked for in one square ``side_in`` px across as looked at: a window of
+        the whole-frame search's pixels (on its ``grid`` lattice where given), or a smooth copy of
+        a large face's square; None where it is not there or its box is under ``min_box`` px."""
         h, w = frame.shape[:2]
         scale = video_scale(w, h)
         ratio = min(scale, side_in / (REGION * max(box.w, box.h)))
