@@ -231,7 +231,8 @@ def test_browser_probabilities_equal_pythons_on_the_same_crops(site, open_page, 
 def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_does(site, open_page, astronaut_bgr,
                                                                                 recognizer):
     """A small face on a 640x360 frame (looked at as 640x384): follow.py's window of the whole-frame
-    search's pixels (OpenCV's warp there, the resize's own arithmetic in JS), first and retry look."""
+    search's pixels (OpenCV's warp there, the resize's own arithmetic in JS), first and retry look;
+    and a large face, looked at in a smooth copy of its square."""
     from mobilefer.inference.follow import INPUT, RETRY_GRID, RETRY_INPUT, FaceFollower
 
     frame = np.full((360, 640, 3), 90, np.uint8)
@@ -247,12 +248,23 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
     pixels, box = base64.b64encode(rgb.tobytes()).decode(), [*last.as_list(), last.score]
     for side, grid in ((INPUT, 0), (RETRY_INPUT, RETRY_GRID)):
         want = follower._look(frame, last, 4, side, grid)
-        got = page.evaluate("""async ([b64, box, side, grid]) => window.mobilefer.engine.lookNear({
-            data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 360, channels: 3},
-            box, 4, side, grid)""", [pixels, box, side, grid])
+        got = page.evaluate(LOOK_NEAR, [pixels, 640, 360, box, side, grid])
         assert want is not None and got is not None
         assert np.abs(np.array(got[:4]) - want.as_list()).max() <= 1, (side, got, want)
+    # a large face is looked at in a smooth copy of its square (follow._smooth): the same box
+    large = np.full((480, 640, 3), 90, np.uint8)
+    large[100:400, 200:470] = cv2.resize(astronaut_bgr[y:y + h, x:x + w], (270, 300), interpolation=cv2.INTER_AREA)
+    last = follower.detector.detect(large, upscale=False, min_face=20)[0]
+    want = follower._look(large, last, 4, INPUT)
+    pixels = base64.b64encode(np.ascontiguousarray(large[:, :, ::-1]).tobytes()).decode()
+    got = page.evaluate(LOOK_NEAR, [pixels, 640, 480, [*last.as_list(), last.score], INPUT, 0])
+    assert want is not None and got is not None
+    assert np.abs(np.array(got[:4]) - want.as_list()).max() <= 1, (got, want)
     assert problems == []
+
+
+LOOK_NEAR = """async ([b64, width, height, box, side, grid]) => window.mobilefer.engine.lookNear({
+    data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width, height, channels: 3}, box, 4, side, grid)"""
 
 
 def test_the_served_page_gives_the_same_faces_in_both_modes(server, open_page):

@@ -9,7 +9,8 @@ import pytest
 from conftest import ASTRONAUT_FACE
 from helpers import needs_centerface
 from mobilefer.inference.detectors import Box, CenterFaceDetector, video_min_face, video_scale
-from mobilefer.inference.follow import INPUT, REGION, RETRY_GRID, RETRY_INPUT, FaceFollower, _match, _region, _window
+from mobilefer.inference.follow import (INPUT, REGION, RETRY_GRID, RETRY_INPUT, FaceFollower, _match, _region,
+                                        _smooth, _window)
 from mobilefer.inference.live import CHECK_FACES, FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
 from mobilefer.inference import recognizer
 from mobilefer.inference.recognizer import CLASSIFY_FACES, EmotionRecognizer
@@ -169,6 +170,22 @@ def test_a_followed_face_is_looked_at_as_the_whole_frame_search_looks_at_it():
     hd = video_scale(1920, 1080)
     (x0, y0, x1, y1), ratio = _region(Box(900, 500, 40, 40), 1920, 1080, hd)
     assert ratio == pytest.approx(hd) and round((x1 - x0) * ratio) == INPUT  # HD: at the search's scale
+
+
+def test_a_large_face_is_looked_at_in_a_smooth_copy_as_opencv_averages_it():
+    """follow._smooth averages whole blocks first: OpenCV's area reduction of the blocks it keeps
+    (all but a few pixels at the far edges), within two grey levels on average on a picture as
+    smooth as a face at that scale, exactly where the scale is a whole factor."""
+    picture = cv2.GaussianBlur(cv2.resize(_texture(5), (1035, 1035)), (0, 0), 12)
+    for side in (1035, 300, 150):
+        square, ratio = picture[:side, :side], INPUT / side
+        kept = side // int(1 / ratio) * int(1 / ratio)
+        assert side - kept < side / INPUT
+        copy = _smooth(square, ratio)
+        area = cv2.resize(square[:kept, :kept], copy.shape[1::-1], interpolation=cv2.INTER_AREA)
+        assert copy.shape[0] == round(kept * ratio) and np.abs(copy.astype(int) - area).mean() < 2.0
+    whole = picture[:384, :384]
+    assert np.array_equal(_smooth(whole, 0.25), cv2.resize(whole, (96, 96), interpolation=cv2.INTER_AREA))
 
 
 def test_followed_tracks_keep_ids_and_the_older_wins_a_shared_face():

@@ -138,8 +138,7 @@ class FaceFollower:
                 return None
             region = frame[y0:y1, x0:x1]
             if ratio < scale:  # a large face: a smooth copy, looked at whole (its box's last pixel does not matter)
-                region = cv2.resize(region, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA)
-                look, unit = None, ratio
+                region, look, unit = _smooth(region, ratio), None, ratio
             else:  # a detector without the search's lattice: the square at the search's scale
                 look, unit = ratio, 1.0
             found = self.detector.detect(region, min_face=int(seen * unit / ratio), upscale=False,
@@ -155,6 +154,20 @@ class FaceFollower:
         if min(moved.w, moved.h) < min_box:
             return None  # the full-frame detector would not report it either
         return moved
+
+
+def _smooth(image: np.ndarray, ratio: float) -> np.ndarray:
+    """``image`` scaled by ``ratio`` < 1, each pixel the average of those it covers: whole blocks
+    averaged first (OpenCV's fast path for whole factors), what is left of the scale after. The
+    last partial row and column of blocks are left out (at most a few pixels at the far edges).
+    OpenCV's area reduction by a fraction costs several times more (a 690 px square to 96 px:
+    ~1.9 ms against ~0.7; a large face on 1080p is followed in squares of ~1000 px)."""
+    step = max(1, int(1.0 / ratio))
+    h, w = (image.shape[0] // step) * step, (image.shape[1] // step) * step
+    if step > 1:
+        image = cv2.resize(image[:h, :w], (w // step, h // step), interpolation=cv2.INTER_AREA)
+    size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
+    return image if size == image.shape[1::-1] else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _small_gray(image: np.ndarray, step: int) -> np.ndarray:

@@ -172,6 +172,14 @@ const MobileferBrowser = (() => {
     return { data: out, width: dw, height: dh, channels: c };
   }
 
+  // follow.py _smooth: img scaled by ratio < 1, whole blocks averaged first, the rest after.
+  function smooth(img, ratio) {
+    const step = Math.max(1, Math.trunc(1 / ratio));
+    const w = Math.floor(img.width / step) * step, h = Math.floor(img.height / step) * step;
+    if (step > 1) img = resizeArea(region(img, 0, 0, w, h), w / step, h / step);
+    return resizeArea(img, Math.max(1, pyRound(w * ratio)), Math.max(1, pyRound(h * ratio)));
+  }
+
   // to_base + normalize_batch: one face (uint8, any size) -> float32 (C, S, S), normalised.
   function preprocess(img, model) {
     const base = resizeArea(toChannels(centerSquare(img), model.channels), model.base_size, model.base_size);
@@ -426,8 +434,7 @@ const MobileferBrowser = (() => {
         x0 = pyRound(Math.min(Math.max(0, box[0] + box[2] / 2 - side / 2), w - side));
         y0 = pyRound(Math.min(Math.max(0, box[1] + box[3] / 2 - side / 2), h - side));
         if (side < 8) return null;
-        const n = Math.max(1, pyRound(side * ratio));
-        found = await this.detect(resizeArea(region(img, x0, y0, x0 + side, y0 + side), n, n),
+        found = await this.detect(smooth(region(img, x0, y0, x0 + side, y0 + side), ratio),
                                   { video: true, minFace: seen, confidence: f.confidence });
         unit = ratio;
       }
