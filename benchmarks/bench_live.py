@@ -50,9 +50,9 @@ def make_size(clip: Path, height: int, out: Path) -> Path:
     import imageio_ffmpeg
 
     width = height * 16 // 9
-    scale = "crop=640:360" if height == 360 else f"scale=-2:{height}:flags=lanczos,pad={width}:{height}:(ow-iw)/2:0"
+    resize = "crop=640:360" if height == 360 else f"scale=-2:{height}:flags=lanczos,pad={width}:{height}:(ow-iw)/2:0"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-vf",
-                    scale, "-c:v", "libx264",
+                    resize, "-c:v", "libx264",
                     "-crf", "20", "-preset", "fast", "-pix_fmt", "yuv420p", "-an", str(out)], check=True)
     return out
 

@@ -51,12 +51,17 @@ MATCH_MARGIN = 0.5
 MATCH_MIN = 0.8
 
 
+def _ratio(box: Box, scale: float, side_in: int) -> float:
+    """The scale ``box``'s square is looked at: the whole-frame search's (``scale``), or less, so
+    that a square REGION times the box's side is ``side_in`` px across."""
+    return min(scale, side_in / (REGION * max(box.w, box.h)))
+
+
 def _region(box: Box, width: int, height: int, scale: float,
             side_in: int = INPUT) -> tuple[tuple[int, int, int, int], float]:
     """The square (x0, y0, x1, y1) around ``box``, REGION times its side and at least ``side_in``
-    px once scaled, moved inside the frame, and the scale it is looked at: the whole-frame search's
-    (``scale``), or less, so that the square is ``side_in`` px across."""
-    ratio = min(scale, side_in / (REGION * max(box.w, box.h)))
+    px once scaled, moved inside the frame, and the scale it is looked at (:func:`_ratio`)."""
+    ratio = _ratio(box, scale, side_in)
     side = min(int(round(side_in / ratio)), width, height)
     x0 = int(round(min(max(0.0, box.x + box.w / 2.0 - side / 2.0), width - side)))
     y0 = int(round(min(max(0.0, box.y + box.h / 2.0 - side / 2.0), height - side)))
@@ -121,7 +126,7 @@ class FaceFollower:
         a large face's square; None where it is not there or its box is under ``min_box`` px."""
         h, w = frame.shape[:2]
         scale = video_scale(w, h)
-        ratio = min(scale, side_in / (REGION * max(box.w, box.h)))
+        ratio = _ratio(box, scale, side_in)
         # a face that halved its size from one frame to the next is another face (or a false one)
         seen = max(8, int(max(box.w, box.h) * ratio / 2))  # pixels, as looked at
         pass_size = getattr(self.detector, "pass_size", None)
@@ -133,7 +138,7 @@ class FaceFollower:
             x0 = y0 = 0
             unit = 1.0
         else:
-            (x0, y0, x1, y1), ratio = _region(box, w, h, scale, side_in)
+            (x0, y0, x1, y1), _ = _region(box, w, h, scale, side_in)
             if x1 - x0 < 8 or y1 - y0 < 8:
                 return None
             region = frame[y0:y1, x0:x1]
