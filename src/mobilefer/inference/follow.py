@@ -4,13 +4,13 @@ Between full-frame detections a video's faces move (people walk, cameras shake a
 detector looks again only at a square around each tracked face, ``REGION`` times the face's
 side and at least ``INPUT`` pixels across once scaled. A face that the whole-frame search sees
 at its own scale (:func:`~.detectors.video_scale`) is looked at in a window of that search's own
-pixels: the frame resampled exactly as the search resamples it (HD frames, and 640x360 ones,
+pixels: a slice of the frame resized as the search resizes it (HD frames, and 640x360 ones,
 which CenterFace looks at as 640x384), so its box measures what the search's would and it is
 reported when that search would report it (hikers 1280x720 against every-frame detection:
 recall 0.949 -> 0.962). A larger face is looked at in a smooth copy of its square, ``INPUT`` px
 across. Smaller squares were measured worse: CenterFace needs the context (a 48 px square around
-a 16 px face lost it where the whole frame found it). CenterFace on a 96 px square costs ~1/30 of
-a 640x480 frame and ~1/60 of a 1080p one's search, so following a face is cheap at any size.
+a 16 px face lost it where the whole frame found it). CenterFace (INT8) on a 96 px square costs
+~1/16 of a 640x480 frame's search and ~1/30 of an HD one's, so following a face is cheap at any size.
 """
 from __future__ import annotations
 
