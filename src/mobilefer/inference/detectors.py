@@ -164,8 +164,9 @@ class HaarDetector:
 
 
 # CenterFace quantized to INT8 (per-channel weights, activations calibrated on real video): a
-# 640x480 pass costs half the fp32 one's CPU, a 96 px window 0.6-0.7 of it; on every 3rd frame of
-# the shared clips it finds 0.98 of the fp32 model's faces, and as many (docs/benchmarks.md).
+# whole-frame pass costs 0.5-0.57 of the fp32 model's CPU, a 96 px window 0.75; on every 3rd
+# frame of the shared clips it finds 0.98-1.00 of the fp32 model's faces, its scores within a
+# few hundredths either way (docs/benchmarks.md, benchmarks/bench_centerface.py).
 BUNDLED_CENTERFACE = Path(__file__).resolve().parents[1] / "weights" / "centerface_int8.onnx"
 
 
