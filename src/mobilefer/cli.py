@@ -192,7 +192,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                                              "rtsp/http URL")
     p.add_argument("--model", help=model_help())
     p.add_argument("--detector", default=d["detector"].default, choices=DETECTOR_CHOICES,
-                   help="face detector; auto: centerface when installed, else haar; none: each image is one face crop")
+                   help="face detector; auto: centerface (bundled, INT8), else haar; none: each image is one face crop")
     p.add_argument("--out", help="folder for annotated images / mp4 and the timeline plot")
     p.add_argument("--json", help="JSON Lines file: one object per frame or image")
     p.add_argument("--csv", help="CSV file: one row per face per frame")
