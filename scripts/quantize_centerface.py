@@ -6,7 +6,8 @@ size), converts it to opset 13 (per-channel quantization needs it) and quantizes
 with ONNX Runtime: int8 weights per output channel in 7 bits (`reduce_range`: no overflow in
 the 16-bit sums of CPUs without VNNI), uint8 activations whose ranges are the smallest and
 largest values seen on calibration frames, each looked at as a video's whole-frame search looks
-at it (the size `detectors.video_scale` gives). Deterministic: the same inputs give the same file.
+at it (the size `detectors.video_scale` gives); the output heads stay in fp32 (see _heads).
+Deterministic: the same inputs give the same file.
 
     python scripts/quantize_centerface.py ../shared/data/videos/*.mp4
     python scripts/quantize_centerface.py VIDEO_OR_IMAGE... [--fp32 centerface.onnx] [--every 20] [--out PATH]
