@@ -39,8 +39,7 @@ def calibration_blobs(paths: list[Path], every: int) -> list[np.ndarray]:
         frames = [image] if image is not None else _frames(path, every)
         for frame in frames:
             h, w = frame.shape[:2]
-            size = CenterFaceDetector.pass_size(w, h, video_scale(w, h))
-            blobs.append(cv2.dnn.blobFromImage(frame, 1.0, size, (0, 0, 0), swapRB=True, crop=False))
+            blobs.append(CenterFaceDetector.blob(frame, CenterFaceDetector.pass_size(w, h, video_scale(w, h))))
     return blobs
 
 

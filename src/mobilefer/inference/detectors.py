@@ -26,6 +26,7 @@ import numpy as np
 
 from mobilefer import cores
 from mobilefer.errors import ConfigError, DetectorUnavailable
+from mobilefer.runtime.refs import WEIGHTS_DIR
 
 if TYPE_CHECKING:
     from mobilefer.meta import ModelMeta
@@ -167,7 +168,7 @@ class HaarDetector:
 # whole-frame pass costs 0.5-0.57 of the fp32 model's CPU, a 96 px window 0.75; on every 3rd
 # frame of the shared clips it finds 0.98-1.00 of the fp32 model's faces, its scores within a
 # few hundredths either way (docs/benchmarks.md, benchmarks/bench_centerface.py).
-BUNDLED_CENTERFACE = Path(__file__).resolve().parents[1] / "weights" / "centerface_int8.onnx"
+BUNDLED_CENTERFACE = WEIGHTS_DIR / "centerface_int8.onnx"
 
 
 def centerface_weights(path: str | Path | None = None) -> Path | None:
@@ -236,6 +237,13 @@ class CenterFaceDetector:
         the network's strides need sides divisible by 32 (so 640x360 is looked at as 640x384)."""
         return max(32, int(np.ceil(width * ratio / 32) * 32)), max(32, int(np.ceil(height * ratio / 32) * 32))
 
+    @staticmethod
+    def blob(image: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        """The network's input for a BGR ``image``: resized to ``size`` (bilinear) where given,
+        RGB, float32 (1, 3, H, W) in 0-255."""
+        size = size or image.shape[1::-1]
+        return cv2.dnn.blobFromImage(image, 1.0, size, (0, 0, 0), swapRB=True, crop=False)
+
     def _run(self, image: np.ndarray, ratio: float, threshold: float,
              window: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Face rects (x, y, w, h) in ``image`` pixels and their scores, from one pass at ``ratio``,
@@ -245,11 +253,10 @@ class CenterFaceDetector:
         sx, sy = w / net_w, h / net_h
         left = top = 0
         if window is None:
-            blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False)
+            blob = self.blob(image, (net_w, net_h))
         else:  # those pixels of the whole pass, resized as it resizes them (once a frame, for all its windows)
             left, top, right, bottom = window
-            part = self._pass_pixels(image, (net_w, net_h))[top:bottom, left:right]
-            blob = cv2.dnn.blobFromImage(part, 1.0, (right - left, bottom - top), (0, 0, 0), swapRB=True, crop=False)
+            blob = self.blob(self._pass_pixels(image, (net_w, net_h))[top:bottom, left:right])
         large = blob.shape[2] * blob.shape[3] > 1.25 * VIDEO_DETECT_PIXELS  # a photo's pass: not kept for the next one
         heat, scale, offset, _ = self.session.run(None, {self.input_name: blob}, self._shrink if large else None)
         ys, xs = np.nonzero(heat[0, 0] > threshold)
