@@ -284,7 +284,7 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
     rgb = np.ascontiguousarray(frame[:, :, ::-1])
     pixels, box = base64.b64encode(rgb.tobytes()).decode(), [*last.as_list(), last.score]
     for side, grid in ((INPUT, 0), (RETRY_INPUT, RETRY_GRID)):
-        want = follower._look(frame, last, 4, side, grid)
+        want, = follower._look(frame, [last], 4, side, grid)
         got = page.evaluate(LOOK_NEAR, [pixels, 640, 360, box, side, grid])
         assert want is not None and got is not None
         assert np.abs(np.array(got[:4]) - want.as_list()).max() <= 1, (side, got, want)
@@ -292,7 +292,7 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
     large = np.full((480, 640, 3), 90, np.uint8)
     large[100:400, 200:470] = cv2.resize(astronaut_bgr[y:y + h, x:x + w], (270, 300), interpolation=cv2.INTER_AREA)
     last = follower.detector.detect(large, upscale=False, min_face=20)[0]
-    want = follower._look(large, last, 4, INPUT)
+    want, = follower._look(large, [last], 4, INPUT)
     pixels = base64.b64encode(np.ascontiguousarray(large[:, :, ::-1]).tobytes()).decode()
     got = page.evaluate(LOOK_NEAR, [pixels, 640, 480, [*last.as_list(), last.score], INPUT, 0])
     assert want is not None and got is not None

@@ -76,6 +76,8 @@ def test_a_face_coming_into_view_joins_at_the_next_detection(rec, walk):
     joined = 6  # the whole-frame detection on frame 6 sees it
     assert counts[:joined] == [1] * joined and set(counts[joined:]) == {2}
     assert results[joined].faces[-1].id == 1 and results[joined].faces[-1].box[0] > 480
+    # a search that finds a face arriving brings the next one nearer (half the period), then back to every 6th
+    assert [r.frame for r in results if "detect" in r.timing_ms] == [0, 6, 9, 15]
     again = list(rec.stream(walk, detect_every=6))  # the same every run
     assert [[f.to_dict() for f in r.faces] for r in again] == [[f.to_dict() for f in r.faces] for r in results]
 
@@ -100,6 +102,16 @@ def test_whole_frame_detection_schedule():
     assert [schedule.due() for _ in range(9)] == [True, False, False, False, True, False, False, False, True]
     assert schedule.due(cut=True) and not schedule.due()
     assert all(DetectionSchedule(every=1).due() for _ in range(3))
+    schedule = DetectionSchedule(every=4)
+    assert schedule.due()
+    schedule.found(arriving=True)  # faces came into view: the next search after half the period
+    assert [schedule.due() for _ in range(2)] == [False, True]
+    schedule.found(arriving=False)
+    assert [schedule.due() for _ in range(4)] == [False, False, False, True]
+    one = DetectionSchedule(every=1)
+    one.due()
+    one.found(arriving=True)
+    assert one.due()  # never less than one frame
 
 
 def test_hd_whole_frame_search_looks_at_half_a_megapixel():
@@ -255,7 +267,8 @@ def test_a_search_started_early_gives_the_tracks_a_search_on_its_own_frame_gives
         return out, detector.threads
 
     early, threads = run(True)
-    assert threads == ["MainThread", "mobilefer-search_0", "mobilefer-search_0"]  # frames 0 (first), 6 and 12
+    # frames 0 (the first), 6 (it finds the second face: the next after 3), 9 and 15
+    assert threads == ["MainThread"] + ["mobilefer-search_0"] * 3
     assert early == run(False)[0] and {i for faces in early for i, _ in faces} == {0, 1}
 
 
@@ -503,5 +516,34 @@ def test_a_window_of_the_search_finds_the_face_where_the_whole_frame_search_does
     # within 2 px: the network sees less around a window's face than over the whole pass, and
     # CenterFace's 8-bit layers round that difference up (its fp32 original: within a pixel)
     assert len(near) == 1 and np.abs(np.array(near[0].as_list()) - face.as_list()).max() <= 2
-    followed = FaceFollower(detector)._look(frame, Box(face.x + 4, face.y - 3, face.w, face.h), 4, INPUT)
+    followed, = FaceFollower(detector)._look(frame, [Box(face.x + 4, face.y - 3, face.w, face.h)], 4, INPUT)
     assert followed is not None and iou(followed, face) > 0.8
+
+
+def test_faces_looked_for_in_one_call_get_the_boxes_one_call_each_gives(rec, astronaut_bgr):
+    """detect_many runs the network once for all squares of one size (and once per other size):
+    the same boxes as a detect() call for each, windows of the search's pixels, smooth copies,
+    and squares where nothing is found alike."""
+    detector = rec.detector
+    frame = _texture(5)
+    for left, top, side in ((40, 60, 30), (300, 220, 50), (420, 40, 110)):
+        _place(frame, _head(astronaut_bgr, side), left, top)
+    faces = detector.detect(frame, upscale=False, min_face=20)
+    assert len(faces) == 3
+    follower = FaceFollower(detector)
+    boxes = faces + [Box(560, 400, 30, 30)]  # the last: a square with no face
+    calls = []
+    many = detector.detect_many
+    try:
+        detector.detect_many = lambda looks: calls.append(len(looks)) or many(looks)
+        together = follower.follow(frame, boxes, 4)
+    finally:
+        del detector.detect_many
+    assert calls[0] == 4  # the four squares in one call; the one with no face looked for again
+    one_each = [follower._look(frame, [box], 4, INPUT)[0] or follower._look(frame, [box], 4, RETRY_INPUT, RETRY_GRID)[0]
+                for box in boxes]
+    assert together == one_each and together[3] is None and all(together[:3])
+    looks = [(frame, {"upscale": False, "min_face": 20}), (frame[:200, :200], {"upscale": False, "min_face": 20}),
+             (frame, {"upscale": False, "min_face": 20, "scale": 1.0, "window": (0, 0, 96, 96)})]
+    assert detector.detect_many(looks) == [detector.detect(image, **options) for image, options in looks]
+

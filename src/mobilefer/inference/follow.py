@@ -95,13 +95,20 @@ class FaceFollower:
         """uint8 (H, W, 3) BGR frame and last frame's boxes -> each face's box now, or None where
         it was not found near its last place (it left, turned away, was covered, or its box is
         now under ``min_box`` px). With the ``previous`` frame, a face whose ``check`` is False
-        is matched from its patch there instead, where that matches well."""
-        out = []
+        is matched from its patch there instead, where that matches well. The others are looked
+        for with the detector in a square around each, all squares in one call, and those it
+        misses once more in a larger square on the search's lattice (see RETRY_INPUT)."""
+        out: list[Box | None] = [None] * len(boxes)
+        todo = []
         for i, box in enumerate(boxes):
-            moved = None
             if previous is not None and check is not None and not check[i]:
-                moved = _match(previous, frame, box)
-            out.append(moved if moved is not None else self._one(frame, box, min_box))
+                out[i] = _match(previous, frame, box)
+            if out[i] is None:
+                todo.append(i)
+        for side_in, grid in ((INPUT, 0), (RETRY_INPUT, RETRY_GRID)):
+            for i, moved in zip(todo, self._look(frame, [boxes[i] for i in todo], min_box, side_in, grid)):
+                out[i] = moved
+            todo = [i for i in todo if out[i] is None]
         return out
 
     def glance(self, frame: np.ndarray, boxes: list[Box], min_box: int) -> list[Box]:
@@ -115,50 +122,65 @@ class FaceFollower:
                  for b in self.detector.detect(small, min_face=smallest, upscale=False)]
         return [b for b in found if min(b.w, b.h) >= min_box and all(iou(b, other) < 0.3 for other in boxes)]
 
-    def _one(self, frame: np.ndarray, box: Box, min_box: int) -> Box | None:
-        """``box``'s face found with the detector in a square around it, or in a larger one on the
-        search's lattice where the first misses it (see RETRY_INPUT)."""
-        return self._look(frame, box, min_box, INPUT) or self._look(frame, box, min_box, RETRY_INPUT, RETRY_GRID)
-
-    def _look(self, frame: np.ndarray, box: Box, min_box: int, side_in: int, grid: int = 0) -> Box | None:
-        """``box``'s face looked for in one square ``side_in`` px across as looked at: a window of
-        the whole-frame search's pixels (on its ``grid`` lattice where given), or a smooth copy of
-        a large face's square; None where it is not there or its box is under ``min_box`` px."""
+    def _look(self, frame: np.ndarray, boxes: list[Box], min_box: int, side_in: int,
+              grid: int = 0) -> list[Box | None]:
+        """Each of ``boxes``' faces looked for in one square ``side_in`` px across as looked at: a
+        window of the whole-frame search's pixels (on its ``grid`` lattice where given), or a
+        smooth copy of a large face's square; None where it is not there or its box is under
+        ``min_box`` px."""
+        if not boxes:
+            return []
         h, w = frame.shape[:2]
         scale = video_scale(w, h)
-        ratio = _ratio(box, scale, side_in)
-        # a face that halved its size from one frame to the next is another face (or a false one)
-        seen = max(8, int(max(box.w, box.h) * ratio / 2))  # pixels, as looked at
         pass_size = getattr(self.detector, "pass_size", None)
-        if ratio == scale and pass_size is not None:
-            # as the whole-frame search looks at it: its pixels, resampled as it resamples them
-            window = _window(box, w, h, pass_size(w, h, scale), side_in, grid)
-            found = self.detector.detect(frame, min_face=int(seen / ratio), upscale=False,
-                                         confidence=FOLLOW_CONFIDENCE, scale=scale, window=window)
-            x0 = y0 = 0
-            unit = 1.0
-        else:
+        looks, places = [], []
+        for box in boxes:
+            ratio = _ratio(box, scale, side_in)
+            # a face that halved its size from one frame to the next is another face (or a false one)
+            seen = max(8, int(max(box.w, box.h) * ratio / 2))  # pixels, as looked at
+            if ratio == scale and pass_size is not None:
+                # as the whole-frame search looks at it: its pixels, resampled as it resamples them
+                window = _window(box, w, h, pass_size(w, h, scale), side_in, grid)
+                looks.append((frame, {"min_face": int(seen / ratio), "upscale": False, "confidence": FOLLOW_CONFIDENCE,
+                                      "scale": scale, "window": window}))
+                places.append((0, 0, 1.0))
+                continue
             (x0, y0, x1, y1), _ = _region(box, w, h, scale, side_in)
             if x1 - x0 < 8 or y1 - y0 < 8:
-                return None
+                looks.append(None)
+                places.append(None)
+                continue
             region = frame[y0:y1, x0:x1]
             if ratio < scale:  # a large face: a smooth copy, looked at whole (its box's last pixel does not matter)
                 region, look, unit = _smooth(region, ratio), None, ratio
             else:  # a detector without the search's lattice: the square at the search's scale
                 look, unit = ratio, 1.0
-            found = self.detector.detect(region, min_face=int(seen * unit / ratio), upscale=False,
-                                         confidence=FOLLOW_CONFIDENCE, scale=look)
-        if not found:
-            return None
-        last = Box(int((box.x - x0) * unit), int((box.y - y0) * unit), int(box.w * unit), int(box.h * unit))
-        best = max(found, key=lambda b: (iou(b, last), b.score))
-        if iou(best, last) == 0.0:
-            best = max(found, key=lambda b: b.score)
-        moved = Box(x0 + int(round(best.x / unit)), y0 + int(round(best.y / unit)),
-                    int(round(best.w / unit)), int(round(best.h / unit)), best.score)
-        if min(moved.w, moved.h) < min_box:
-            return None  # the full-frame detector would not report it either
-        return moved
+            looks.append((region, {"min_face": int(seen * unit / ratio), "upscale": False,
+                                   "confidence": FOLLOW_CONFIDENCE, "scale": look}))
+            places.append((x0, y0, unit))
+        wanted = [look for look in looks if look is not None]
+        many = getattr(self.detector, "detect_many", None)
+        found = iter(many(wanted) if many else [self.detector.detect(image, **options) for image, options in wanted])
+        return [None if place is None else _pick(box, next(found), *place, min_box)
+                for box, place in zip(boxes, places)]
+
+
+def _pick(box: Box, found: list[Box], x0: int, y0: int, unit: float, min_box: int) -> Box | None:
+    """Of the boxes ``found`` in a square whose corner is (``x0``, ``y0``) in the frame and which
+    was looked at ``unit`` times its size, the one that is ``box``'s face now, in the frame's
+    pixels: the one overlapping ``box`` most (else the best scoring); None where nothing was
+    found or its box is under ``min_box`` px."""
+    if not found:
+        return None
+    last = Box(int((box.x - x0) * unit), int((box.y - y0) * unit), int(box.w * unit), int(box.h * unit))
+    best = max(found, key=lambda b: (iou(b, last), b.score))
+    if iou(best, last) == 0.0:
+        best = max(found, key=lambda b: b.score)
+    moved = Box(x0 + int(round(best.x / unit)), y0 + int(round(best.y / unit)),
+                int(round(best.w / unit)), int(round(best.h / unit)), best.score)
+    if min(moved.w, moved.h) < min_box:
+        return None  # the full-frame detector would not report it either
+    return moved
 
 
 def _smooth(image: np.ndarray, ratio: float) -> np.ndarray:

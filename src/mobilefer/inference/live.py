@@ -5,9 +5,12 @@ A video (file, camera, stream) goes through :class:`VideoFaces`:
 - its first frame, and the first frame after each cut, get a whole-frame detection
   (a new shot has new faces: nothing carries over, :class:`~.tracking.CutDetector`);
 - every ``every``-th frame after that gets a whole-frame detection too, taken in on that frame:
-  tracks it does not confirm end, faces it finds that no track had join as new faces. While
-  faces are followed, two of three of these look only for faces of at least SEARCH_FRACTION of
-  the smallest one, at the scale that needs (a frame of large faces costs a quarter);
+  tracks it does not confirm end, faces it finds that no track had join as new faces. One that
+  finds a face not followed on the frame before brings the next one nearer, to ``every // 2``
+  frames (faces keep coming into view in a crowd: see
+  :meth:`~.tracking.DetectionSchedule.found`). While faces are followed, two of three of these
+  look only for faces of at least SEARCH_FRACTION of the smallest one, at the scale that needs
+  (a frame of large faces costs a quarter);
 - in between, each face seen on the last frame is looked for near its last box (:mod:`.follow`;
   with the detector every CHECK_EVERY frames, faces taking turns, matched from its last patch
   between), and every ``GLANCE_EVERY`` frames a thumbnail of the frame catches large faces
@@ -112,7 +115,9 @@ class VideoFaces:
                 boxes = early[1].result()
             else:  # a cut drops the search started for a later frame: the cut's own restarts the schedule
                 boxes = self._detect(image, *self._bounds(whole_min, restart))
+            followed = {t.id for t in self.tracker.live()}
             tracks = self._keep(boxes)
+            self.schedule.found(not restart and any(t.id not in followed for t in tracks))
             live = self.tracker.live()
             self._smallest = min(min(t.box.w, t.box.h) for t in live) if live else None
             self._start_early()
@@ -161,9 +166,9 @@ class VideoFaces:
         """Start the next scheduled whole-frame search now, on a thread of its own, where its
         frame is known already: it runs beside the following of the frames before it and is
         taken in on its own frame, as if it had run there."""
-        upcoming = self.ahead(self.schedule.every) if self.ahead else None
+        upcoming = self.ahead(self.schedule.next) if self.ahead else None
         if upcoming is not None:
             bounds = self._bounds(self._whole_min(upcoming), restart=False)
             if self._searcher is None:
                 self._searcher = ThreadPoolExecutor(1, thread_name_prefix="mobilefer-search")
-            self._early = (self._index + self.schedule.every, self._searcher.submit(self._detect, upcoming, *bounds))
+            self._early = (self._index + self.schedule.next, self._searcher.submit(self._detect, upcoming, *bounds))

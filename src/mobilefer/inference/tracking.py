@@ -194,22 +194,30 @@ class CutDetector:
 
 
 class DetectionSchedule:
-    """When a video's whole frame goes through the detector: on its first frame, on every
-    ``every``-th frame after the last full detection, and at a cut (a new shot has new faces).
-    In between, each tracked face is looked for near its last box (:mod:`.follow`), so motion
-    (people walking, a shaking or panning camera) costs no full-frame detection; a face that
-    comes into view is found by the next full detection, at most ``every`` frames later.
-    ``every=1`` detects on every frame.
+    """When a video's whole frame goes through the detector: on its first frame, at a cut (a new
+    shot has new faces), and ``every`` frames after the last full detection, or half as many
+    after one that found faces arriving (see :meth:`found`). In between, each tracked face is
+    looked for near its last box (:mod:`.follow`), so motion (people walking, a shaking or
+    panning camera) costs no full-frame detection; a face that comes into view is found by the
+    next full detection, at most ``every`` frames later. ``every=1`` detects on every frame.
     """
 
     def __init__(self, every: int = 1) -> None:
         self.every = every
+        self.next = every  # frames from the last full detection to the next one
         self._since: int | None = None
 
     def due(self, cut: bool = False) -> bool:
         """Whether the next frame gets a full-frame detection (``cut``: it starts a new shot)."""
-        if cut or self._since is None or self._since + 1 >= self.every:
+        if cut or self._since is None or self._since + 1 >= self.next:
             self._since = 0
             return True
         self._since += 1
         return False
+
+    def found(self, arriving: bool) -> None:
+        """After a full detection: whether it found a face that was not followed on the frame
+        before (one that came into view since the detection before). Where faces keep arriving
+        (a crowd, a pan over a group) the next detection comes after ``every // 2`` frames, so
+        each waits half as long to be found; elsewhere after ``every``."""
+        self.next = max(1, self.every // 2) if arriving else self.every

@@ -459,8 +459,9 @@ const MobileferBrowser = (() => {
     }
 
     // A camera's faces, frame after frame, as predict finds a video's (live.py VideoFaces, without
-    // its cut detection, ids and patch matching): the whole frame every detect_every frames (two of
-    // three of these, while faces were followed after the search before, only for faces of
+    // its cut detection, ids and patch matching): the whole frame every detect_every frames, or
+    // half as many after a search that found a face not followed before (two of three of these,
+    // while faces were followed after the search before, only for faces of
     // search_fraction of the smallest of them), between them each face looked for near where it
     // was, and a thumbnail glanced at every glance_every frames. Faces down to `hidden` of the
     // smallest shown are followed unseen.
@@ -477,7 +478,7 @@ const MobileferBrowser = (() => {
       // the last frame's box a search's box overlaps most (IoU >= 0.3), or null
       const before = (b) => this.boxes.filter((o) => iou(b, o) >= 0.3)
         .reduce((a, o) => (a === null || iou(b, o) > iou(b, a) ? o : a), null);
-      if (index % f.detect_every === 0) {  // live.py VideoFaces._bounds
+      if (index >= this.nextSearch) {  // live.py VideoFaces._bounds
         this.searches = index === 0 ? 0 : this.searches + 1;
         let minFace = wholeMin;
         if (index > 0 && this.smallest !== null && this.searches % f.full_search_every) {
@@ -485,8 +486,11 @@ const MobileferBrowser = (() => {
         }
         // live.py VideoFaces._keep: a box under the detector's threshold only continues a face
         const found = await this.detect(img, { video: true, minFace, minBox: unseenBox(minFace), confidence: f.confidence });
-        this.boxes = found.map((b) => [b, before(b)]).filter(([b, last]) => b[4] >= r.threshold || last !== null)
-          .map(([b, last]) => [...b.slice(0, 5), last?.[5] === true]);
+        const kept = found.map((b) => [b, before(b)]).filter(([b, last]) => b[4] >= r.threshold || last !== null);
+        // tracking.py DetectionSchedule.found: a face not followed on the frame before brings the next search nearer
+        const arriving = index > 0 && kept.some(([, last]) => last === null);
+        this.nextSearch = index + (arriving ? Math.max(1, Math.trunc(f.detect_every / 2)) : f.detect_every);
+        this.boxes = kept.map(([b, last]) => [...b.slice(0, 5), last?.[5] === true]);
         this.smallest = this.boxes.length ? Math.min(...this.boxes.map((b) => Math.min(b[2], b[3]))) : null;
         return shown(this.boxes);
       }
@@ -503,6 +507,7 @@ const MobileferBrowser = (() => {
     // The next camera frame starts a new video (a new camera, or the same one after a pause).
     resetVideo() {
       this.frameIndex = -1;
+      this.nextSearch = 0;  // the frame of the next whole-frame search
       this.searches = 0;
       this.smallest = null;  // the smallest face after the last whole-frame search
       this.boxes = [];
