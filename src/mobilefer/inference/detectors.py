@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -251,13 +252,12 @@ class CenterFaceDetector:
         part of."""
         h, w = image.shape[:2]
         net_w, net_h = self.pass_size(w, h, ratio)
-        left = top = 0
         if window is None:
-            blob = self.blob(image, (net_w, net_h))
-        else:  # those pixels of the whole pass, resized as it resizes them (once a frame, for all its windows)
-            left, top, right, bottom = window
-            blob = self.blob(self._pass_pixels(image, (net_w, net_h))[top:bottom, left:right])
-        return _Pass(blob, threshold, w / net_w, h / net_h, left, top, at)
+            return _Pass(lambda: self.blob(image, (net_w, net_h)), (net_w, net_h), threshold, w / net_w, h / net_h, 0, 0, at)
+        # those pixels of the whole pass, resized as it resizes them (once a frame, for all its windows)
+        left, top, right, bottom = window
+        return _Pass(lambda: self.blob(self._pass_pixels(image, (net_w, net_h))[top:bottom, left:right]),
+                     (right - left, bottom - top), threshold, w / net_w, h / net_h, left, top, at)
 
     def _pass_pixels(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """``image`` resized to ``size`` as a whole pass resizes it (blobFromImage's bilinear resize),
@@ -286,13 +286,14 @@ class CenterFaceDetector:
         plans = [self._plan(image, **options) for image, options in looks]
         groups: dict[object, list[_Pass]] = {}
         for i, one in enumerate(p for plan in plans for p in plan.passes):
-            # a photo's pass (or tile) runs alone: one input stays within MAX_DETECT_PIXELS
-            large = one.blob.shape[2] * one.blob.shape[3] > 1.25 * VIDEO_DETECT_PIXELS
-            groups.setdefault(i if large else one.blob.shape, []).append(one)
+            # a photo's pass (or tile) runs alone, its input made just before: one at a time in memory
+            large = one.size[0] * one.size[1] > 1.25 * VIDEO_DETECT_PIXELS
+            groups.setdefault(i if large else one.size, []).append(one)
         for group in groups.values():
-            blob = group[0].blob if len(group) == 1 else np.concatenate([p.blob for p in group])
+            blob = group[0].make() if len(group) == 1 else np.concatenate([p.make() for p in group])
             large = blob.shape[2] * blob.shape[3] > 1.25 * VIDEO_DETECT_PIXELS  # not kept for the next pass
             outputs = self.session.run(None, {self.input_name: blob}, self._shrink if large else None)
+            del blob
             for k, one in enumerate(group):
                 one.read(*(out[k] for out in outputs[:3]))
         return [plan.boxes(self.nms) for plan in plans]
@@ -323,9 +324,10 @@ class CenterFaceDetector:
 
 @dataclass
 class _Pass:
-    """One CenterFace pass: its input, and how its outputs map back to the image's pixels."""
+    """One CenterFace pass: how to make its input, and how its outputs map back to the image's pixels."""
 
-    blob: np.ndarray
+    make: Callable[[], np.ndarray]  # the network input (1, 3, H, W), made when the pass runs
+    size: tuple[int, int]  # its (W, H)
     threshold: float
     sx: float  # image pixels per network pixel
     sy: float
