@@ -4,7 +4,7 @@ defaults on each clip of ../shared/data/videos, at its own 640x480, its middle 6
 copies (ffmpeg from imageio-ffmpeg: scaled with Lanczos, pillarboxed, H.264), against the same
 command detecting on every frame and the origin notebook's loop, in the same run.
 
-    python benchmarks/bench_live.py [--videos ../shared/data/videos] [--sizes 360,480,720,1080]
+    python benchmarks/bench_live.py [--videos ../shared/data/videos] [--sizes 360,480,720,1080 | --sizes ""]
 
 Per clip and size: whole-command frames/s (process start, model load, decode, faces, JSON);
 the share of frames that took in a whole-frame detection; face recall against `--detect-every
@@ -12,8 +12,8 @@ the share of frames that took in a whole-frame detection; face recall against `-
 same frame) and extra faces (faces with no every-frame face); for the clip with known cuts (the
 montage, cut frames from the clips' README) how many cuts gave every face after them a new id;
 the origin loop (Haar on every full frame, MobileNetV3-Large at 224 px, one face at a time)
-timed on the first 150 frames. Then the
-panning crowd (tiles of the selfie clip, ~29 faces a frame at 1920x1080) and the composite
+timed on the first 150 frames. Then two
+panning crowds (tiles of the selfie clip, ~29 and ~48 faces a frame at 1920x1080) and the composite
 clip of one still portrait over a still background (bench_live_composite.py): unit cases. The
 machine's load average is printed with each row: rates on a shared machine move with it, the
 ratios less.
@@ -124,24 +124,34 @@ def new_ids_at(cuts: list[int], rows: list[dict]) -> str:
     return f"{fresh} of {len(cuts)}"
 
 
-def panning_crowd(selfie: Path, out: Path, frames: int = 240) -> Path:
-    """A unit case for the worst case, a panning camera over a crowd: 7x5 tiles of the selfie
-    clip at 320x240 (faces of ~100 px), each from another moment, a 1920x1080 window panning
-    over them (up to ~4 px a frame): 25-33 faces a frame."""
+# The panning crowds: (columns, rows, tile width) of the selfie clip's tiles, 4:3 each
+CROWDS = {"7x5 tiles of 320x240": (7, 5, 320), "10x7 tiles of 240x180": (10, 7, 240)}
+
+
+def panning_crowd(selfie: Path, out: Path, columns: int = 7, rows: int = 5, tile: int = 320,
+                  frames: int = 240) -> Path:
+    """A unit case for the worst case, a panning camera over a crowd: ``columns`` x ``rows``
+    tiles of the selfie clip ``tile`` px wide (7x5 of 320 px: faces of ~100 px, 25-33 a frame;
+    10x7 of 240 px: ~75 px, ~48 a frame), each from another moment (faces come into view all
+    the time: each tile plays the selfie's pans), a 1920x1080 window panning over them (up to
+    ~4-5 px a frame)."""
+    side = (tile, tile * 3 // 4)
     source = cv2.VideoCapture(str(selfie))
     tiles = []
     while len(tiles) < frames:
         ok, frame = source.read()
         if not ok:
             break
-        tiles.append(cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA))
+        tiles.append(cv2.resize(frame, side, interpolation=cv2.INTER_AREA))
+    width, height = columns * side[0], rows * side[1]
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (1920, 1080))
     for t in range(frames):
-        canvas = np.zeros((1200, 2240, 3), np.uint8)
-        for i in range(35):
-            r, c = divmod(i, 7)
-            canvas[240 * r: 240 * (r + 1), 320 * c: 320 * (c + 1)] = tiles[(t + 23 * i) % len(tiles)]
-        dx, dy = int(160 + 150 * np.sin(t / 40)), int(60 + 55 * np.sin(t / 55))
+        canvas = np.zeros((height, width, 3), np.uint8)
+        for i in range(columns * rows):
+            r, c = divmod(i, columns)
+            canvas[side[1] * r: side[1] * (r + 1), side[0] * c: side[0] * (c + 1)] = tiles[(t + 23 * i) % len(tiles)]
+        room_x, room_y = (width - 1920) // 2, (height - 1080) // 2
+        dx, dy = int(room_x + (room_x - 10) * np.sin(t / 40)), int(room_y + (room_y - 5) * np.sin(t / 55))
         writer.write(canvas[dy: dy + 1080, dx: dx + 1920])
     writer.release()
     return out
@@ -154,7 +164,7 @@ def main() -> None:
                         help="heights: 480 is each clip as it is, 360 its middle 640x360")
     args = parser.parse_args()
     clips = sorted(Path(args.videos).glob("*.mp4"))
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]  # --sizes "": the unit cases alone
     print(f"{len(os.sched_getaffinity(0))} CPUs; OpenCV {cv2.__version__}")
     print("| clip | size | frames | frames/s | every frame: frames/s | origin loop: frames/s | x origin | "
           "whole-frame detections | recall vs every frame | extra faces | new ids at cuts | load |")
@@ -176,14 +186,14 @@ def main() -> None:
                       f"{new_ids_at(cuts, default) if cuts else '-'} | {os.getloadavg()[0]:.1f} |", flush=True)
 
     selfie = Path(args.videos) / "openmpf_handheld_selfie_rot90meta.mp4"
-    if selfie.is_file():
+    for name, (columns, rows, tile) in CROWDS.items() if selfie.is_file() else ():
         with tempfile.TemporaryDirectory() as tmp:
-            video = panning_crowd(selfie, Path(tmp) / "crowd.mp4")
+            video = panning_crowd(selfie, Path(tmp) / "crowd.mp4", columns, rows, tile)
             seconds, default = predict(video, Path(tmp) / "d.jsonl")
             every_s, every = predict(video, Path(tmp) / "e.jsonl", "--detect-every", "1")
             recall, extra = compare(default, every)
             faces = sum(len(r["faces"]) for r in every) / len(every)
-            print(f"\nPanning crowd unit case (1920x1080, tiles of the selfie, {faces:.1f} faces a frame): "
+            print(f"\nPanning crowd unit case (1920x1080, {name} of the selfie, {faces:.1f} faces a frame): "
                   f"{len(default) / seconds:.1f} frames/s whole command, every frame {len(every) / every_s:.1f}, "
                   f"recall {recall:.3f}, extra {extra:.1%}, load {os.getloadavg()[0]:.1f}", flush=True)
 

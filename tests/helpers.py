@@ -122,6 +122,17 @@ def clip_frames(clip: Path, count: int, size: tuple[int, int] = (640, 480)) -> I
         cap.release()
 
 
+def astronaut_head(astronaut_bgr, side: int):
+    """The astronaut photo's head (its face and 30 px around), scaled so the face is ``side`` px wide."""
+    import cv2
+
+    from conftest import ASTRONAUT_FACE
+
+    x, y, w, h = ASTRONAUT_FACE
+    head = astronaut_bgr[y - 30: y + h + 30, x - 30: x + w + 30]
+    return cv2.resize(head, None, fx=side / w, fy=side / w, interpolation=cv2.INTER_AREA)
+
+
 class _QuietFiles(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass

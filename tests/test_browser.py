@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import clip_frames, serve_in_child, static_host, write_y4m
+from helpers import astronaut_head, clip_frames, serve_in_child, static_host, write_y4m
 
 from mobilefer.data.preprocess import preprocess
 from mobilefer.inference.detectors import centerface_fp32
@@ -298,6 +298,43 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
     assert want is not None and got is not None
     assert np.abs(np.array(got[:4]) - want.as_list()).max() <= 1, (got, want)
     assert problems == []
+
+
+def test_the_page_brings_the_next_search_nearer_when_a_face_arrives_as_python_does(site, open_page, astronaut_bgr,
+                                                                                    recognizer):
+    """tracking.py DetectionSchedule.found in the page: a face walking, a second one standing
+    still from frame 4; with a search every 6 frames, the one on frame 6 finds it, so the next
+    comes on frame 9, then every 6th again: the frames Python's VideoFaces searches."""
+    from mobilefer.inference.live import VideoFaces
+    from mobilefer.inference.tracking import IoUTracker
+
+    big, small = astronaut_head(astronaut_bgr, 90), astronaut_head(astronaut_bgr, 40)
+    frames = []
+    for i in range(16):
+        frame = np.full((480, 640, 3), 60, np.uint8)
+        frame[120: 120 + big.shape[0], 40 + 9 * i: 40 + 9 * i + big.shape[1]] = big
+        if i >= 4:
+            frame[300: 300 + small.shape[0], 520: 520 + small.shape[1]] = small
+        frames.append(frame)
+    video = VideoFaces(recognizer.detector, IoUTracker(), every=6, min_face=20)
+    want = [i for i, frame in enumerate(frames) if video(frame)[1]]
+    page, problems = open_page()
+    page.goto(site)
+    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    page.evaluate("() => { window.mobilefer.engine.site.follow.detect_every = 6; window.mobilefer.engine.resetVideo(); }")
+    upcoming = [page.evaluate(VIDEO_FRAME, [base64.b64encode(np.ascontiguousarray(f[:, :, ::-1]).tobytes()).decode()])
+                for f in frames]
+    got = [i for i, n in enumerate(upcoming) if i == 0 or n != upcoming[i - 1]]
+    assert want == [0, 6, 9, 15] and got == want
+    assert problems == []
+
+
+VIDEO_FRAME = """async (b64) => {
+    const engine = window.mobilefer.engine;
+    await engine.videoBoxes({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 480,
+                             channels: 3});
+    return engine.nextSearch;
+}"""
 
 
 LOOK_NEAR = """async ([b64, width, height, box, side, grid]) => window.mobilefer.engine.lookNear({

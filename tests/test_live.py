@@ -6,10 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT_FACE
-from helpers import needs_centerface
+from helpers import astronaut_head, needs_centerface
 from mobilefer.inference.detectors import Box, CenterFaceDetector, video_min_face, video_scale
-from mobilefer.inference.follow import (INPUT, REGION, RETRY_GRID, RETRY_INPUT, FaceFollower, _match, _region,
+from mobilefer.inference.follow import (INPUT, REGION, RETRY_GRID, RETRY_INPUT, FaceFollower, match_patch, _region,
                                         _smooth, _window)
 from mobilefer.inference.live import CHECK_FACES, FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
 from mobilefer.inference import recognizer
@@ -18,12 +17,6 @@ from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou
 
 MONTAGE = Path(__file__).parents[2] / "shared" / "data" / "videos" / "intel_asl_webcam_montage_cuts.mp4"
 MONTAGE_CUTS = [109, 186, 273, 322, 395, 484, 552]  # from the clips' README
-
-
-def _head(astronaut_bgr, side):
-    x, y, w, h = ASTRONAUT_FACE
-    head = astronaut_bgr[y - 30: y + h + 30, x - 30: x + w + 30]
-    return cv2.resize(head, None, fx=side / w, fy=side / w, interpolation=cv2.INTER_AREA)
 
 
 def _write(path, frames):
@@ -48,7 +41,7 @@ def rec(bundled_model):
 def walk(tmp_path_factory, astronaut_bgr):
     """A face walking right 9 px a frame; from frame 4 a small second face (too small for the
     thumbnail glance) stands still on the right."""
-    big, small = _head(astronaut_bgr, 90), _head(astronaut_bgr, 40)
+    big, small = astronaut_head(astronaut_bgr, 90), astronaut_head(astronaut_bgr, 40)
     frames = []
     for i in range(16):
         frame = np.full((480, 640, 3), 60, np.uint8)
@@ -83,7 +76,7 @@ def test_a_face_coming_into_view_joins_at_the_next_detection(rec, walk):
 
 
 def test_a_hard_cut_gives_every_face_a_new_id(rec, tmp_path, astronaut_bgr):
-    head = _head(astronaut_bgr, 90)
+    head = astronaut_head(astronaut_bgr, 90)
     frames = []
     for i in range(20):
         shot = i >= 10  # a cut at frame 10: another room, the face a little to the side
@@ -95,6 +88,28 @@ def test_a_hard_cut_gives_every_face_a_new_id(rec, tmp_path, astronaut_bgr):
     assert {f.id for r in results[:10] for f in r.faces} == {0}
     assert {f.id for r in results[10:] for f in r.faces} == {1}  # same place, still a new person
     assert "detect" in results[10].timing_ms
+
+
+def test_a_cut_to_another_person_in_the_same_place_gives_a_new_id(rec, tmp_path, astronaut_bgr):
+    """Talking heads filmed in one set: the background stays, another person sits where the last
+    one sat. The frame as a whole hardly changes (too little for the cut test over the whole
+    picture), but it jumps, and no face followed matches its last patch: a cut."""
+    from skimage import data
+
+    cameraman = cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)
+    x, y, w, h = 195, 113, 68, 85  # the cameraman's face (CenterFace's box)
+    other = cv2.resize(cameraman[y - 30: y + h + 20, x - 25: x + w + 25], None, fx=120 / w, fy=120 / w,
+                       interpolation=cv2.INTER_AREA)
+    one = astronaut_head(astronaut_bgr, 120)
+    frames = []
+    for i in range(24):
+        frame = _texture(7)
+        _place(frame, one if i < 12 else other, 240 + i % 3, 100)  # a little sway
+        frames.append(frame)
+    results = list(rec.stream(_write(tmp_path / "set.mp4", frames)))
+    assert all(len(r.faces) == 1 for r in results)
+    assert [r.frame for r in results if r.cut] == [12]
+    assert {r.faces[0].id for r in results[:12]} == {0} and {r.faces[0].id for r in results[12:]} == {1}
 
 
 def test_whole_frame_detection_schedule():
@@ -131,7 +146,7 @@ def test_a_face_growing_into_view_is_reported_before_the_next_whole_frame_search
     frames = []
     for i in range(16):  # a box of ~24 px on the first frame (followed unseen from 20 px), ~35 on the last
         frame = np.full((480, 640, 3), 90, np.uint8)
-        _place(frame, _head(astronaut_bgr, 20 + i), 300 - i, 200 - i)
+        _place(frame, astronaut_head(astronaut_bgr, 20 + i), 300 - i, 200 - i)
         frames.append(frame)
     clip = _write(tmp_path / "grow.mp4", frames)
     results = list(rec.stream(clip, detect_every=16))  # one whole-frame search: the first frame
@@ -282,12 +297,12 @@ def test_a_followed_face_is_matched_from_its_last_patch_where_it_moved():
     before = _texture()
     after = np.roll(before, (3, 5), axis=(0, 1))  # everything moved 5 px right, 3 px down
     box = Box(200, 150, 80, 90, 0.9)
-    moved = _match(before, after, box)
+    moved = match_patch(before, after, box)
     assert moved is not None and abs(moved.x - 205) <= 2 and abs(moved.y - 153) <= 2
     assert (moved.w, moved.h, moved.score) == (80, 90, 0.9)
-    assert _match(before, _texture(1), box) is None  # another picture: no match
+    assert match_patch(before, _texture(1), box) is None  # another picture: no match
     flat = np.full((480, 640, 3), 128, np.uint8)
-    assert _match(flat, flat, box) is None  # nothing to match on
+    assert match_patch(flat, flat, box) is None  # nothing to match on
 
 
 class _Faces:
@@ -505,7 +520,7 @@ def test_a_window_of_the_search_finds_the_face_where_the_whole_frame_search_does
     pass_w, pass_h = detector.pass_size(w, h, scale)
     min_face = video_min_face(w, h, 20, detector.smallest_seen)
     frame = cv2.resize(_texture(3), (w, h), interpolation=cv2.INTER_LINEAR)
-    _place(frame, _head(astronaut_bgr, 60), 301, 203)
+    _place(frame, astronaut_head(astronaut_bgr, 60), 301, 203)
     whole = detector.detect(frame, upscale=False, min_face=min_face, scale=scale)
     assert len(whole) == 1
     face = whole[0]
@@ -527,7 +542,7 @@ def test_faces_looked_for_in_one_call_get_the_boxes_one_call_each_gives(rec, ast
     detector = rec.detector
     frame = _texture(5)
     for left, top, side in ((40, 60, 30), (300, 220, 50), (420, 40, 110)):
-        _place(frame, _head(astronaut_bgr, side), left, top)
+        _place(frame, astronaut_head(astronaut_bgr, side), left, top)
     faces = detector.detect(frame, upscale=False, min_face=20)
     assert len(faces) == 3
     follower = FaceFollower(detector)

@@ -102,7 +102,7 @@ class FaceFollower:
         todo = []
         for i, box in enumerate(boxes):
             if previous is not None and check is not None and not check[i]:
-                out[i] = _match(previous, frame, box)
+                out[i] = match_patch(previous, frame, box)
             if out[i] is None:
                 todo.append(i)
         for side_in, grid in ((INPUT, 0), (RETRY_INPUT, RETRY_GRID)):
@@ -208,7 +208,7 @@ def _small_gray(image: np.ndarray, step: int) -> np.ndarray:
     return cv2.resize(gray[: h * step, : w * step], (w, h), interpolation=cv2.INTER_AREA)
 
 
-def _match(previous: np.ndarray, frame: np.ndarray, box: Box) -> Box | None:
+def match_patch(previous: np.ndarray, frame: np.ndarray, box: Box) -> Box | None:
     """``box``'s patch of ``previous`` found in ``frame`` near where it was (same size), or None
     where it matches under MATCH_MIN or at the edge of the window looked in (it moved further)."""
     h, w = frame.shape[:2]

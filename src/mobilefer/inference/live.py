@@ -43,7 +43,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from mobilefer.inference.detectors import BOX_TOLERANCE, Box, FaceDetector, video_min_face
-from mobilefer.inference.follow import FOLLOW_CONFIDENCE, GLANCE_EVERY, FaceFollower
+from mobilefer.inference.follow import FOLLOW_CONFIDENCE, GLANCE_EVERY, FaceFollower, match_patch
 from mobilefer.inference.tracking import CutDetector, DetectionSchedule, IoUTracker, Track
 
 # A scheduled whole-frame search while faces are followed looks for faces down to SEARCH_FRACTION
@@ -63,7 +63,7 @@ HIDDEN = 0.75
 # score moves as much: without these the face is reported on and off.
 SHOWN_DOWN_TO = 0.875
 # A followed face is looked for with the detector on every CHECK_EVERY-th frame (faces take
-# turns, by id), and matched from its last patch on the frames between (see follow._match); with
+# turns, by id), and matched from its last patch on the frames between (see follow.match_patch); with
 # more than CHECK_EVERY * CHECK_FACES faces, on every ceil(faces / CHECK_FACES)-th frame: a crowd
 # costs about CHECK_FACES detector squares a frame, and a patch match (~0.1 ms) for each other face.
 CHECK_EVERY = 2
@@ -102,6 +102,8 @@ class VideoFaces:
         previous, self._previous = self._previous, image
         self._index += 1
         cut = self.cuts(image)
+        if not cut and self.cuts.jumped and previous is not None:
+            cut = self._faces_gone(previous, image)
         if cut:  # another shot: no box, id or emotion carries over to its faces
             self.tracker.cut()
         whole_min = self._whole_min(image)
@@ -130,6 +132,13 @@ class VideoFaces:
         if self._index % GLANCE_EVERY == 0:
             tracks += self.tracker.extend(self.follower.glance(image, [t.box for t in tracks], hidden))
         return self._shown(tracks, whole_min), False, cut
+
+    def _faces_gone(self, previous: np.ndarray, image: np.ndarray) -> bool:
+        """Whether no face seen on the ``previous`` frame is where it was on ``image`` (its patch
+        matches nowhere near its box): on a frame that jumped, a cut to another shot of the same
+        set. On the shared clips without cuts no frame is both (selfie, hikers, at every size)."""
+        live = self.tracker.live()
+        return bool(live) and all(match_patch(previous, image, t.box) is None for t in live)
 
     def _whole_min(self, image: np.ndarray) -> int:
         h, w = image.shape[:2]

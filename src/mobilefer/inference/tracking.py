@@ -166,12 +166,18 @@ class CutDetector:
     the brightness histogram moves (Bhattacharyya distance over ``hist``). On the shared real
     clips this found all 7 cuts of the webcam montage, none in the hikers' walk and 1 during
     the selfie's whip pans (benchmarks/bench_live.py, docs/benchmarks.md).
+
+    A cut within one set (talking heads: the background stays, another person sits where the
+    last one sat) changes too little of the picture for that. It still jumps: ``jumped`` says
+    the frame changed ``jump`` times as much as the one before and by over ``shift`` grey levels;
+    :class:`~.live.VideoFaces` calls such a frame a cut where no face followed is where it was.
     """
 
     SIZE = (64, 36)
 
-    def __init__(self, change: float = 12.0, jump: float = 3.0, hist: float = 0.12) -> None:
-        self.change, self.jump, self.hist = change, jump, hist
+    def __init__(self, change: float = 12.0, jump: float = 3.0, hist: float = 0.12, shift: float = 2.0) -> None:
+        self.change, self.jump, self.hist, self.shift = change, jump, hist, shift
+        self.jumped = False  # the last frame jumped (see above)
         self._thumb: np.ndarray | None = None
         self._hist: np.ndarray | None = None
         self._diff: float | None = None
@@ -188,6 +194,7 @@ class CutDetector:
             calm_before = self._diff is None or diff > self.jump * self._diff
             cut = (diff > self.change and calm_before
                    and cv2.compareHist(self._hist, hist, cv2.HISTCMP_BHATTACHARYYA) > self.hist)
+            self.jumped = self._diff is not None and calm_before and diff > self.shift
             self._diff = diff
         self._thumb, self._hist = thumb, hist
         return cut
