@@ -87,7 +87,9 @@ class FaceDetector(Protocol):
         at the frame at exactly this scale, in one pass (a followed face's square, looked at as the
         whole-frame search looks at it); the boxes still come back in the frame's pixels. Detectors
         with a ``pass_size`` (CenterFace) also take ``window``: with ``scale``, look only at the
-        pixels (x0, y0, x1, y1) of the whole frame's pass at that scale, as that pass sees them."""
+        pixels (x0, y0, x1, y1) of the whole frame's pass at that scale, as that pass sees them,
+        and ``detect_many([(frame, options), ...])``: several calls' boxes from one network run
+        (:class:`~.follow.FaceFollower` uses it where there)."""
 
 
 def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
