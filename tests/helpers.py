@@ -133,6 +133,22 @@ def astronaut_head(astronaut_bgr, side: int):
     return cv2.resize(head, None, fx=side / w, fy=side / w, interpolation=cv2.INTER_AREA)
 
 
+def walk_frames(astronaut_bgr) -> list:
+    """16 frames of 640x480: a face walking right 9 px a frame; from frame 4 a small second face
+    (too small for the thumbnail glance) stands still on the right."""
+    import numpy as np
+
+    big, small = astronaut_head(astronaut_bgr, 90), astronaut_head(astronaut_bgr, 40)
+    frames = []
+    for i in range(16):
+        frame = np.full((480, 640, 3), 60, np.uint8)
+        frame[120: 120 + big.shape[0], 40 + 9 * i: 40 + 9 * i + big.shape[1]] = big
+        if i >= 4:
+            frame[300: 300 + small.shape[0], 520: 520 + small.shape[1]] = small
+        frames.append(frame)
+    return frames
+
+
 class _QuietFiles(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import astronaut_head, clip_frames, serve_in_child, static_host, write_y4m
+from helpers import clip_frames, serve_in_child, static_host, walk_frames, write_y4m
 
 from mobilefer.data.preprocess import preprocess
 from mobilefer.inference.detectors import centerface_fp32
@@ -303,19 +303,12 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
 def test_the_page_brings_the_next_search_nearer_when_a_face_arrives_as_python_does(site, open_page, astronaut_bgr,
                                                                                     recognizer):
     """tracking.py DetectionSchedule.found in the page: a face walking, a second one standing
-    still from frame 4; with a search every 6 frames, the one on frame 6 finds it, so the next
+    still from frame 4 (helpers.walk_frames); with a search every 6 frames, the one on frame 6 finds it, so the next
     comes on frame 9, then every 6th again: the frames Python's VideoFaces searches."""
     from mobilefer.inference.live import VideoFaces
     from mobilefer.inference.tracking import IoUTracker
 
-    big, small = astronaut_head(astronaut_bgr, 90), astronaut_head(astronaut_bgr, 40)
-    frames = []
-    for i in range(16):
-        frame = np.full((480, 640, 3), 60, np.uint8)
-        frame[120: 120 + big.shape[0], 40 + 9 * i: 40 + 9 * i + big.shape[1]] = big
-        if i >= 4:
-            frame[300: 300 + small.shape[0], 520: 520 + small.shape[1]] = small
-        frames.append(frame)
+    frames = walk_frames(astronaut_bgr)
     video = VideoFaces(recognizer.detector, IoUTracker(), every=6, min_face=20)
     want = [i for i, frame in enumerate(frames) if video(frame)[1]]
     page, problems = open_page()

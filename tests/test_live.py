@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import astronaut_head, needs_centerface
+from helpers import astronaut_head, needs_centerface, walk_frames
 from mobilefer.inference.detectors import Box, CenterFaceDetector, video_min_face, video_scale
 from mobilefer.inference.follow import (INPUT, REGION, RETRY_GRID, RETRY_INPUT, FaceFollower, match_patch, _region,
                                         _smooth, _window)
@@ -39,17 +39,8 @@ def rec(bundled_model):
 
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory, astronaut_bgr):
-    """A face walking right 9 px a frame; from frame 4 a small second face (too small for the
-    thumbnail glance) stands still on the right."""
-    big, small = astronaut_head(astronaut_bgr, 90), astronaut_head(astronaut_bgr, 40)
-    frames = []
-    for i in range(16):
-        frame = np.full((480, 640, 3), 60, np.uint8)
-        _place(frame, big, 40 + 9 * i, 120)
-        if i >= 4:
-            _place(frame, small, 520, 300)
-        frames.append(frame)
-    return _write(tmp_path_factory.mktemp("live") / "walk.mp4", frames)
+    """helpers.walk_frames as an MPEG-4 file."""
+    return _write(tmp_path_factory.mktemp("live") / "walk.mp4", walk_frames(astronaut_bgr))
 
 
 def test_faces_are_followed_between_whole_frame_detections(rec, walk):

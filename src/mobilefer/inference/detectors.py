@@ -288,13 +288,10 @@ class CenterFaceDetector:
         plans = [self._plan(image, **options) for image, options in looks]
         groups: dict[object, list[_Pass]] = {}
         for i, one in enumerate(p for plan in plans for p in plan.passes):
-            # a photo's pass (or tile) runs alone, its input made just before: one at a time in memory
-            large = one.size[0] * one.size[1] > 1.25 * VIDEO_DETECT_PIXELS
-            groups.setdefault(i if large else one.size, []).append(one)
+            groups.setdefault(i if one.large else one.size, []).append(one)
         for group in groups.values():
             blob = group[0].make() if len(group) == 1 else np.concatenate([p.make() for p in group])
-            large = blob.shape[2] * blob.shape[3] > 1.25 * VIDEO_DETECT_PIXELS  # not kept for the next pass
-            outputs = self.session.run(None, {self.input_name: blob}, self._shrink if large else None)
+            outputs = self.session.run(None, {self.input_name: blob}, self._shrink if group[0].large else None)
             del blob
             for k, one in enumerate(group):
                 one.read(*(out[k] for out in outputs[:3]))
@@ -338,6 +335,12 @@ class _Pass:
     at: tuple[int, int]  # the part's corner in the image, in image pixels
     rects: np.ndarray | None = None  # (n, 4) x, y, w, h in image pixels, once read
     scores: np.ndarray | None = None
+
+    @property
+    def large(self) -> bool:
+        """A photo's pass (or tile), larger than a video's whole-frame search: it runs alone, its
+        input made just before (one at a time in memory), and its memory is handed back after."""
+        return self.size[0] * self.size[1] > 1.25 * VIDEO_DETECT_PIXELS
 
     def read(self, heat: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> None:
         """Take in the network's (heatmap, scale, offset) outputs for this pass (batch axis dropped)."""
