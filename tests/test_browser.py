@@ -270,7 +270,7 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
     """A small face on a 640x360 frame (looked at as 640x384): follow.py's window of the whole-frame
     search's pixels (OpenCV's warp there, the resize's own arithmetic in JS), first and retry look;
     and a large face, looked at in a smooth copy of its square."""
-    from mobilefer.inference.follow import INPUT, RETRY_GRID, RETRY_INPUT, FaceFollower
+    from mobilefer.inference.follow import INPUT, RETRY_INPUT, FaceFollower
 
     frame = np.full((360, 640, 3), 90, np.uint8)
     x, y, w, h = 150, 40, 180, 200
@@ -283,9 +283,9 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
     page.wait_for_function(ENGINE_READY, timeout=90_000)
     rgb = np.ascontiguousarray(frame[:, :, ::-1])
     pixels, box = base64.b64encode(rgb.tobytes()).decode(), [*last.as_list(), last.score]
-    for side, grid in ((INPUT, 0), (RETRY_INPUT, RETRY_GRID)):
-        want, = follower._look(frame, [last], 4, side, grid)
-        got = page.evaluate(LOOK_NEAR, [pixels, 640, 360, box, side, grid])
+    for side in (INPUT, RETRY_INPUT):
+        want, = follower._look(frame, [last], 4, side)
+        got = page.evaluate(LOOK_NEAR, [pixels, 640, 360, box, side])
         assert want is not None and got is not None
         assert np.abs(np.array(got[:4]) - want.as_list()).max() <= 1, (side, got, want)
     # a large face is looked at in a smooth copy of its square (follow._smooth): the same box
@@ -294,7 +294,7 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
     last = follower.detector.detect(large, upscale=False, min_face=20)[0]
     want, = follower._look(large, [last], 4, INPUT)
     pixels = base64.b64encode(np.ascontiguousarray(large[:, :, ::-1]).tobytes()).decode()
-    got = page.evaluate(LOOK_NEAR, [pixels, 640, 480, [*last.as_list(), last.score], INPUT, 0])
+    got = page.evaluate(LOOK_NEAR, [pixels, 640, 480, [*last.as_list(), last.score], INPUT])
     assert want is not None and got is not None
     assert np.abs(np.array(got[:4]) - want.as_list()).max() <= 1, (got, want)
     assert problems == []
@@ -330,8 +330,8 @@ VIDEO_FRAME = """async (b64) => {
 }"""
 
 
-LOOK_NEAR = """async ([b64, width, height, box, side, grid]) => window.mobilefer.engine.lookNear({
-    data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width, height, channels: 3}, box, 4, side, grid)"""
+LOOK_NEAR = """async ([b64, width, height, box, side]) => window.mobilefer.engine.lookNear({
+    data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width, height, channels: 3}, box, 4, side)"""
 
 
 def test_the_served_page_gives_the_same_faces_in_both_modes(server, open_page):

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import astronaut_head, needs_centerface, walk_frames
 from mobilefer.inference.detectors import Box, CenterFaceDetector, video_min_face, video_scale
-from mobilefer.inference.follow import (INPUT, REGION, RETRY_GRID, RETRY_INPUT, FaceFollower, match_patch, _region,
+from mobilefer.inference.follow import (GRID, INPUT, REGION, RETRY_INPUT, FaceFollower, match_patch, _region,
                                         _smooth, _window)
 from mobilefer.inference.live import CHECK_FACES, FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
 from mobilefer.inference import recognizer
@@ -470,18 +470,17 @@ class _MissesSmallSquares:
         return [Box(301, 203, 20, 20, 0.9)] if window[2] - window[0] == RETRY_INPUT else []
 
 
-def test_a_face_the_first_square_misses_is_looked_for_again_on_the_search_lattice():
+def test_a_face_the_first_square_misses_is_looked_for_again_in_a_larger_one_both_on_the_search_lattice():
     face = Box(301, 203, 20, 20, 0.9)
-    x0, y0, x1, y1 = _window(face, 640, 480, (640, 480), RETRY_INPUT, RETRY_GRID)
-    assert (x0 % RETRY_GRID, y0 % RETRY_GRID, x1 - x0, y1 - y0) == (0, 0, RETRY_INPUT, RETRY_INPUT)
-    assert x0 <= face.x and face.x + face.w <= x1 and y0 <= face.y and face.y + face.h <= y1
     detector = _MissesSmallSquares(face)
     video = VideoFaces(detector, IoUTracker(), every=100, min_face=4)
     frame = _texture()
     for _ in range(3):  # the whole-frame search, a patch match, the detector's turn
         tracks, _, _ = video(frame)
     assert [t.id for t in tracks] == [0] and [w[2] - w[0] for w in detector.windows] == [INPUT, RETRY_INPUT]
-    assert detector.windows[1] == (x0, y0, x1, y1)
+    for x0, y0, x1, y1 in detector.windows:
+        assert (x0 % GRID, y0 % GRID) == (0, 0)
+        assert x0 <= face.x and face.x + face.w <= x1 and y0 <= face.y and face.y + face.h <= y1
 
 
 def test_a_follow_window_is_in_the_search_pixels_of_any_frame_size():
@@ -492,12 +491,12 @@ def test_a_follow_window_is_in_the_search_pixels_of_any_frame_size():
         size = CenterFaceDetector.pass_size(w, h, video_scale(w, h))
         assert size[0] % 32 == 0 and size[1] % 32 == 0
         sx, sy = size[0] / w, size[1] / h
-        for grid in (0, RETRY_GRID):
-            x0, y0, x1, y1 = _window(face, w, h, size, RETRY_INPUT, grid)
-            assert x1 - x0 == y1 - y0 == RETRY_INPUT and 0 <= x0 and x1 <= size[0] and 0 <= y0 and y1 <= size[1]
+        for side in (INPUT, RETRY_INPUT):
+            x0, y0, x1, y1 = _window(face, w, h, size, side)
+            assert x1 - x0 == y1 - y0 == side and 0 <= x0 and x1 <= size[0] and 0 <= y0 and y1 <= size[1]
             assert x0 <= face.x * sx and (face.x + face.w) * sx <= x1  # the face inside it, as scaled
             assert y0 <= face.y * sy and (face.y + face.h) * sy <= y1
-            assert not grid or (x0 % grid, y0 % grid) == (0, 0)
+            assert (x0 % GRID, y0 % GRID) == (0, 0) or x1 == size[0] or y1 == size[1]
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (640, 360)])
@@ -517,7 +516,7 @@ def test_a_window_of_the_search_finds_the_face_where_the_whole_frame_search_does
     face = whole[0]
     windowed = detector.detect(frame, upscale=False, min_face=min_face, scale=scale, window=(0, 0, pass_w, pass_h))
     assert [b.as_list() for b in windowed] == [face.as_list()]
-    window = _window(face, w, h, (pass_w, pass_h), 2 * RETRY_INPUT, RETRY_GRID)
+    window = _window(face, w, h, (pass_w, pass_h), 2 * RETRY_INPUT)
     near = detector.detect(frame, upscale=False, min_face=min_face, scale=scale, window=window)
     # within 2 px: the network sees less around a window's face than over the whole pass, and
     # CenterFace's 8-bit layers round that difference up (its fp32 original: within a pixel)
@@ -546,7 +545,7 @@ def test_faces_looked_for_in_one_call_get_the_boxes_one_call_each_gives(rec, ast
     finally:
         del detector.detect_many
     assert calls[0] == 4  # the four squares in one call; the one with no face looked for again
-    one_each = [follower._look(frame, [box], 4, INPUT)[0] or follower._look(frame, [box], 4, RETRY_INPUT, RETRY_GRID)[0]
+    one_each = [follower._look(frame, [box], 4, INPUT)[0] or follower._look(frame, [box], 4, RETRY_INPUT)[0]
                 for box in boxes]
     assert together == one_each and together[3] is None and all(together[:3])
     looks = [(frame, {"upscale": False, "min_face": 20}), (frame[:200, :200], {"upscale": False, "min_face": 20}),

@@ -34,13 +34,16 @@ GLANCE_EVERY = 3
 # score 0.4 instead of 0.5): a hand over the face or motion blur does not drop it. Whole-frame
 # searches keep a known face on the same evidence (live.VideoFaces._keep).
 FOLLOW_CONFIDENCE = 0.4
-# A face the detector misses in its INPUT px square is looked for once more in a RETRY_INPUT px
-# window that starts on the whole-frame search's RETRY_GRID px lattice (CenterFace's coarsest
-# stride): there the detector computes nearly what the whole-frame search computes, so a face at
-# the edge of the detector's threshold is lost when that search would lose it, not before
-# (hikers 640x480 against every-frame detection, recall 0.968 -> 0.983, for ~1 % more CPU).
+# A window of the whole-frame search's pixels starts on that search's GRID px lattice (CenterFace's
+# coarsest stride): there the detector computes nearly what the whole-frame search computes, so a
+# face at the edge of the detector's threshold or size limit is seen as that search would see it
+# (13 versions of the hikers, 512x384 to 1920x1080, some mirrored, against every-frame detection:
+# recall 0.950 -> 0.957 on average, higher on 9, lower on 3, extra faces 2.1 % either way, at the
+# same cost; benchmarks/live_agreement.py). A face the detector misses in its INPUT px square is
+# looked for once more in a RETRY_INPUT px one (hikers 640x480: recall 0.968 -> 0.983, for ~1 %
+# more CPU).
 RETRY_INPUT = 128
-RETRY_GRID = 32
+GRID = 32
 # On the frames a face is not looked for with the detector (see live.CHECK_EVERY), its last
 # patch is matched in a window MATCH_MARGIN of its side wider on each edge, both reduced by a
 # whole step so the face is about MATCH_SIDE px across (normalised cross-correlation: ~0.1 ms
@@ -68,17 +71,15 @@ def _region(box: Box, width: int, height: int, scale: float,
     return (x0, y0, x0 + side, y0 + side), ratio
 
 
-def _window(box: Box, width: int, height: int, size: tuple[int, int], side_in: int,
-            grid: int = 0) -> tuple[int, int, int, int]:
+def _window(box: Box, width: int, height: int, size: tuple[int, int], side_in: int) -> tuple[int, int, int, int]:
     """The square (x0, y0, x1, y1) of the whole-frame search's pixels (its pass over a ``width``
     x ``height`` frame is ``size``) around ``box``, ``side_in`` px across (or the pass's side where
-    shorter), moved inside the pass; starting on its ``grid`` px lattice where given."""
+    shorter), starting on the GRID px lattice and moved inside the pass."""
     pass_w, pass_h = size
     side_x, side_y = min(side_in, pass_w), min(side_in, pass_h)
     x0 = (box.x + box.w / 2.0) * pass_w / width - side_x / 2.0
     y0 = (box.y + box.h / 2.0) * pass_h / height - side_y / 2.0
-    if grid:
-        x0, y0 = round(x0 / grid) * grid, round(y0 / grid) * grid
+    x0, y0 = round(x0 / GRID) * GRID, round(y0 / GRID) * GRID
     x0 = int(round(min(max(0.0, x0), pass_w - side_x)))
     y0 = int(round(min(max(0.0, y0), pass_h - side_y)))
     return x0, y0, x0 + side_x, y0 + side_y
@@ -97,7 +98,7 @@ class FaceFollower:
         now under ``min_box`` px). With the ``previous`` frame, a face whose ``check`` is False
         is matched from its patch there instead, where that matches well. The others are looked
         for with the detector in a square around each, all squares in one call, and those it
-        misses once more in a larger square on the search's lattice (see RETRY_INPUT)."""
+        misses once more in a larger square (see RETRY_INPUT)."""
         out: list[Box | None] = [None] * len(boxes)
         todo = []
         for i, box in enumerate(boxes):
@@ -105,8 +106,8 @@ class FaceFollower:
                 out[i] = match_patch(previous, frame, box)
             if out[i] is None:
                 todo.append(i)
-        for side_in, grid in ((INPUT, 0), (RETRY_INPUT, RETRY_GRID)):
-            for i, moved in zip(todo, self._look(frame, [boxes[i] for i in todo], min_box, side_in, grid)):
+        for side_in in (INPUT, RETRY_INPUT):
+            for i, moved in zip(todo, self._look(frame, [boxes[i] for i in todo], min_box, side_in)):
                 out[i] = moved
             todo = [i for i in todo if out[i] is None]
         return out
@@ -122,12 +123,10 @@ class FaceFollower:
                  for b in self.detector.detect(small, min_face=smallest, upscale=False)]
         return [b for b in found if min(b.w, b.h) >= min_box and all(iou(b, other) < 0.3 for other in boxes)]
 
-    def _look(self, frame: np.ndarray, boxes: list[Box], min_box: int, side_in: int,
-              grid: int = 0) -> list[Box | None]:
+    def _look(self, frame: np.ndarray, boxes: list[Box], min_box: int, side_in: int) -> list[Box | None]:
         """Each of ``boxes``' faces looked for in one square ``side_in`` px across as looked at: a
-        window of the whole-frame search's pixels (on its ``grid`` lattice where given), or a
-        smooth copy of a large face's square; None where it is not there or its box is under
-        ``min_box`` px."""
+        window of the whole-frame search's pixels (on its GRID lattice), or a smooth copy of a
+        large face's square; None where it is not there or its box is under ``min_box`` px."""
         if not boxes:
             return []
         h, w = frame.shape[:2]
@@ -140,7 +139,7 @@ class FaceFollower:
             seen = max(8, int(max(box.w, box.h) * ratio / 2))  # pixels, as looked at
             if ratio == scale and pass_size is not None:
                 # as the whole-frame search looks at it: its pixels, resampled as it resamples them
-                window = _window(box, w, h, pass_size(w, h, scale), side_in, grid)
+                window = _window(box, w, h, pass_size(w, h, scale), side_in)
                 looks.append((frame, {"min_face": int(seen / ratio), "upscale": False, "confidence": FOLLOW_CONFIDENCE,
                                       "scale": scale, "window": window}))
                 places.append((0, 0, 1.0))

@@ -73,7 +73,7 @@ def follow_settings() -> dict[str, Any]:
     from mobilefer.inference.recognizer import DEFAULT_VIDEO_DETECT_EVERY
 
     return {"detect_every": DEFAULT_VIDEO_DETECT_EVERY, "region": follow.REGION, "input": follow.INPUT,
-            "confidence": follow.FOLLOW_CONFIDENCE, "retry_input": follow.RETRY_INPUT, "retry_grid": follow.RETRY_GRID,
+            "confidence": follow.FOLLOW_CONFIDENCE, "retry_input": follow.RETRY_INPUT, "grid": follow.GRID,
             "glance_width": follow.GLANCE_WIDTH, "glance_every": follow.GLANCE_EVERY, "hidden": live.HIDDEN,
             "shown_down_to": live.SHOWN_DOWN_TO, "search_fraction": live.SEARCH_FRACTION,
             "full_search_every": live.FULL_SEARCH_EVERY}

@@ -404,18 +404,18 @@ const MobileferBrowser = (() => {
       return scale < 1 ? Math.max(minFace, Math.ceil(this.rules.smallest_seen / scale)) : minFace;
     }
 
-    // follow.py FaceFollower._one: the face looked for in a square around its last box, at the
+    // follow.py FaceFollower.follow: the face looked for in a square around its last box, at the
     // whole-frame search's scale and at least INPUT px across, or once more in a retry_input px
-    // square on the search's retry_grid lattice; null where neither finds it (or under minBox px).
+    // square; null where neither finds it (or under minBox px).
     async followOne(img, box, minBox) {
       const f = this.site.follow;
-      return (await this.lookNear(img, box, minBox, f.input, 0))
-        ?? (await this.lookNear(img, box, minBox, f.retry_input, f.retry_grid));
+      return (await this.lookNear(img, box, minBox, f.input)) ?? (await this.lookNear(img, box, minBox, f.retry_input));
     }
 
     // follow.py FaceFollower._look, _window and _region: one square around a face. A face at the
-    // whole-frame search's scale is looked at in that search's pixels; a large face in a smooth copy.
-    async lookNear(img, box, minBox, input, grid) {
+    // whole-frame search's scale is looked at in that search's pixels, on its lattice; a large face in a smooth copy.
+    async lookNear(img, box, minBox, input) {
+      const grid = this.site.follow.grid;
       const f = this.site.follow, w = img.width, h = img.height, scale = this.videoScale(w, h);
       const ratio = Math.min(scale, input / (f.region * Math.max(box[2], box[3])));
       const seen = Math.max(8, Math.floor(Math.max(box[2], box[3]) * ratio / 2));
@@ -424,7 +424,7 @@ const MobileferBrowser = (() => {
         const [passW, passH] = Engine.passSize(w, h, scale);
         const sideX = Math.min(input, passW), sideY = Math.min(input, passH);
         let left = (box[0] + box[2] / 2) * passW / w - sideX / 2, top = (box[1] + box[3] / 2) * passH / h - sideY / 2;
-        if (grid) [left, top] = [pyRound(left / grid) * grid, pyRound(top / grid) * grid];
+        [left, top] = [pyRound(left / grid) * grid, pyRound(top / grid) * grid];
         left = pyRound(Math.min(Math.max(0, left), passW - sideX));
         top = pyRound(Math.min(Math.max(0, top), passH - sideY));
         found = await this.detect(img, { video: true, minFace: Math.trunc(seen / ratio), confidence: f.confidence,
