@@ -496,7 +496,7 @@ def test_a_follow_window_is_in_the_search_pixels_of_any_frame_size():
             assert x1 - x0 == y1 - y0 == side and 0 <= x0 and x1 <= size[0] and 0 <= y0 and y1 <= size[1]
             assert x0 <= face.x * sx and (face.x + face.w) * sx <= x1  # the face inside it, as scaled
             assert y0 <= face.y * sy and (face.y + face.h) * sy <= y1
-            assert (x0 % GRID, y0 % GRID) == (0, 0) or x1 == size[0] or y1 == size[1]
+            assert (x0 % GRID, y0 % GRID) == (0, 0)  # moved inside the pass, still on it: its sides are multiples
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (640, 360)])

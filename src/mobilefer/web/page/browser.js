@@ -415,8 +415,7 @@ const MobileferBrowser = (() => {
     // follow.py FaceFollower._look, _window and _region: one square around a face. A face at the
     // whole-frame search's scale is looked at in that search's pixels, on its lattice; a large face in a smooth copy.
     async lookNear(img, box, minBox, input) {
-      const grid = this.site.follow.grid;
-      const f = this.site.follow, w = img.width, h = img.height, scale = this.videoScale(w, h);
+      const f = this.site.follow, grid = f.grid, w = img.width, h = img.height, scale = this.videoScale(w, h);
       const ratio = Math.min(scale, input / (f.region * Math.max(box[2], box[3])));
       const seen = Math.max(8, Math.floor(Math.max(box[2], box[3]) * ratio / 2));
       let found, x0 = 0, y0 = 0, unit = 1;
