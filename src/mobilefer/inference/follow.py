@@ -129,39 +129,39 @@ class FaceFollower:
         large face's square; None where it is not there or its box is under ``min_box`` px."""
         if not boxes:
             return []
-        h, w = frame.shape[:2]
-        scale = video_scale(w, h)
-        pass_size = getattr(self.detector, "pass_size", None)
-        looks, places = [], []
-        for box in boxes:
-            ratio = _ratio(box, scale, side_in)
-            # a face that halved its size from one frame to the next is another face (or a false one)
-            seen = max(8, int(max(box.w, box.h) * ratio / 2))  # pixels, as looked at
-            if ratio == scale and pass_size is not None:
-                # as the whole-frame search looks at it: its pixels, resampled as it resamples them
-                window = _window(box, w, h, pass_size(w, h, scale), side_in)
-                looks.append((frame, {"min_face": int(seen / ratio), "upscale": False, "confidence": FOLLOW_CONFIDENCE,
-                                      "scale": scale, "window": window}))
-                places.append((0, 0, 1.0))
-                continue
-            (x0, y0, x1, y1), _ = _region(box, w, h, scale, side_in)
-            if x1 - x0 < 8 or y1 - y0 < 8:
-                looks.append(None)
-                places.append(None)
-                continue
-            region = frame[y0:y1, x0:x1]
-            if ratio < scale:  # a large face: a smooth copy, looked at whole (its box's last pixel does not matter)
-                region, look, unit = _smooth(region, ratio), None, ratio
-            else:  # a detector without the search's lattice: the square at the search's scale
-                look, unit = ratio, 1.0
-            looks.append((region, {"min_face": int(seen * unit / ratio), "upscale": False,
-                                   "confidence": FOLLOW_CONFIDENCE, "scale": look}))
-            places.append((x0, y0, unit))
-        wanted = [look for look in looks if look is not None]
+        squares = [self._square(frame, box, side_in) for box in boxes]
+        wanted = [(image, options) for image, options, _ in filter(None, squares)]
         many = getattr(self.detector, "detect_many", None)
         found = iter(many(wanted) if many else [self.detector.detect(image, **options) for image, options in wanted])
-        return [None if place is None else _pick(box, next(found), *place, min_box)
-                for box, place in zip(boxes, places)]
+        return [None if square is None else _pick(box, next(found), *square[2], min_box)
+                for box, square in zip(boxes, squares)]
+
+    def _square(self, frame: np.ndarray, box: Box,
+                side_in: int) -> tuple[np.ndarray, dict, tuple[int, int, float]] | None:
+        """How ``box``'s face is looked at (see :meth:`_look`): the image and detect() options, and
+        the corner (x0, y0) in the frame and scale ``unit`` its boxes map back by; None where the
+        square is too small to look at."""
+        h, w = frame.shape[:2]
+        scale = video_scale(w, h)
+        ratio = _ratio(box, scale, side_in)
+        # a face that halved its size from one frame to the next is another face (or a false one)
+        seen = max(8, int(max(box.w, box.h) * ratio / 2))  # pixels, as looked at
+        pass_size = getattr(self.detector, "pass_size", None)
+        if ratio == scale and pass_size is not None:
+            # as the whole-frame search looks at it: its pixels, resampled as it resamples them
+            window = _window(box, w, h, pass_size(w, h, scale), side_in)
+            return (frame, {"min_face": int(seen / ratio), "upscale": False, "confidence": FOLLOW_CONFIDENCE,
+                            "scale": scale, "window": window}, (0, 0, 1.0))
+        (x0, y0, x1, y1), _ = _region(box, w, h, scale, side_in)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        region = frame[y0:y1, x0:x1]
+        if ratio < scale:  # a large face: a smooth copy, looked at whole (its box's last pixel does not matter)
+            region, look, unit = _smooth(region, ratio), None, ratio
+        else:  # a detector without the search's lattice: the square at the search's scale
+            look, unit = ratio, 1.0
+        return (region, {"min_face": int(seen * unit / ratio), "upscale": False, "confidence": FOLLOW_CONFIDENCE,
+                         "scale": look}, (x0, y0, unit))
 
 
 def _pick(box: Box, found: list[Box], x0: int, y0: int, unit: float, min_box: int) -> Box | None:
