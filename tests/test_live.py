@@ -13,7 +13,7 @@ from mobilefer.inference.follow import (GRID, INPUT, REGION, RETRY_INPUT, FaceFo
 from mobilefer.inference.live import CHECK_FACES, FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
 from mobilefer.inference import recognizer
 from mobilefer.inference.recognizer import CLASSIFY_FACES, EmotionRecognizer
-from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou
+from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou, iou_matrix
 
 MONTAGE = Path(__file__).parents[2] / "shared" / "data" / "videos" / "intel_asl_webcam_montage_cuts.mp4"
 MONTAGE_CUTS = [109, 186, 273, 322, 395, 484, 552]  # from the clips' README
@@ -204,6 +204,16 @@ def test_a_large_face_is_looked_at_in_a_smooth_copy_as_opencv_averages_it():
         assert copy.shape[0] == round(kept * ratio) and np.abs(copy.astype(int) - area).mean() < 2.0
     whole = picture[:384, :384]
     assert np.array_equal(_smooth(whole, 0.25), cv2.resize(whole, (96, 96), interpolation=cv2.INTER_AREA))
+
+
+def test_a_crowd_is_matched_with_the_same_overlaps_box_by_box():
+    rng = np.random.default_rng(0)
+    boxes = [Box(*map(int, rng.integers(0, 200, 2)), *map(int, rng.integers(0, 60, 2))) for _ in range(40)]
+    boxes += [boxes[3], Box(5, 5, 0, 0)]  # a box twice (overlap 1) and one with no area
+    overlaps = iou_matrix(boxes, boxes[:30])
+    assert overlaps.shape == (42, 30) and 0 < np.count_nonzero(overlaps) < overlaps.size
+    assert all(overlaps[i, j] == iou(a, b) for i, a in enumerate(boxes) for j, b in enumerate(boxes[:30]))
+    assert iou_matrix([], boxes).shape == (0, 42)
 
 
 def test_followed_tracks_keep_ids_and_the_older_wins_a_shared_face():

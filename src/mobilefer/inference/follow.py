@@ -220,7 +220,7 @@ def match_patch(previous: np.ndarray, frame: np.ndarray, box: Box) -> Box | None
     window = _small_gray(frame[y0:y1, x0:x1], step)
     if min(patch.shape) < 4 or patch.shape[0] >= window.shape[0] or patch.shape[1] >= window.shape[1]:
         return None  # a face at the frame's edge: no room to look around it
-    if float(patch.std()) < 2.0:
+    if float(cv2.meanStdDev(patch)[1][0, 0]) < 2.0:
         return None  # a flat patch (a dark or blown-out frame) matches anywhere
     scores = cv2.matchTemplate(window, patch, cv2.TM_CCOEFF_NORMED)
     _, best, _, (bx, by) = cv2.minMaxLoc(scores)
