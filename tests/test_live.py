@@ -11,7 +11,7 @@ from mobilefer.inference.detectors import Box, CenterFaceDetector, video_min_fac
 from mobilefer.inference.follow import (GRID, INPUT, REGION, RETRY_INPUT, FaceFollower, match_patch, _region,
                                         _smooth, _window)
 from mobilefer.inference.live import CHECK_FACES, FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
-from mobilefer.inference import recognizer
+from mobilefer.inference import live, recognizer
 from mobilefer.inference.recognizer import CLASSIFY_FACES, EmotionRecognizer
 from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou, iou_matrix
 
@@ -450,6 +450,46 @@ def test_a_known_face_is_kept_on_weaker_evidence_than_a_new_one():
     weak = Box(102, 101, 60, 60, 0.45)
     frames = [[known], [weak, new], [weak, new], [], [weak]]
     assert _reported(frames) == [[0], [0], [0], [], []]  # the new face never scores 0.5; one gone stays gone
+
+
+class _WhereLooked:
+    """A detector that sees one face at ``face`` (x, y, side) with the i-th call's score
+    ``scores[i]``, in whole frames and in the squares following looks at (at the frame's scale):
+    each pixel of the frames it is given holds its own coordinates (see :func:`_coordinates`), so a
+    square says where it is. It sees nothing in a thumbnail."""
+
+    name, smallest_seen, threshold = "fake", 24, 0.5
+
+    def __init__(self, face, scores):
+        self.face, self.scores = face, iter(scores)
+
+    def detect(self, image, *, min_face=None, max_faces=None, upscale=True, confidence=None, min_box=None,
+               scale=None):
+        if scale is None and image.shape[:2] != (480, 640):
+            return []
+        b, g, r = (int(v) for v in image[0, 0])
+        x0, y0 = b | (r & 3) << 8, g | (r >> 2) << 8
+        x, y, side = self.face
+        score = next(self.scores)
+        return [Box(x - x0, y - y0, side, side, score)] if score >= (confidence or 0.5) else []
+
+
+def _coordinates(width=640, height=480):
+    """A frame whose pixel (x, y) holds x and y in its three bytes."""
+    y, x = np.mgrid[:height, :width]
+    return np.dstack([x & 255, y & 255, (x >> 8) | (y >> 8) << 2]).astype(np.uint8)
+
+
+def test_a_face_weak_at_a_search_is_followed_unseen_until_a_look_sees_it_as_a_new_face_needs(monkeypatch):
+    # a whole-frame search on frame 0 scores it 0.45 (a new face needs 0.5), looks on the frames
+    # after it 0.45, then 0.8 (the detector looks on every frame: no patch matching between); at
+    # 0.3 the face is lost (its first look and the larger one both miss it)
+    monkeypatch.setattr(live, "CHECK_EVERY", 1)
+    detector = _WhereLooked((300, 200, 24), [0.45, 0.45, 0.8, 0.8, 0.45, 0.3, 0.3])
+    video = VideoFaces(detector, IoUTracker(), every=100, min_face=20)
+    frame = _coordinates()
+    reported = [[t.id for t in video(frame)[0]] for _ in range(6)]
+    assert reported == [[], [], [0], [0], [0], []]  # reported on weak evidence once known, as any face
 
 
 def test_a_weak_box_only_continues_a_track_seen_on_the_last_frame():

@@ -17,7 +17,8 @@ A video (file, camera, stream) goes through :class:`VideoFaces`:
   coming into view.
 
 Faces a little smaller than the smallest reported (down to HIDDEN of it) are tracked and
-followed unseen, and reported from the first frame they are large enough. Reporting holds still
+followed unseen, and reported from the first frame they are large enough; so are faces a
+whole-frame search sees on weak evidence alone, until a look scores them as a new face needs. Reporting holds still
 at its limits, in every mode: a face seen on the frame before is kept on weaker evidence than a
 new one, and one reported on the frame before stays reported down to SHOWN_DOWN_TO of the
 smallest size reported (see the constants below).
@@ -119,8 +120,8 @@ class VideoFaces:
                 boxes = self._detect(image, *self._bounds(whole_min, restart))
             followed = {t.id for t in self.tracker.live()}
             tracks = self._keep(boxes)
-            self.schedule.found(not restart and any(t.id not in followed for t in tracks))
-            live = self.tracker.live()
+            self.schedule.found(not restart and any(t.id not in followed and not t.held for t in tracks))
+            live = [t for t in self.tracker.live() if not t.held]  # held faces set no search's bounds
             self._smallest = min(min(t.box.w, t.box.h) for t in live) if live else None
             self._start_early()
             return self._shown(tracks, whole_min), True, cut
@@ -129,6 +130,9 @@ class VideoFaces:
         period = max(CHECK_EVERY, -(-len(live) // CHECK_FACES))
         check = [(self._index + t.id) % period == 0 for t in live]
         tracks = self.tracker.moved(live, self.follower.follow(image, [t.box for t in live], hidden, previous, check))
+        threshold = getattr(self.detector, "threshold", 0.0)
+        for t in tracks:  # a held face a look scores as a new face needs is a face (a patch match keeps the score)
+            t.held = t.held and t.box.score < threshold
         if self._index % GLANCE_EVERY == 0:
             tracks += self.tracker.extend(self.follower.glance(image, [t.box for t in tracks], hidden))
         return self._shown(tracks, whole_min), False, cut
@@ -146,15 +150,20 @@ class VideoFaces:
 
     def _keep(self, boxes: list[Box]) -> list[Track]:
         """The tracks of a whole-frame search's boxes: one scoring under the detector's own
-        threshold only continues a face seen on the last frame."""
-        return self.tracker.update(boxes, confidence=getattr(self.detector, "threshold", None))
+        threshold continues a face seen on the last frame. Between searches, one that continues
+        none is held: followed unseen until a look scores it as a new face needs (every-frame
+        detection reports such a face from the first frame it scores that; a search that lands
+        on a frame it scores 0.45 would leave it until the next one: hikers on 6 versions,
+        recall 0.948 -> 0.952, extra faces 2.3 -> 2.1 %)."""
+        return self.tracker.update(boxes, confidence=getattr(self.detector, "threshold", None),
+                                   hold=self.schedule.every > 1)
 
     def _shown(self, tracks: list[Track], whole_min: int) -> list[Track]:
         """The tracks to report: faces as large as the whole-frame search reports (``whole_min``),
         and those reported on the last frame down to SHOWN_DOWN_TO of that."""
         limit = BOX_TOLERANCE * whole_min
-        shown = [t for t in tracks if min(t.box.w, t.box.h) >= limit
-                 or (t.id in self._reported and min(t.box.w, t.box.h) >= SHOWN_DOWN_TO * limit)]
+        shown = [t for t in tracks if not t.held and (min(t.box.w, t.box.h) >= limit or (
+                 t.id in self._reported and min(t.box.w, t.box.h) >= SHOWN_DOWN_TO * limit))]
         self._reported = {t.id for t in shown}
         return shown
 

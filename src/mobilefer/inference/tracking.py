@@ -68,6 +68,7 @@ class Track:
     probs: np.ndarray | None = None  # smoothed class probabilities
     history: deque = field(default_factory=deque)
     missed: int = 0
+    held: bool = False  # a face seen only on weak evidence so far: followed, not reported
     classified_at: int = -1  # the video frame its face was last classified on
 
     def update_probs(self, probs: np.ndarray, smoother: Smoother | None) -> np.ndarray:
@@ -138,10 +139,11 @@ class IoUTracker:
             out.append(best)
         return out
 
-    def update(self, boxes: list[Box], confidence: float | None = None) -> list[Track]:
+    def update(self, boxes: list[Box], confidence: float | None = None, hold: bool = False) -> list[Track]:
         """The track for each box, in the boxes' order (new ids for unmatched boxes). With
         ``confidence``, a box scoring under it only continues a track seen on the last frame; one
-        that does not is left out."""
+        that does not is left out, or with ``hold`` starts a held track (see Track.held), which
+        stays held while its boxes score under ``confidence``."""
         weak = {bi for bi, b in enumerate(boxes) if confidence is not None and b.score < confidence}
         overlap = iou_matrix([t.box for t in self.tracks], boxes)
         close = zip(*(ix.tolist() for ix in np.nonzero(overlap >= self.threshold)))
@@ -160,13 +162,14 @@ class IoUTracker:
         out = []
         for bi, box in enumerate(boxes):
             track = matched.get(bi)
-            if track is None and bi in weak:
+            if track is None and bi in weak and not hold:
                 continue
             if track is None:
-                track = Track(self._next_id, box)
+                track = Track(self._next_id, box, held=bi in weak)
                 self._next_id += 1
                 self.tracks.append(track)
             track.box, track.missed = box, 0
+            track.held = track.held and bi in weak
             out.append(track)
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         return out

@@ -463,15 +463,17 @@ const MobileferBrowser = (() => {
     // while faces were followed after the search before, only for faces of
     // search_fraction of the smallest of them), between them each face looked for near where it
     // was, and a thumbnail glanced at every glance_every frames. Faces down to `hidden` of the
-    // smallest shown are followed unseen.
+    // smallest shown are followed unseen, and so are faces a search sees on weak evidence alone,
+    // until a look sees them as a new face needs.
     async videoBoxes(img) {
       const f = this.site.follow, r = this.rules, index = ++this.frameIndex;
       const wholeMin = this.videoMinFace(img.width, img.height, r.min_face), limit = r.box_tolerance * wholeMin;
       const unseenBox = (minFace) => Math.trunc(r.box_tolerance * f.hidden * minFace);  // live.py _unseen_box
-      // live.py VideoFaces._shown: a box's [5] says whether it was reported on the frame before
+      // live.py VideoFaces._shown: a box's [5] says whether it was reported on the frame before,
+      // its [6] whether it is held (seen on weak evidence only: followed, not reported)
       const shown = (boxes) => boxes.filter((b) => {
         const side = Math.min(b[2], b[3]);
-        b[5] = side >= limit || (b[5] === true && side >= f.shown_down_to * limit);
+        b[5] = b[6] !== true && (side >= limit || (b[5] === true && side >= f.shown_down_to * limit));
         return b[5];
       });
       // the last frame's box a search's box overlaps most (IoU >= 0.3), or null
@@ -483,20 +485,25 @@ const MobileferBrowser = (() => {
         if (index > 0 && this.smallest !== null && this.searches % f.full_search_every) {
           minFace = Math.max(minFace, Math.trunc(f.search_fraction * this.smallest));
         }
-        // live.py VideoFaces._keep: a box under the detector's threshold only continues a face
+        // live.py VideoFaces._keep: a box under the detector's threshold continues a face, or is
+        // held (followed unseen) where it continues none or a held one
         const found = await this.detect(img, { video: true, minFace, minBox: unseenBox(minFace), confidence: f.confidence });
-        const kept = found.map((b) => [b, before(b)]).filter(([b, last]) => b[4] >= r.threshold || last !== null);
+        const kept = found.map((b) => [b, before(b)]);
+        const held = ([b, last]) => b[4] < r.threshold && (last === null || last[6] === true);
         // tracking.py DetectionSchedule.found: a face not followed on the frame before brings the next search nearer
-        const arriving = index > 0 && kept.some(([, last]) => last === null);
+        const arriving = index > 0 && kept.some((one) => one[1] === null && !held(one));
         this.nextSearch = index + (arriving ? Math.max(1, Math.trunc(f.detect_every / 2)) : f.detect_every);
-        this.boxes = kept.map(([b, last]) => [...b.slice(0, 5), last?.[5] === true]);
-        this.smallest = this.boxes.length ? Math.min(...this.boxes.map((b) => Math.min(b[2], b[3]))) : null;
+        this.boxes = kept.map((one) => [...one[0].slice(0, 5), one[1]?.[5] === true, held(one)]);
+        const sides = this.boxes.filter((b) => !b[6]).map((b) => Math.min(b[2], b[3]));
+        this.smallest = sides.length ? Math.min(...sides) : null;
         return shown(this.boxes);
       }
       const minBox = unseenBox(wholeMin), followed = [];
       for (const box of this.boxes) {
         const now = await this.followOne(img, box, minBox);
-        if (now && followed.every((o) => iou(now, o) < 0.5)) followed.push([...now.slice(0, 5), box[5] === true]);
+        if (now && followed.every((o) => iou(now, o) < 0.5)) {
+          followed.push([...now.slice(0, 5), box[5] === true, box[6] === true && now[4] < r.threshold]);
+        }
       }
       if (index % f.glance_every === 0) followed.push(...await this.glance(img, followed, minBox));
       this.boxes = followed;
