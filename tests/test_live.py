@@ -492,6 +492,20 @@ def test_a_face_weak_at_a_search_is_followed_unseen_until_a_look_sees_it_as_a_ne
     assert reported == [[], [], [0], [0], [0], []]  # reported on weak evidence once known, as any face
 
 
+@pytest.mark.parametrize("again, reported", [
+    (0.8, [[0], [], [0], [0]]),  # looked for again on frame 2: as sure as a new face needs, resumed
+    (0.45, [[0], [], [], []]),  # only on weak evidence (on frames 2 and 3): stays lost
+])
+def test_a_face_lost_by_following_is_looked_for_again_on_the_next_frames(monkeypatch, again, reported):
+    monkeypatch.setattr(live, "CHECK_EVERY", 1)
+    assert live.LOOK_AGAIN == 3
+    # frame 0: the search finds it; frame 1: its look and the larger one miss it; then looks again
+    detector = _WhereLooked((300, 200, 24), [0.9, 0.3, 0.3, again, again])
+    video = VideoFaces(detector, IoUTracker(), every=100, min_face=20)
+    frame = _coordinates()
+    assert [[t.id for t in video(frame)[0]] for _ in range(4)] == reported
+
+
 def test_a_weak_box_only_continues_a_track_seen_on_the_last_frame():
     tracker = IoUTracker()
     tracker.update([Box(0, 0, 50, 50, 0.9), Box(200, 0, 50, 50, 0.9)])

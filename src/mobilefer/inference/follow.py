@@ -92,7 +92,7 @@ class FaceFollower:
         self.detector = detector
 
     def follow(self, frame: np.ndarray, boxes: list[Box], min_box: int, previous: np.ndarray | None = None,
-               check: list[bool] | None = None) -> list[Box | None]:
+               check: list[bool] | None = None, retry: bool = True) -> list[Box | None]:
         """uint8 (H, W, 3) BGR frame and last frame's boxes -> each face's box now, or None where
         it was not found near its last place (it left, turned away, was covered, or its box is
         now under ``min_box`` px). With the ``previous`` frame, a face whose ``check`` is False
@@ -106,7 +106,7 @@ class FaceFollower:
                 out[i] = match_patch(previous, frame, box)
             if out[i] is None:
                 todo.append(i)
-        for side_in in (INPUT, RETRY_INPUT):
+        for side_in in (INPUT, RETRY_INPUT) if retry else (INPUT,):
             for i, moved in zip(todo, self._look(frame, [boxes[i] for i in todo], min_box, side_in)):
                 out[i] = moved
             todo = [i for i in todo if out[i] is None]

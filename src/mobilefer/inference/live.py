@@ -13,8 +13,8 @@ A video (file, camera, stream) goes through :class:`VideoFaces`:
   (a frame of large faces costs a quarter);
 - in between, each face seen on the last frame is looked for near its last box (:mod:`.follow`;
   with the detector every CHECK_EVERY frames, faces taking turns, matched from its last patch
-  between), and every ``GLANCE_EVERY`` frames a thumbnail of the frame catches large faces
-  coming into view.
+  between), a face lost on the frames just before is looked for again (LOOK_AGAIN), and every
+  ``GLANCE_EVERY`` frames a thumbnail of the frame catches large faces coming into view.
 
 Faces a little smaller than the smallest reported (down to HIDDEN of it) are tracked and
 followed unseen, and reported from the first frame they are large enough; so are faces a
@@ -69,6 +69,14 @@ SHOWN_DOWN_TO = 0.875
 # costs about CHECK_FACES detector squares a frame, and a patch match (~0.1 ms) for each other face.
 CHECK_EVERY = 2
 CHECK_FACES = 4
+# A face lost (its looks and its patch missed it) is looked for again near its last box on the
+# frames up to LOOK_AGAIN after it was last seen, at most LOOK_AGAIN_FACES faces a frame (the
+# latest lost first), and resumed where a look is as sure of it as a new face needs: a square
+# that scores a face under FOLLOW_CONFIDENCE for a frame (blur, a turn) where the whole-frame
+# search still sees it (hikers, 6 versions against every-frame detection: recall 0.952 -> 0.958,
+# extra faces 2.1 -> 2.3 %; the 7x5 crowd 0.937 -> 0.941; a 10x7 crowd ~5 % slower).
+LOOK_AGAIN = 3
+LOOK_AGAIN_FACES = 2
 
 
 def _unseen_box(min_face: int) -> int:
@@ -131,6 +139,11 @@ class VideoFaces:
         check = [(self._index + t.id) % period == 0 for t in live]
         tracks = self.tracker.moved(live, self.follower.follow(image, [t.box for t in live], hidden, previous, check))
         threshold = getattr(self.detector, "threshold", 0.0)
+        lost = sorted((t for t in self.tracker.tracks if 1 < t.missed <= LOOK_AGAIN), key=lambda t: t.missed)
+        if lost:  # faces lost on the frames before, looked for again where they were
+            lost = lost[:LOOK_AGAIN_FACES]
+            found = self.follower.follow(image, [t.box for t in lost], hidden, retry=False)
+            tracks += self.tracker.resume([(t, b) for t, b in zip(lost, found) if b is not None and b.score >= threshold])
         for t in tracks:  # a held face a look scores as a new face needs is a face (a patch match keeps the score)
             t.held = t.held and t.box.score < threshold
         if self._index % GLANCE_EVERY == 0:

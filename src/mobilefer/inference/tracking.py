@@ -122,6 +122,16 @@ class IoUTracker:
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         return seen
 
+    def resume(self, found: list[tuple[Track, Box]]) -> list[Track]:
+        """Lost tracks whose faces were found again, each at its box (after :meth:`moved`); one
+        overlapping a face seen now (IoU >= 0.5) stays lost. Returns those resumed, in order."""
+        out: list[Track] = []
+        for track, box in found:
+            if all(iou(box, other.box) < 0.5 for other in self.tracks if other.missed == 0):
+                track.box, track.missed = box, 0
+                out.append(track)
+        return out
+
     def extend(self, boxes: list[Box]) -> list[Track]:
         """Faces found this frame besides the live tracks (after :meth:`moved`): each continues a
         track lost within ``max_missed`` frames that it overlaps, or starts a new one."""

@@ -458,10 +458,10 @@ const MobileferBrowser = (() => {
     }
 
     // A camera's faces, frame after frame, as predict finds a video's (live.py VideoFaces, without
-    // its cut detection, ids and patch matching): the whole frame every detect_every frames, or
-    // half as many after a search that found a face not followed before (two of three of these,
-    // while faces were followed after the search before, only for faces of
-    // search_fraction of the smallest of them), between them each face looked for near where it
+    // its cut detection, ids, lost faces looked for again and patch matching): the whole frame
+    // every detect_every frames, or half as many after a search that found a face not followed
+    // before (two of three of these, while faces were followed after the search before, only for
+    // faces of search_fraction of the smallest of them), between them each face looked for near where it
     // was, and a thumbnail glanced at every glance_every frames. Faces down to `hidden` of the
     // smallest shown are followed unseen, and so are faces a search sees on weak evidence alone,
     // until a look sees them as a new face needs.
