@@ -17,11 +17,11 @@ A video (file, camera, stream) goes through :class:`VideoFaces`:
   ``GLANCE_EVERY`` frames a thumbnail of the frame catches large faces coming into view.
 
 Faces a little smaller than the smallest reported (down to HIDDEN of it) are tracked and
-followed unseen, and reported from the first frame they are large enough; so are faces a
-whole-frame search sees on weak evidence alone, until a look scores them as a new face needs. Reporting holds still
-at its limits, in every mode: a face seen on the frame before is kept on weaker evidence than a
-new one, and one reported on the frame before stays reported down to SHOWN_DOWN_TO of the
-smallest size reported (see the constants below).
+followed unseen, and reported from the first frame they are large enough; faces a whole-frame
+search sees on weak evidence alone are followed unseen too, until a look scores them as a new
+face needs. Reporting holds still at its limits, in every mode: a face seen on the frame before
+is kept on weaker evidence than a new one, and one reported on the frame before stays reported
+down to SHOWN_DOWN_TO of the smallest size reported (see the constants below).
 
 In a file, whose frames are read ahead, each scheduled whole-frame search starts as soon as the
 one before it ends, on the frame it is scheduled for, on a thread of its own: it runs beside the
@@ -143,7 +143,8 @@ class VideoFaces:
         if lost:  # faces lost on the frames before, looked for again where they were
             lost = lost[:LOOK_AGAIN_FACES]
             found = self.follower.follow(image, [t.box for t in lost], hidden, retry=False)
-            tracks += self.tracker.resume([(t, b) for t, b in zip(lost, found) if b is not None and b.score >= threshold])
+            again = [(t, b) for t, b in zip(lost, found) if b is not None and b.score >= threshold]
+            tracks += self.tracker.resume(again)
         for t in tracks:  # a held face a look scores as a new face needs is a face (a patch match keeps the score)
             t.held = t.held and t.box.score < threshold
         if self._index % GLANCE_EVERY == 0:
