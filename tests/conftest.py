@@ -14,6 +14,10 @@ from PIL import Image
 # when idle (before anything imports torch), so a loaded machine slows it but cannot stall it.
 os.environ.setdefault("MOBILEFER_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Every machine runs the same detector file in the suite (the bundled INT8 one), whichever it
+# runs faster; tests/test_centerface_choice.py covers the choice, in a cache of its own.
+os.environ.setdefault("MOBILEFER_CENTERFACE", str(Path(__file__).resolve().parents[1] / "src" / "mobilefer"
+                                                  / "weights" / "centerface_int8.onnx"))
 
 # Three trivially separable "emotions": mean brightness tells them apart.
 LEVELS = {"happy": 215, "sad": 40, "Surprised": 128}

