@@ -3,7 +3,7 @@
 INT8 is faster where the CPU multiplies 8-bit numbers natively (VNNI: a whole-frame pass at
 ~0.55 of fp32's CPU) and slower where it does not (an AMD EPYC of the Zen 1 generation, AVX2:
 ~1.2x fp32's; the whole `predict` command on the hikers 56 against 63 frames/s). A CPU's flags
-do not say which portably, so the first detector on a machine times both (~0.4 s, once) and
+do not say which portably, so the first detector on a machine times both (~0.5 s, once) and
 the answer is kept in the user's cache (``$XDG_CACHE_HOME/mobilefer``, else ``~/.cache``),
 keyed by CPU, core count and ONNX Runtime version. $MOBILEFER_CENTERFACE names a file and
 skips all of this.
@@ -43,12 +43,16 @@ def machine_key() -> str:
 
 
 def _cpu_name() -> str:
+    """The CPU's name with its family and model numbers (a virtual machine may call every
+    generation "AMD EPYC"), where /proc/cpuinfo says them; else what Python knows."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:
-        pass
+        first = ""
+    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    if "model name" in fields:
+        return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
     return platform.processor() or platform.machine()
 
 
