@@ -1,7 +1,7 @@
 """Which bundled CenterFace file this machine runs faster: the INT8 one or its fp32 original.
 
-INT8 is faster where the CPU multiplies 8-bit numbers natively (VNNI: a whole-frame pass at
-~0.55 of fp32's CPU) and slower where it does not (an AMD EPYC of the Zen 1 generation, AVX2:
+INT8 is faster where the CPU's 8-bit arithmetic is fast (VNNI, most likely: a whole-frame pass
+at ~0.55 of fp32's CPU) and slower where it is not (an AMD EPYC of the Zen 1 generation, AVX2:
 ~1.2x fp32's; the whole `predict` command on the hikers 56 against 63 frames/s). A CPU's flags
 do not say which portably, so the first detector on a machine times both (~0.5 s, once) and
 the answer is kept in the user's cache (``$XDG_CACHE_HOME/mobilefer``, else ``~/.cache``),
