@@ -67,6 +67,14 @@ def test_a_cache_that_cannot_be_written_only_means_timing_again(own_cache, monke
     assert sorted(p.name for p in own_cache.parent.parent.iterdir()) == ["mobilefer"]  # nothing half-written
 
 
+def test_a_probe_that_fails_leaves_the_int8_file_and_remembers_nothing(own_cache, monkeypatch):
+    def broken(files):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : cannot run")
+
+    monkeypatch.setattr(centerface_choice, "probe", broken)
+    assert faster_centerface() == INT8 and not own_cache.exists()
+
+
 def test_the_probe_times_both_bundled_files_on_this_machine():
     ms = centerface_choice.probe([INT8, FP32], runs=1)
     assert set(ms) == {INT8, FP32} and all(0 < v < 10_000 for v in ms.values())
