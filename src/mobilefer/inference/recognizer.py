@@ -52,7 +52,7 @@ class FrameResult:
     faces: list[Face] = field(default_factory=list)
     image: np.ndarray | None = None  # the BGR frame, for drawing
     error: str | None = None
-    classified: bool = True  # False when some labels were carried over (--every, CLASSIFY_FACES)
+    classified: bool = True  # False when some labels were carried over (--every, CLASSIFY_RATE, CLASSIFY_FACES)
     fps: float = 0.0  # the source's frame rate (videos, cameras)
     cut: bool = False  # the frame starts a new shot: its faces are new faces
     timing_ms: dict[str, float] = field(default_factory=dict)  # detect (or follow), classify
