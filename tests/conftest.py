@@ -76,6 +76,19 @@ def fer_csv(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A small model trained once for the session on the synthetic happy / sad / surprise faces
+    (24 a class, helpers.tiny_config): (data folder, run folder, TrainResult). Tests read the run
+    and never write into it."""
+    from helpers import tiny_config
+    from mobilefer.engine.train import train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    data = write_folder(root / "faces", per_class=24)
+    return data, root / "run", train(tiny_config(data, root / "run"))
+
+
+@pytest.fixture(scope="session")
 def astronaut_bgr() -> np.ndarray:
     """scikit-image's public-domain NASA portrait (Eileen Collins), uint8 BGR 512x512."""
     from skimage import data

@@ -53,6 +53,7 @@ def _read(out: Path, what: str) -> list[dict]:
     return pq.read_table(out / what).to_pylist()
 
 
+@pytest.mark.slow
 def test_same_faces_as_predict_and_bad_files_as_rows(collection, tmp_path):
     out = tmp_path / "out"
     summary = batch(BatchConfig(sources=[str(collection / "photos"), str(collection / "*.mp4")], out=str(out),
@@ -79,6 +80,7 @@ def test_same_faces_as_predict_and_bad_files_as_rows(collection, tmp_path):
         assert all(abs(row[f"p_{c}"] - p) < 1e-3 for c, p in probs.items())
 
 
+@pytest.mark.slow
 def test_a_rerun_refuses_resumes_or_overwrites(collection, tmp_path, capsys):
     out = tmp_path / "out"
     photos = str(collection / "photos" / "astronaut.jpg")
@@ -109,6 +111,7 @@ def _worker_pids(name: str) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_retried_without_lost_or_doubled_rows(collection, tmp_path):
     many = tmp_path / "many"
     many.mkdir()

@@ -80,24 +80,42 @@ def fake_webcam(astronaut_bgr: np.ndarray, path: Path, frames: int = 20) -> Path
     return write_y4m((frame(i) for i in range(frames)), path, fps=10)
 
 
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium launched once per set of extra arguments for the module's tests (a launch
+    costs a second or two); each test gets pages in a context of its own."""
+    p = sync_api.sync_playwright().start()
+    launched: dict[tuple[str, ...], object] = {}
+
+    def launch(args: tuple[str, ...]):
+        if args not in launched:
+            launched[args] = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", *args])
+        return launched[args]
+
+    yield launch
+    for browser in launched.values():
+        browser.close()
+    p.stop()
+
+
 @pytest.fixture()
-def open_page():
-    """Opens pages in headless Chromium launched with extra arguments; errors on the page are collected."""
-    with sync_api.sync_playwright() as p:
-        browsers = []
+def open_page(chromium):
+    """Opens pages in headless Chromium launched with extra arguments, each in a fresh context (no
+    storage, permissions or cache shared with other tests); errors on the page are collected."""
+    contexts = []
 
-        def open_page(*args: str):
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", *args])
-            browsers.append(browser)
-            page = browser.new_page()
-            problems: list[str] = []
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            return page, problems
+    def open_page(*args: str):
+        context = chromium(tuple(args)).new_context()
+        contexts.append(context)
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        return page, problems
 
-        yield open_page
-        for browser in browsers:
-            browser.close()
+    yield open_page
+    for context in contexts:
+        context.close()
 
 
 # Reads the stage canvas where the last answer's first box has its top and left edges.
@@ -244,6 +262,7 @@ def crops_for_parity(astronaut_bgr: np.ndarray) -> list[np.ndarray]:
     return crops + [face, rgb[30:150, 160:250], rgb[380:500, 20:140]]
 
 
+@pytest.mark.slow
 def test_browser_probabilities_equal_pythons_on_the_same_crops(site, open_page, astronaut_bgr, recognizer):
     crops = crops_for_parity(astronaut_bgr)
     page, problems = open_page()
@@ -301,6 +320,7 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
     assert problems == []
 
 
+@pytest.mark.slow
 def test_the_page_brings_the_next_search_nearer_when_a_face_arrives_as_python_does(site, open_page, astronaut_bgr,
                                                                                     recognizer):
     """tracking.py DetectionSchedule.found in the page: a face walking, a second one standing

@@ -1,8 +1,11 @@
 import json
 
+import pytest
+
 from mobilefer.cli import main
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_from_the_command_line(folder_data, tmp_path, capsys):
     run = tmp_path / "run"
     code = main(["train", "--data", str(folder_data), "--arch", "small", "--img-size", "32", "--epochs", "12",

@@ -40,6 +40,7 @@ def test_fp32_export_round_trip(checkpoint, tmp_path, folder_data):
     assert clf(np.zeros((0, 1, 64, 64), np.float32)).shape == (0, 3)
 
 
+@pytest.mark.slow
 def test_int8_export_keeps_metadata_and_shrinks(checkpoint, tmp_path, folder_data, monkeypatch):
     fp32 = export_onnx(checkpoint, tmp_path / "a.onnx")
     int8 = export_onnx(checkpoint, tmp_path / "b.onnx", int8=True, calib_data=str(folder_data), calib_count=48)

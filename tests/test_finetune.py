@@ -7,8 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_image, write_folder
-from helpers import tiny_config
+from conftest import make_image
 from mobilefer.checkpoint import load_model, start_from
 from mobilefer.engine.config import FINE_TUNE, TrainConfig
 from mobilefer.engine.train import train
@@ -18,11 +17,9 @@ from mobilefer.runtime import read_meta, resolve_model
 
 
 @pytest.fixture(scope="module")
-def start(tmp_path_factory) -> Path:
+def start(tiny_run) -> Path:
     """A small model trained on the synthetic happy / sad / surprise faces."""
-    root = tmp_path_factory.mktemp("start")
-    data = write_folder(root / "faces", per_class=24)
-    return train(tiny_config(data, root / "run")).best
+    return tiny_run[2].best
 
 
 def user_folder(root: Path, names: dict[str, int], per_class: int = 16, seed: int = 5) -> Path:
@@ -118,6 +115,7 @@ def test_bundled_models_ship_weights_that_match_their_onnx(name):
         np.testing.assert_allclose(model(torch.from_numpy(x)).softmax(1).numpy(), onnx(x), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_photos_that_are_not_face_crops_train_on_their_faces(astronaut_bgr, bundled_model, tmp_path):
     """--crop-faces: each photo becomes its largest face, cropped as predict crops it; a photo
     without a face is skipped and listed; evaluate crops the same way by default."""

@@ -175,6 +175,7 @@ def test_detector_none_takes_each_image_as_one_face(astronaut_bgr, bundled_model
     assert rec.recognize(small)[0].box == (0, 0, 48, 48)  # smaller than min_face: still the face
 
 
+@pytest.mark.slow
 @needs_centerface
 def test_a_large_photo_is_searched_in_tiles_for_its_small_faces(astronaut_bgr, monkeypatch):
     """A 12-megapixel photo with 28 px faces: looked at whole (capped at 2 megapixels) they are

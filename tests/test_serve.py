@@ -200,6 +200,7 @@ def test_malformed_forms_and_query_values(client, jpeg):
     assert bad_length.status_code in (400, 422)
 
 
+@pytest.mark.slow
 def test_no_file_is_written_while_serving(client, monkeypatch, astronaut_bgr):
     """A 2 MiB multipart upload (Starlette would spool one that size to disk) stays in memory."""
     def refuse(*args, **kwargs):

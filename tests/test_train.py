@@ -16,13 +16,8 @@ from mobilefer.engine.train import lr_at, train
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from conftest import write_folder
-
-    root = tmp_path_factory.mktemp("trained")
-    data = write_folder(root / "faces", per_class=24)
-    result = train(tiny_config(data, root / "run"))
-    return data, root / "run", result
+def trained(tiny_run):
+    return tiny_run
 
 
 def test_training_learns_a_separable_task(trained):
