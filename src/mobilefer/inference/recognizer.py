@@ -71,7 +71,7 @@ CLASSIFY_AHEAD = 2
 # A video frame classifies its new faces and, of the others classified at least a 1/CLASSIFY_RATE
 # of a second ago (3 frames at 30 frames/s; every frame under 15 frames/s), the CLASSIFY_FACES
 # classified longest ago, or more where that keeps every face classified within CLASSIFY_WITHIN
-# frames: one or two faces are classified 10 times a second, a group of five each 6 times, a
+# frames: one to three faces are classified 10 times a second, a group of five each 6 times, a
 # crowd of 30 one a frame and of 50 two (each once a second); the labels between are carried
 # over (``FrameResult.classified`` is False). A classification (flip-averaged, 160 px) costs 2-6
 # ms of CPU, as much as following a face; 10 a second instead of on every frame: 9-15 % more
