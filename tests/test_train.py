@@ -15,13 +15,8 @@ from mobilefer.engine.evaluate import evaluate
 from mobilefer.engine.train import lr_at, train
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_run):
-    return tiny_run
-
-
-def test_training_learns_a_separable_task(trained):
-    _, run, result = trained
+def test_training_learns_a_separable_task(tiny_run):
+    _, run, result = tiny_run
     assert result.best_metrics["accuracy"] >= 0.9  # chance is 1/3
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 13))
@@ -30,8 +25,8 @@ def test_training_learns_a_separable_task(trained):
     assert len((run / "val_files.txt").read_text().split()) == 18  # 25 % of 72, per class
 
 
-def test_saved_model_describes_itself(trained):
-    _, run, _ = trained
+def test_saved_model_describes_itself(tiny_run):
+    _, run, _ = tiny_run
     meta = read_meta(run / "best.safetensors")
     assert meta.classes == ["happy", "sad", "surprise"]
     assert (meta.input_size, meta.channels, meta.base_size) == (32, 1, 24)
@@ -39,8 +34,8 @@ def test_saved_model_describes_itself(trained):
     assert meta.metrics["accuracy"] >= 0.9 and "torch" in meta.versions
 
 
-def test_round_trip_then_evaluate_with_json_and_plot(trained, tmp_path):
-    data, run, result = trained
+def test_round_trip_then_evaluate_with_json_and_plot(tiny_run, tmp_path):
+    data, run, result = tiny_run
     report = evaluate(EvalConfig(model=str(run / "best.safetensors"), data=str(data),
                                  json=str(tmp_path / "r.json"), plot=str(tmp_path / "cm.png")))
     saved = json.loads((tmp_path / "r.json").read_text())
@@ -52,10 +47,10 @@ def test_round_trip_then_evaluate_with_json_and_plot(trained, tmp_path):
     assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_evaluate_on_a_subset_of_the_model_classes(trained, tmp_path):
+def test_evaluate_on_a_subset_of_the_model_classes(tiny_run, tmp_path):
     from conftest import write_folder
 
-    data, run, _ = trained
+    data, run, _ = tiny_run
     subset = write_folder(tmp_path / "subset", per_class=5, seed=9)
     import shutil
 
@@ -65,8 +60,8 @@ def test_evaluate_on_a_subset_of_the_model_classes(trained, tmp_path):
     assert report["per_class"]["surprise"]["support"] == 0
 
 
-def test_loading_never_unpickles(trained, monkeypatch):
-    _, run, _ = trained
+def test_loading_never_unpickles(tiny_run, monkeypatch):
+    _, run, _ = tiny_run
 
     def refuse(*args, **kwargs):
         raise AssertionError("pickle used while loading a model")
@@ -78,10 +73,10 @@ def test_loading_never_unpickles(trained, monkeypatch):
     assert meta.num_classes == 3
 
 
-def test_notebook_state_dict_loads_with_classes(trained, tmp_path):
+def test_notebook_state_dict_loads_with_classes(tiny_run, tmp_path):
     import torch
 
-    _, run, _ = trained
+    _, run, _ = tiny_run
     model, _ = load_model(run / "best.safetensors")
     torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "old.pth")
     legacy, meta = load_model(tmp_path / "old.pth", classes=["Happiness", "sad", "suprise"], input_size=32)
@@ -96,8 +91,8 @@ def test_notebook_state_dict_loads_with_classes(trained, tmp_path):
         load_model(tmp_path / "old.pth", classes=["a", "b"])
 
 
-def test_no_temporary_files_are_left_behind(trained):
-    _, run, _ = trained
+def test_no_temporary_files_are_left_behind(tiny_run):
+    _, run, _ = tiny_run
     assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
 
 
