@@ -200,6 +200,28 @@ def test_a_large_photo_is_searched_in_tiles_for_its_small_faces(astronaut_bgr, m
 
 
 @needs_centerface
+def test_a_whole_image_search_also_looks_at_a_small_copy_for_large_faces(astronaut_bgr):
+    """The copy LARGE_FACE_PASS times smaller sees the astronaut's face where the pass at the
+    frame's own scale does, its box mapped back to the frame's pixels; a followed face's square
+    and a thumbnail too small for a large face get no such pass."""
+    from mobilefer.inference.detectors import LARGE_FACE_PASS, CenterFaceDetector
+
+    detector = CenterFaceDetector()
+    frame = np.full((480, 640, 3), 110, np.uint8)
+    frame[100:612 - 200, 60:572] = astronaut_bgr[:312]
+    plan = detector._plan(frame, upscale=False)
+    assert [p.size for p in plan.passes] == [(640, 480), CenterFaceDetector.pass_size(640, 480, 1 / LARGE_FACE_PASS)]
+    found = []
+    for one in plan.passes:
+        one.read(*(out[0] for out in detector.session.run(None, {detector.input_name: one.make()})[:3]))
+        best = int(np.argmax(one.scores))
+        found.append(one.rects[best].tolist())
+    assert box_iou(*found) > 0.7, found
+    assert len(detector._plan(frame, upscale=False, scale=1.0, window=(0, 0, 96, 96)).passes) == 1
+    assert len(detector._plan(cv2.resize(frame, (160, 120)), upscale=False).passes) == 1
+
+
+@needs_centerface
 @pytest.mark.skipif(centerface_fp32() is None, reason="needs the bundled fp32 centerface.onnx")
 def test_the_bundled_int8_detector_finds_the_faces_its_fp32_original_finds(astronaut_bgr):
     """The INT8 model against the file it was quantized from: the same faces, boxes within a few

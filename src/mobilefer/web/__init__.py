@@ -63,7 +63,7 @@ def detector_settings() -> dict[str, Any]:
     return {"name": "centerface", "work_width": d.WORK_WIDTH, "threshold": d.CENTERFACE_THRESHOLD,
             "nms": d.CENTERFACE_NMS, "min_face": d.DEFAULT_MIN_FACE, "smallest_seen": d.SMALLEST_SEEN["centerface"],
             "max_upscale": d.MAX_UPSCALE["centerface"], "max_detect_pixels": d.MAX_DETECT_PIXELS,
-            "max_tiles": d.MAX_TILES, "box_tolerance": d.BOX_TOLERANCE,
+            "max_tiles": d.MAX_TILES, "large_face_pass": d.LARGE_FACE_PASS, "box_tolerance": d.BOX_TOLERANCE,
             "video_detect_pixels": d.VIDEO_DETECT_PIXELS}
 
 

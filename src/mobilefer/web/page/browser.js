@@ -342,6 +342,12 @@ const MobileferBrowser = (() => {
       const wanted = Math.min(video ? 1 : r.max_upscale, Math.max(r.work_width / w, r.smallest_seen / Math.max(1, minFace)));
       const whole = scale || Math.min(wanted, Math.sqrt(r.max_detect_pixels / (w * h)));
       let { rects, scores } = await this.pass(img, whole, threshold, scale ? window : null);
+      const low = whole / r.large_face_pass;  // a copy large faces are seen in (blurred ones too)
+      if (!scale && Math.min(w, h) * low >= 2 * r.smallest_seen) {
+        const found = await this.pass(img, low, threshold);
+        rects = rects.concat(found.rects);
+        scores = scores.concat(found.scores);
+      }
       if (r.max_tiles && !scale && whole < 0.95 * wanted) {
         const ratio = Math.min(wanted, Math.sqrt(r.max_tiles * r.max_detect_pixels / (w * h)));
         for (const [x0, y0, x1, y1] of tiles(w, h, ratio, Math.floor(2 * r.smallest_seen / whole), r.max_detect_pixels)) {
