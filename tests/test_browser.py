@@ -118,6 +118,27 @@ def open_page(chromium):
         context.close()
 
 
+@pytest.fixture(scope="module")
+def static_page(site, chromium):
+    """One page on the static site with its engine loaded, shared by the tests that only hand it
+    photos or call its engine (a page load costs about 2 s, most of the page's tests' time); each
+    test gets it with the error list emptied."""
+    context = chromium(()).new_context()
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(site)
+    page.wait_for_function(ENGINE_READY, timeout=90_000)
+
+    def fresh():
+        problems.clear()
+        return page, problems
+
+    yield fresh
+    context.close()
+
+
 # Reads the stage canvas where the last answer's first box has its top and left edges.
 EDGE_PIXELS = """() => {
   const s = window.mobilefer, f = s.last.faces[0], c = document.getElementById('stage');
@@ -233,6 +254,7 @@ def test_the_static_site_recognises_the_sample_photo_as_predict_does(site, site_
     assert problems == []
 
 
+@pytest.mark.slow
 def test_the_page_runs_the_bundled_int8_detector(open_page, tmp_path, monkeypatch):
     from mobilefer.export.web import SiteConfig, write_site
     from mobilefer.inference.detectors import BUNDLED_CENTERFACE
@@ -263,11 +285,9 @@ def crops_for_parity(astronaut_bgr: np.ndarray) -> list[np.ndarray]:
 
 
 @pytest.mark.slow
-def test_browser_probabilities_equal_pythons_on_the_same_crops(site, open_page, astronaut_bgr, recognizer):
+def test_browser_probabilities_equal_pythons_on_the_same_crops(static_page, astronaut_bgr, recognizer):
     crops = crops_for_parity(astronaut_bgr)
-    page, problems = open_page()
-    page.goto(site)
-    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    page, problems = static_page()
     payload = [{"b64": base64.b64encode(c.tobytes()).decode(), "w": c.shape[1], "h": c.shape[0]} for c in crops]
     got = np.array(page.evaluate("""async (crops) => window.mobilefer.engine.classify(crops.map((c) => ({
         data: Uint8Array.from(atob(c.b64), (ch) => ch.charCodeAt(0)), width: c.w, height: c.h, channels: 3})))""",
@@ -285,7 +305,7 @@ def test_browser_probabilities_equal_pythons_on_the_same_crops(site, open_page, 
     assert problems == []
 
 
-def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_does(site, open_page, astronaut_bgr,
+def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_does(static_page, astronaut_bgr,
                                                                                 recognizer):
     """A small face on a 640x360 frame (looked at as 640x384): follow.py's window of the whole-frame
     search's pixels (OpenCV's warp there, the resize's own arithmetic in JS), first and retry look;
@@ -298,9 +318,7 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
     frame[153:193, 301:337] = head
     follower = FaceFollower(recognizer.detector)
     last = follower.detector.detect(frame, upscale=False, min_face=20)[0]
-    page, problems = open_page()
-    page.goto(site)
-    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    page, problems = static_page()
     rgb = np.ascontiguousarray(frame[:, :, ::-1])
     pixels, box = base64.b64encode(rgb.tobytes()).decode(), [*last.as_list(), last.score]
     for side in (INPUT, RETRY_INPUT):
@@ -422,6 +440,7 @@ def test_a_model_the_browser_cannot_load_is_named_in_the_page(site_dir, open_pag
 SELFIE = Path(__file__).resolve().parents[2] / "shared/data/videos/openmpf_handheld_selfie_rot90meta.mp4"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SELFIE.is_file(), reason="needs ../shared/data/videos")
 def test_the_static_site_reads_a_real_clip_on_the_fake_camera(site, open_page, tmp_path):
     """Chromium's fake camera plays 4 s of the handheld selfie (640x480, faces of ~230 px)."""
@@ -439,21 +458,19 @@ def test_the_static_site_reads_a_real_clip_on_the_fake_camera(site, open_page, t
     assert problems == []
 
 
-def open_a_photo_in_the_browser(site: str, open_page, photo: Path):
+def open_a_photo_in_the_browser(static_page, photo: Path):
     """The static site with ``photo`` chosen, once its result (or error) is on the page."""
-    page, problems = open_page()
-    page.goto(site)
-    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    page, problems = static_page()
     page.set_input_files("#file", str(photo))
     page.wait_for_function(f"() => document.getElementById('status').textContent.startsWith('{photo.name}: ')",
                            timeout=30_000)
     return page, problems
 
 
-def test_the_static_site_takes_a_photo_and_names_a_bad_file(site, open_page, astronaut_bgr, tmp_path):
+def test_the_static_site_takes_a_photo_and_names_a_bad_file(static_page, astronaut_bgr, tmp_path):
     photo = tmp_path / "me.png"
     cv2.imwrite(str(photo), np.ascontiguousarray(astronaut_bgr[::2, ::2]))  # 256x256, another size and format
-    page, problems = open_a_photo_in_the_browser(site, open_page, photo)
+    page, problems = open_a_photo_in_the_browser(static_page, photo)
     assert page.locator("#status").inner_text().startswith("me.png: 1 face")
     assert page.evaluate("[document.getElementById('stage').width, document.getElementById('stage').height]") == [256, 256]
     assert_box_drawn(page)
@@ -464,13 +481,13 @@ def test_the_static_site_takes_a_photo_and_names_a_bad_file(site, open_page, ast
     assert problems == []
 
 
-def test_a_transparent_png_reads_as_python_reads_it(site, open_page, astronaut_bgr, recognizer, tmp_path):
+def test_a_transparent_png_reads_as_python_reads_it(static_page, astronaut_bgr, recognizer, tmp_path):
     """Transparency lies on black in both (PIL's decode, the page's canvas)."""
     from PIL import Image
 
     rgba = np.dstack([astronaut_bgr[:, :, ::-1], np.tile(np.linspace(255, 64, 512).astype(np.uint8), (512, 1))])
     photo = tmp_path / "faded.png"
     Image.fromarray(rgba, "RGBA").save(photo)
-    page, problems = open_a_photo_in_the_browser(site, open_page, photo)
+    page, problems = open_a_photo_in_the_browser(static_page, photo)
     faces_agree(page.evaluate("window.mobilefer.last.faces"), recognizer.recognize(photo), tolerance=2e-3)
     assert problems == []

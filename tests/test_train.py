@@ -96,6 +96,7 @@ def test_no_temporary_files_are_left_behind(tiny_run):
     assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow  # three training runs
 def test_resume_after_interruption_replays_the_same_run(folder_data, tmp_path, monkeypatch):
     config = dict(epochs=3, ema=0.9)  # the weight average resumes too
     reference = train(tiny_config(folder_data, tmp_path / "full", **config))
