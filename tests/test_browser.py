@@ -18,6 +18,7 @@ from helpers import clip_frames, serve_in_child, static_host, walk_frames, write
 
 from mobilefer.data.preprocess import preprocess
 from mobilefer.inference.detectors import centerface_fp32
+from mobilefer.inference.recognizer import CLASSIFY_RATE
 
 REQUIRED = os.environ.get("MOBILEFER_REQUIRE_BROWSER") == "1"  # CI sets it: fail, never skip
 CHROMIUM = os.environ.get("MOBILEFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -302,6 +303,43 @@ def test_browser_probabilities_equal_pythons_on_the_same_crops(static_page, astr
         window.mobilefer.site.model)))""", payload))
     x = preprocess(crops, recognizer.meta)
     assert np.abs(inputs.reshape(x.shape) - x).max() < 1e-5
+    assert problems == []
+
+
+CAMERA_FRAMES = """async ([b64, rates]) => {
+    const engine = window.mobilefer.engine, follow = engine.site.follow, rate = follow.classify_rate;
+    const img = {data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 480, channels: 3};
+    engine.resetVideo();
+    const answers = [];
+    try {
+        for (const r of rates) {
+            follow.classify_rate = r;
+            answers.push(await engine.recognize(img, {video: true}));
+        }
+    } finally {
+        follow.classify_rate = rate;
+        engine.resetVideo();
+    }
+    return answers;
+}"""
+
+
+def test_a_camera_face_keeps_its_id_and_is_classified_at_the_rate_python_uses(static_page, astronaut_bgr, recognizer):
+    """recognizer.py's rule in the page: a new face is classified at once; a known one again once
+    1/classify_rate s has passed (a rate of 1e-6 a second: not yet; 1e9: due), and its label is
+    carried over between; the id stays with the face."""
+    page, problems = static_page()
+    assert page.evaluate("window.mobilefer.site.follow.classify_rate") == CLASSIFY_RATE
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[30:450, 110:530] = cv2.resize(astronaut_bgr, (420, 420))
+    b64 = base64.b64encode(np.ascontiguousarray(frame[:, :, ::-1]).tobytes()).decode()
+    first, carried, due = page.evaluate(CAMERA_FRAMES, [b64, [1e-6, 1e-6, 1e9]])
+    assert [a["classified"] for a in (first, carried, due)] == [1, 0, 1]
+    assert [[f["id"] for f in a["faces"]] for a in (first, carried, due)] == [[0], [0], [0]]
+    assert carried["faces"][0]["probs"] == first["faces"][0]["probs"]
+    want = recognizer.classify_crops(recognizer.crops(frame, [recognizer.detector.detect(frame)[0]]))[0]
+    got = np.array(list(first["faces"][0]["probs"].values()))
+    assert int(got.argmax()) == int(want.argmax())
     assert problems == []
 
 

@@ -377,7 +377,8 @@ async function startCamera() {
   $("camera").classList.add("on");
   setStatus(state.mode === "server"
     ? "webcam on: frames go to the server as fast as it answers, up to the chosen rate"
-    : "webcam on: every new frame is recognised in this browser, as fast as it can");
+    : "webcam on: faces are followed on every new frame in this browser, as fast as it can, and each " +
+      `classified ${state.site.follow.classify_rate} times a second`);
   requestAnimationFrame(render);
   pump();
 }

@@ -464,13 +464,14 @@ const MobileferBrowser = (() => {
     }
 
     // A camera's faces, frame after frame, as predict finds a video's (live.py VideoFaces, without
-    // its cut detection, ids, lost faces looked for again and patch matching): the whole frame
+    // its cut detection, lost faces looked for again and patch matching): the whole frame
     // every detect_every frames, or half as many after a search that found a face not followed
     // before (two of three of these, while faces were followed after the search before, only for
     // faces of search_fraction of the smallest of them), between them each face looked for near where it
     // was, and a thumbnail glanced at every glance_every frames. Faces down to `hidden` of the
     // smallest shown are followed unseen, and so are faces a search sees on weak evidence alone,
-    // until a look sees them as a new face needs.
+    // until a look sees them as a new face needs. A box's [7] is its face: {id, probs, at}, the
+    // same object from frame to frame while the face is followed (or a search's box overlaps it).
     async videoBoxes(img) {
       const f = this.site.follow, r = this.rules, index = ++this.frameIndex;
       const wholeMin = this.videoMinFace(img.width, img.height, r.min_face), limit = r.box_tolerance * wholeMin;
@@ -499,7 +500,12 @@ const MobileferBrowser = (() => {
         // tracking.py DetectionSchedule.found: a face not followed on the frame before brings the next search nearer
         const arriving = index > 0 && kept.some((one) => one[1] === null && !held(one));
         this.nextSearch = index + (arriving ? Math.max(1, Math.trunc(f.detect_every / 2)) : f.detect_every);
-        this.boxes = kept.map((one) => [...one[0].slice(0, 5), one[1]?.[5] === true, held(one)]);
+        const taken = new Set();  // one face to a box, as the tracker matches them
+        this.boxes = kept.map((one) => {
+          const face = one[1] && !taken.has(one[1][7]) ? one[1][7] : this.newFace();
+          taken.add(face);
+          return [...one[0].slice(0, 5), one[1]?.[5] === true, held(one), face];
+        });
         const sides = this.boxes.filter((b) => !b[6]).map((b) => Math.min(b[2], b[3]));
         this.smallest = sides.length ? Math.min(...sides) : null;
         return shown(this.boxes);
@@ -508,16 +514,38 @@ const MobileferBrowser = (() => {
       for (const box of this.boxes) {
         const now = await this.followOne(img, box, minBox);
         if (now && followed.every((o) => iou(now, o) < 0.5)) {
-          followed.push([...now.slice(0, 5), box[5] === true, box[6] === true && now[4] < r.threshold]);
+          followed.push([...now.slice(0, 5), box[5] === true, box[6] === true && now[4] < r.threshold, box[7]]);
         }
       }
-      if (index % f.glance_every === 0) followed.push(...await this.glance(img, followed, minBox));
+      if (index % f.glance_every === 0) {
+        for (const b of await this.glance(img, followed, minBox)) followed.push([...b, false, false, this.newFace()]);
+      }
       this.boxes = followed;
       return shown(followed);
     }
 
+    newFace() {
+      return { id: this.nextId++, probs: null, at: -Infinity };
+    }
+
+    // recognizer.py EmotionRecognizer._label_frame, by the clock: the new faces, and of the others
+    // classified at least 1/classify_rate s ago the classify_faces classified longest ago (more
+    // where that keeps each within classify_within frames); the others keep their probabilities.
+    async labelVideo(img, boxes) {
+      const f = this.site.follow, now = performance.now(), faces = boxes.map((b) => b[7]);
+      const chosen = boxes.filter((b) => b[7].probs === null);
+      const known = boxes.filter((b) => b[7].probs !== null).sort((a, b) => a[7].at - b[7].at || a[7].id - b[7].id);
+      const budget = Math.max(f.classify_faces, Math.ceil(known.length / f.classify_within));
+      const ready = known.filter((b) => now - b[7].at >= 1000 / f.classify_rate);
+      chosen.push(...ready.slice(0, Math.max(0, budget - chosen.length)));
+      const probs = await this.classify(chosen.map((b) => faceCrop(img, b, this.model.face_margin)));
+      chosen.forEach((b, i) => Object.assign(b[7], { probs: probs[i], at: now }));
+      return { probs: faces.map((face) => face.probs), ids: faces.map((face) => face.id), classified: chosen.length };
+    }
+
     // The next camera frame starts a new video (a new camera, or the same one after a pause).
     resetVideo() {
+      this.nextId = 0;  // a face's id, as predict numbers a video's faces
       this.frameIndex = -1;
       this.nextSearch = 0;  // the frame of the next whole-frame search
       this.searches = 0;
@@ -526,20 +554,23 @@ const MobileferBrowser = (() => {
     }
 
     // An RGB image -> the answer POST /v1/recognize gives: faces (box, label, score, probs), size,
-    // timing. ``video``: a camera frame, whose faces are followed from the frame before.
+    // timing. ``video``: a camera frame, whose faces are followed from the frame before, keep
+    // their ids and are classified as labelVideo says (``classified``: how many were this frame).
     async recognize(img, { video = false } = {}) {
       const t0 = performance.now();
       const boxes = video ? await this.videoBoxes(img) : await this.detect(img);
       const t1 = performance.now();
-      const probs = await this.classify(boxes.map((b) => faceCrop(img, b, this.model.face_margin)));
+      const { probs, ids, classified } = video ? await this.labelVideo(img, boxes)
+        : { probs: await this.classify(boxes.map((b) => faceCrop(img, b, this.model.face_margin))),
+            ids: boxes.map((b, i) => i), classified: boxes.length };
       const t2 = performance.now();
       const classes = this.model.classes;
       const faces = boxes.map((b, i) => {
         const p = probs[i], best = p.indexOf(Math.max(...p));
-        return { id: i, box: b.slice(0, 4), label: classes[best], score: p[best],
+        return { id: ids[i], box: b.slice(0, 4), label: classes[best], score: p[best],
                  probs: Object.fromEntries(classes.map((c, j) => [c, p[j]])), detector_score: b[4] };
       });
-      return { faces, image: { width: img.width, height: img.height }, detector: this.rules.name,
+      return { faces, classified, image: { width: img.width, height: img.height }, detector: this.rules.name,
                model: this.model.name, timing_ms: { detect: t1 - t0, classify: t2 - t1, total: t2 - t0 } };
     }
   }
