@@ -202,10 +202,13 @@ def test_webcam_sends_frames_and_live_labels_appear(server, open_page, astronaut
     clip = fake_webcam(astronaut_bgr, tmp_path / "webcam.y4m")
     page, problems = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                                f"--use-file-for-fake-video-capture={clip}")
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "/v1/recognize" in r.url else None)
     page.goto(server)
     page.click("#camera")
     page.wait_for_function("() => Number(document.getElementById('faces').dataset.results) >= 5 && "
                            "document.getElementById('faces').dataset.count === '1'", timeout=30_000)
+    assert sent and all(url.endswith("/v1/recognize?video=true") for url in sent)  # looked at as video frames
     assert page.evaluate("document.getElementById('video').videoWidth") == 640
     assert_box_drawn(page)
     label = page.locator("#faces li").first.get_attribute("data-label")

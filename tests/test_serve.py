@@ -413,3 +413,26 @@ def test_two_files_in_one_form_are_refused_not_half_read(client, jpeg):
 def test_health_has_no_mean_inference_time_before_an_inference():
     with TestClient(create_app(ServeConfig())) as fresh:
         assert fresh.get("/healthz").json()["mean_inference_ms"] is None
+
+
+def test_a_camera_frame_is_looked_at_as_predict_looks_at_a_video_frame(client, astronaut_bgr):
+    """?video=true: a 1280x720 frame is searched as a video's whole-frame search searches it (at
+    0.75 of its size, faces of 32 px and up), not as a photo (enlarged 1.2x for faces of 20 px):
+    the 20 px face is a photo's, not a video frame's; the 60 and 150 px faces are both's."""
+    from mobilefer.inference.recognizer import EmotionRecognizer
+
+    x, y, w, h = ASTRONAUT_FACE
+    head = astronaut_bgr[y - 40: y + h + 40, x - 40: x + w + 40]
+    frame, left = np.full((720, 1280, 3), 90, np.uint8), 40
+    for scale in (0.22, 0.67, 1.6):
+        patch = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        frame[150:150 + patch.shape[0], left:left + patch.shape[1]] = patch
+        left += patch.shape[1] + 60
+    data = encode(frame, "PNG")
+    photo = post(client, data, "image/png").json()["faces"]
+    video = post(client, data, "image/png", query="?video=true").json()["faces"]
+    assert len(photo) == 3 and min(min(f["box"][2:]) for f in photo) < 26 and len(video) == 2
+    assert all(max(box_iou(v["box"], p["box"]) for p in photo) > 0.7 for v in video)
+    want = EmotionRecognizer.load().recognize_frame(frame, video=True)
+    assert [v["box"] for v in video] == [list(f.box) for f in want]
+    assert post(client, data, "image/png", query="?video=maybe").status_code == 422

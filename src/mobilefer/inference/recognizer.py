@@ -22,7 +22,7 @@ from mobilefer.data.images import as_bgr_frame, bgr_to_rgb
 from mobilefer.data.preprocess import preprocess
 from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
-                                           face_crop)
+                                           face_crop, video_min_face)
 from mobilefer.inference.live import VideoFaces
 from mobilefer.inference.sources import Frame, Lookahead, iter_frames, source_kind
 from mobilefer.inference.tracking import IoUTracker, Smoother, Track
@@ -163,13 +163,21 @@ class EmotionRecognizer:
         return self.label_faces(boxes, self.classify_crops(self.crops(frame, boxes)))
 
     def recognize_frame(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
-                        timing: dict[str, float] | None = None) -> list[Face]:
+                        video: bool = False, timing: dict[str, float] | None = None) -> list[Face]:
         """uint8 (H, W, 3) BGR frame -> faces, best detection first.
 
-        ``min_face``/``max_faces`` override the detector's own for this frame; ``timing``, if
-        given, receives the milliseconds spent in ``detect`` and ``classify``."""
+        ``min_face``/``max_faces`` override the detector's own for this frame; ``video``: the
+        frame is one of a video or camera, looked at as a video's whole-frame search looks (never
+        enlarged, an HD frame at most VIDEO_DETECT_PIXELS); ``timing``, if given, receives the
+        milliseconds spent in ``detect`` and ``classify``."""
         start = time.perf_counter()
-        boxes = self.detector.detect(frame, min_face=min_face, max_faces=max_faces)
+        if video:
+            h, w = frame.shape[:2]
+            smallest = getattr(self.detector, "min_face", DEFAULT_MIN_FACE) if min_face is None else min_face
+            boxes = self.detector.detect(frame, upscale=False, max_faces=max_faces, min_face=video_min_face(
+                w, h, smallest, getattr(self.detector, "smallest_seen", smallest)))
+        else:
+            boxes = self.detector.detect(frame, min_face=min_face, max_faces=max_faces)
         found = time.perf_counter()
         faces = self.classify_boxes(frame, boxes)
         if timing is not None:

@@ -155,6 +155,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                                      f"(default {config.min_face})"),
         max_faces: int | None = Query(None, ge=1, le=config.max_faces, description="at most this many faces, "
                                       "largest-scoring first"),
+        video: bool = Query(False, description="the image is a camera or video frame: looked at as predict "
+                                               "looks at a video's frames (never enlarged; HD at most 518,400 "
+                                               "pixels), not as a photo"),
     ) -> dict:
         start = time.perf_counter()
         try:
@@ -177,7 +180,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 def work():  # decode and recognise on the slot's thread, off the event loop
                     image = decode_upload(data, config.max_pixels)
                     decoded = time.perf_counter()
-                    result = engine.recognize(image, name, min_face, max_faces)
+                    result = engine.recognize(image, name, min_face, max_faces, video)
                     del image
                     if result.width * result.height > RELEASE_AFTER_PIXELS:
                         release_memory()  # a large photo's buffers go back to the system now

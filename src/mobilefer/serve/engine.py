@@ -92,15 +92,17 @@ class Engine:
         return name
 
     def recognize(self, frame: np.ndarray, detector: str | None = None, min_face: int | None = None,
-                  max_faces: int | None = None) -> Recognition:
+                  max_faces: int | None = None, video: bool = False) -> Recognition:
         """uint8 (H, W, 3) BGR frame -> faces; blocking, called from the executor.
 
-        ``detector``: a name from :meth:`resolve_detector` (default: the server's)."""
+        ``detector``: a name from :meth:`resolve_detector` (default: the server's); ``video``: a
+        camera or video frame (see :meth:`EmotionRecognizer.recognize_frame`)."""
         name = detector or self.default_detector
         timing: dict[str, float] = {}
         slot = self._slots.get()
         try:
-            faces = slot.recognizer(name).recognize_frame(frame, min_face=min_face, max_faces=max_faces, timing=timing)
+            faces = slot.recognizer(name).recognize_frame(frame, min_face=min_face, max_faces=max_faces, video=video,
+                                                               timing=timing)
         finally:
             self._slots.put(slot)
         return Recognition(faces, name, frame.shape[1], frame.shape[0], timing)

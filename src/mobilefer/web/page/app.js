@@ -110,9 +110,12 @@ function browserEngine() {
   return state.loading;
 }
 
-function query() {
-  const detector = $("detector").value;
-  return detector ? `?detector=${encodeURIComponent(detector)}` : "";
+// A camera frame is looked at as predict looks at a video's frames (never enlarged).
+function query(video) {
+  const detector = $("detector").value, options = [];
+  if (detector) options.push(`detector=${encodeURIComponent(detector)}`);
+  if (video) options.push("video=true");
+  return options.length ? `?${options.join("&")}` : "";
 }
 
 // One recognition: an image Blob (server) or pixels (browser); returns the result, or throws an
@@ -125,7 +128,7 @@ async function recognize(blob, pixels = null, video = false) {
     return result;
   }
   const started = performance.now();
-  const res = await fetch(`v1/recognize${query()}`, {
+  const res = await fetch(`v1/recognize${query(video)}`, {
     method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" },
   });
   const rtt = performance.now() - started;
@@ -422,7 +425,7 @@ async function pump() {
       } else {
         grabFrame(video, video.videoWidth, video.videoHeight, MAX_SEND_WIDTH);
         const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.85));
-        result = await recognize(blob);
+        result = await recognize(blob, null, true);
       }
       if (state.camera) show(result);
     } catch (err) {
