@@ -414,6 +414,7 @@ LOOK_NEAR = """async ([b64, width, height, box, side]) => window.mobilefer.engin
     data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width, height, channels: 3}, box, 4, side)"""
 
 
+@pytest.mark.slow  # a page load of its own (~2 s) and more
 def test_the_served_page_gives_the_same_faces_in_both_modes(server, open_page):
     results = {}
     for mode in ("server", "browser"):
@@ -431,6 +432,7 @@ def test_the_served_page_gives_the_same_faces_in_both_modes(server, open_page):
     assert page.locator("#faces li").count() == 0 and page.locator("#result").inner_text() == ""
 
 
+@pytest.mark.slow  # a page load of its own (~2 s) and more
 def test_the_static_site_reads_the_webcam_in_the_browser(site, open_page, astronaut_bgr, tmp_path):
     clip = fake_webcam(astronaut_bgr, tmp_path / "webcam.y4m")
     page, problems = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
@@ -448,6 +450,7 @@ def test_the_static_site_reads_the_webcam_in_the_browser(site, open_page, astron
     assert problems == []
 
 
+@pytest.mark.slow  # a page load of its own (~2 s) and more
 def test_a_denied_camera_gets_one_clear_line(site, open_page):
     page, _ = open_page("--use-fake-device-for-media-stream", "--deny-permission-prompts")
     page.goto(site)
@@ -458,6 +461,7 @@ def test_a_denied_camera_gets_one_clear_line(site, open_page):
     assert page.locator("#camera").inner_text() == "Start webcam"
 
 
+@pytest.mark.slow  # a page load of its own (~2 s) and more
 def test_a_model_the_browser_cannot_load_is_named_in_the_page(site_dir, open_page, tmp_path):
     broken = tmp_path / "site"
     shutil.copytree(site_dir, broken)
