@@ -422,6 +422,7 @@ def test_the_served_page_gives_the_same_faces_in_both_modes(server, open_page):
         page.goto(f"{server}/#{mode}#sample")
         page.wait_for_function(SAMPLE_DONE, timeout=90_000)
         assert page.evaluate("document.body.dataset.mode") == mode
+        assert page.evaluate("self.crossOriginIsolated")  # so ONNX Runtime Web may run threads
         assert page.locator("#result").inner_text().startswith(f"sample.jpg ({mode}): 1 face(s)")
         results[mode] = page.evaluate("window.mobilefer.last.faces")
         assert problems == []

@@ -122,6 +122,12 @@ def test_model_health_openapi_and_page(client, bundled_model):
     assert "http" not in page.text.replace("http-equiv", "")  # nothing from a CDN
     script = client.get("/static/app.js")
     assert script.status_code == 200 and "v1/recognize" in script.text and "getUserMedia" in script.text
+    # the page and its files are cross-origin isolated (WebAssembly threads in browser mode); the API is not
+    for path in ("/", "/static/app.js", "/static/ort/ort.wasm.min.js"):
+        headers = client.get(path).headers
+        assert headers["cross-origin-opener-policy"] == "same-origin", path
+        assert headers["cross-origin-embedder-policy"] == "require-corp", path
+    assert "cross-origin-embedder-policy" not in client.get("/healthz").headers
 
 
 def test_the_model_is_loaded_once_per_app_not_per_request(monkeypatch, jpeg):

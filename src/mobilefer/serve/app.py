@@ -38,6 +38,18 @@ CONFIG_ENV = "MOBILEFER_SERVE_CONFIG"  # how `serve --workers N` hands its setti
 PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
                "style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; object-src 'none'; "
                "frame-ancestors 'none'")
+# The page and its files are served cross-origin isolated, so the page's ONNX Runtime Web may run
+# WebAssembly threads (SharedArrayBuffer): everything it loads is from this origin.
+ISOLATED = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+
+
+class _PageFiles(StaticFiles):
+    """The page's files, with the page's isolation headers."""
+
+    async def get_response(self, path: str, scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(ISOLATED)
+        return response
 
 
 class FaceOut(BaseModel):
@@ -99,8 +111,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     app = FastAPI(title="mobilefer", version=__version__, lifespan=lifespan,
                   description="Facial emotion recognition with MobileNetV3: detect faces, read their emotions.")
     app.state.engine, app.state.gate = engine, gate
-    app.mount("/static/ort", StaticFiles(directory=str(runtime_dir())), name="runtime")
-    app.mount("/static", StaticFiles(directory=str(page_dir())), name="static")
+    app.mount("/static/ort", _PageFiles(directory=str(runtime_dir())), name="runtime")
+    app.mount("/static", _PageFiles(directory=str(page_dir())), name="static")
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
@@ -116,7 +128,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
-        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"})
+        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache",
+                                           **ISOLATED})
 
     @app.get("/healthz", summary="liveness and current load")
     async def healthz() -> dict:
