@@ -150,14 +150,30 @@ def walk_frames(astronaut_bgr) -> list:
 
 
 class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    headers_to_send: dict[str, str] = {}
+
+    def end_headers(self) -> None:
+        for name, value in self.headers_to_send.items():
+            self.send_header(name, value)
+        super().end_headers()
+
     def log_message(self, *args) -> None:
         pass
 
 
+def site_headers(folder: Path) -> dict[str, str]:
+    """The headers an exported site's _headers file asks for on every path (Netlify's format)."""
+    lines = (folder / "_headers").read_text().splitlines()
+    assert lines[0] == "/*"
+    return dict(line.strip().split(": ", 1) for line in lines[1:] if line.strip())
+
+
 @contextlib.contextmanager
-def static_host(folder: Path) -> Iterator[str]:
-    """`python -m http.server -d folder` on a free loopback port, in a thread; yields its URL."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietFiles, directory=str(folder)))
+def static_host(folder: Path, headers: dict[str, str] | None = None) -> Iterator[str]:
+    """`python -m http.server -d folder` on a free loopback port, in a thread, sending ``headers``
+    with every file as a static host that reads _headers would; yields its URL."""
+    handler = type("Files", (_QuietFiles,), {"headers_to_send": headers or {}})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

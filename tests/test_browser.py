@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import clip_frames, serve_in_child, static_host, walk_frames, write_y4m
+from helpers import clip_frames, serve_in_child, site_headers, static_host, walk_frames, write_y4m
 
 from mobilefer.data.preprocess import preprocess
 from mobilefer.inference.detectors import centerface_fp32
@@ -270,10 +270,12 @@ def test_the_page_runs_the_bundled_int8_detector(open_page, tmp_path, monkeypatc
     monkeypatch.setenv("MOBILEFER_CENTERFACE", str(BUNDLED_CENTERFACE))
     want = EmotionRecognizer.load().recognize(folder / "static" / "sample.jpg")
     page, problems = open_page()
-    with static_host(folder) as url:
+    with static_host(folder, site_headers(folder)) as url:  # a host that reads _headers: threads
         page.goto(f"{url}/#sample")
         page.wait_for_function(SAMPLE_DONE, timeout=90_000)
         got = page.evaluate("window.mobilefer.last.faces")
+        threads = page.evaluate("[self.crossOriginIsolated, ort.env.wasm.numThreads, navigator.hardwareConcurrency]")
+    assert threads[0] and threads[1] == min(4, threads[2])
     assert len(got) == len(want) == 1 and got[0]["label"] == want[0].label
     assert max(abs(a - b) for a, b in zip(got[0]["box"], want[0].box)) <= 4, (got[0]["box"], want[0].box)
     assert problems == []

@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from helpers import site_headers
 from mobilefer import web
 from mobilefer.cli import main
 from mobilefer.errors import ConfigError, OutputError
@@ -53,6 +54,8 @@ def test_a_site_holds_page_models_runtime_and_the_models_description(site):
     assert rules["work_width"] == detectors.WORK_WIDTH and rules["min_face"] == detectors.DEFAULT_MIN_FACE
     assert rules["max_upscale"] == detectors.MAX_UPSCALE["centerface"]
     assert "ferplus-small" in (site / "NOTICE.txt").read_text()
+    # a host that reads _headers (Netlify, Cloudflare Pages) sends the page cross-origin isolated, as serve does
+    assert site_headers(site) == web.ISOLATED
     assert not list(site.parent.glob(".site.*"))  # nothing half-written left beside it
 
 

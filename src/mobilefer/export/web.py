@@ -24,13 +24,15 @@ from pathlib import Path
 from mobilefer.atomic import check_output_dir
 from mobilefer.errors import ConfigError, OutputError
 from mobilefer.export.onnx import ExportConfig, check_calibration, export
-from mobilefer.web import (CLASSIFIER_PATH, DETECTOR_PATH, detector_model, display_name, page_dir, runtime_dir,
-                           site_info)
+from mobilefer.web import (CLASSIFIER_PATH, DETECTOR_PATH, ISOLATED, detector_model, display_name, page_dir,
+                           runtime_dir, site_info)
 
 NOTICE = """This folder is a static web page made by `mobilefer export --format web` (mobilefer {version}).
 Serve it from any static host, e.g. `python -m http.server -d {name}`, and open it in a browser:
 the face detector and the emotion classifier run in the browser; no image leaves the machine.
-Open it with #sample to recognise the sample photo on load.
+Open it with #sample to recognise the sample photo on load. A host that sends the headers in
+_headers (Netlify and Cloudflare Pages read that file) makes the page cross-origin isolated, and
+it then runs up to 4 WebAssembly threads instead of one.
 
 models/classifier.onnx   {model}: {arch}, classes {classes}
 models/detector.onnx     CenterFace (Xu et al. 2019), MIT licence, quantized to INT8 by mobilefer
@@ -114,6 +116,7 @@ def write_site(config: SiteConfig) -> SiteReport:
         meta = read_meta(staging / CLASSIFIER_PATH)
         (staging / "site.json").write_text(json.dumps(site_info(meta, name, server=False), indent=2) + "\n")
         ort_version = json.loads((runtime_dir() / "MANIFEST.json").read_text())["version"]
+        (staging / "_headers").write_text("/*\n" + "".join(f"  {k}: {v}\n" for k, v in ISOLATED.items()))
         (staging / "NOTICE.txt").write_text(NOTICE.format(
             version=__version__, name=out.name, model=name, arch=meta.arch, classes=", ".join(meta.classes),
             ort=ort_version))

@@ -29,7 +29,7 @@ from mobilefer.serve.config import ServeConfig
 from mobilefer.serve.engine import RELEASE_AFTER_PIXELS, Engine, release_memory
 from mobilefer.serve.gate import Busy, InferenceGate
 from mobilefer.serve.uploads import UploadError, decode_upload, image_bytes, read_body
-from mobilefer.web import page_dir, runtime_dir
+from mobilefer.web import ISOLATED, page_dir, runtime_dir
 
 CONFIG_ENV = "MOBILEFER_SERVE_CONFIG"  # how `serve --workers N` hands its settings to each worker
 
@@ -38,13 +38,10 @@ CONFIG_ENV = "MOBILEFER_SERVE_CONFIG"  # how `serve --workers N` hands its setti
 PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
                "style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; object-src 'none'; "
                "frame-ancestors 'none'")
-# The page and its files are served cross-origin isolated, so the page's ONNX Runtime Web may run
-# WebAssembly threads (SharedArrayBuffer): everything it loads is from this origin.
-ISOLATED = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
 
 class _PageFiles(StaticFiles):
-    """The page's files, with the page's isolation headers."""
+    """The page's files, cross-origin isolated as the page is (web.ISOLATED)."""
 
     async def get_response(self, path: str, scope) -> Response:
         response = await super().get_response(path, scope)

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 CLASSIFIER_PATH = "models/classifier.onnx"
 DETECTOR_PATH = "models/detector.onnx"
 SAMPLE = "static/sample.jpg"  # the page opened with #sample recognises this photo on load
+# Headers that make the page cross-origin isolated, so ONNX Runtime Web may run WebAssembly
+# threads (SharedArrayBuffer): the page loads nothing from another origin. `serve` sends them;
+# an exported site carries them in _headers, which Netlify and Cloudflare Pages read.
+ISOLATED = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
 
 def page_dir() -> Traversable:
