@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from mobilefer import __version__
 from mobilefer.errors import MobileferError
-from mobilefer.inference.detectors import DetectorUnavailable
+from mobilefer.inference.detectors import VIDEO_DETECT_PIXELS, DetectorUnavailable
 from mobilefer.serve.config import ServeConfig
 from mobilefer.serve.engine import RELEASE_AFTER_PIXELS, Engine, release_memory
 from mobilefer.serve.gate import Busy, InferenceGate
@@ -166,8 +166,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         max_faces: int | None = Query(None, ge=1, le=config.max_faces, description="at most this many faces, "
                                       "largest-scoring first"),
         video: bool = Query(False, description="the image is a camera or video frame: looked at as predict "
-                                               "looks at a video's frames (never enlarged; HD at most 518,400 "
-                                               "pixels), not as a photo"),
+                                               "looks at a video's frames (never enlarged; HD at most "
+                                               f"{VIDEO_DETECT_PIXELS:,} pixels), not as a photo"),
     ) -> dict:
         start = time.perf_counter()
         try:
