@@ -132,6 +132,13 @@ def video_min_face(width: int, height: int, min_face: int, smallest_seen: int) -
     return max(min_face, int(np.ceil(smallest_seen / scale))) if scale < 1 else min_face
 
 
+def video_search_min_face(detector: FaceDetector, frame: np.ndarray, min_face: int) -> int:
+    """:func:`video_min_face` of ``frame`` for ``detector`` (``min_face`` where it has no
+    smallest face it sees): what a video's whole-frame search of it looks for."""
+    h, w = frame.shape[:2]
+    return video_min_face(w, h, min_face, getattr(detector, "smallest_seen", min_face))
+
+
 def _finish(boxes: list[Box], min_face: int, max_faces: int | None, min_box: int | None = None) -> list[Box]:
     # A detector's box for a face of side s measures s give or take a fifth: a face of
     # min_face pixels must not be dropped because its box came out a little small.

@@ -43,7 +43,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from mobilefer.inference.detectors import BOX_TOLERANCE, Box, FaceDetector, video_min_face
+from mobilefer.inference.detectors import BOX_TOLERANCE, Box, FaceDetector, video_search_min_face
 from mobilefer.inference.follow import FOLLOW_CONFIDENCE, GLANCE_EVERY, FaceFollower, match_patch
 from mobilefer.inference.tracking import CutDetector, DetectionSchedule, IoUTracker, Track
 
@@ -159,8 +159,7 @@ class VideoFaces:
         return bool(live) and all(match_patch(previous, image, t.box) is None for t in live)
 
     def _whole_min(self, image: np.ndarray) -> int:
-        h, w = image.shape[:2]
-        return video_min_face(w, h, self.min_face, getattr(self.detector, "smallest_seen", self.min_face))
+        return video_search_min_face(self.detector, image, self.min_face)
 
     def _keep(self, boxes: list[Box]) -> list[Track]:
         """The tracks of a whole-frame search's boxes: one scoring under the detector's own

@@ -22,7 +22,7 @@ from mobilefer.data.images import as_bgr_frame, bgr_to_rgb
 from mobilefer.data.preprocess import preprocess
 from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
-                                           face_crop, video_min_face)
+                                           face_crop, video_search_min_face)
 from mobilefer.inference.live import VideoFaces
 from mobilefer.inference.sources import Frame, Lookahead, iter_frames, source_kind
 from mobilefer.inference.tracking import IoUTracker, Smoother, Track
@@ -172,10 +172,9 @@ class EmotionRecognizer:
         milliseconds spent in ``detect`` and ``classify``."""
         start = time.perf_counter()
         if video:
-            h, w = frame.shape[:2]
             smallest = getattr(self.detector, "min_face", DEFAULT_MIN_FACE) if min_face is None else min_face
-            boxes = self.detector.detect(frame, upscale=False, max_faces=max_faces, min_face=video_min_face(
-                w, h, smallest, getattr(self.detector, "smallest_seen", smallest)))
+            boxes = self.detector.detect(frame, upscale=False, max_faces=max_faces,
+                                         min_face=video_search_min_face(self.detector, frame, smallest))
         else:
             boxes = self.detector.detect(frame, min_face=min_face, max_faces=max_faces)
         found = time.perf_counter()
