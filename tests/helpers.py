@@ -150,7 +150,9 @@ def walk_frames(astronaut_bgr) -> list:
 
 
 class _QuietFiles(http.server.SimpleHTTPRequestHandler):
-    headers_to_send: dict[str, str] = {}
+    def __init__(self, *args, headers_to_send: dict[str, str], **kwargs) -> None:
+        self.headers_to_send = headers_to_send  # before the base class, which serves the request
+        super().__init__(*args, **kwargs)
 
     def end_headers(self) -> None:
         for name, value in self.headers_to_send.items():
@@ -172,8 +174,8 @@ def site_headers(folder: Path) -> dict[str, str]:
 def static_host(folder: Path, headers: dict[str, str] | None = None) -> Iterator[str]:
     """`python -m http.server -d folder` on a free loopback port, in a thread, sending ``headers``
     with every file as a static host that reads _headers would; yields its URL."""
-    handler = type("Files", (_QuietFiles,), {"headers_to_send": headers or {}})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
+    handler = functools.partial(_QuietFiles, directory=str(folder), headers_to_send=headers or {})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
