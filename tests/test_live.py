@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import astronaut_head, needs_centerface, walk_frames
+from helpers import astronaut_head, needs_centerface, room_cut_frames, seat_cut_frames, texture, walk_frames
 from mobilefer.inference.detectors import Box, CenterFaceDetector, video_min_face, video_scale
 from mobilefer.inference.follow import (GRID, INPUT, REGION, RETRY_INPUT, FaceFollower, match_patch, _region,
                                         _smooth, _window)
@@ -67,14 +67,7 @@ def test_a_face_coming_into_view_joins_at_the_next_detection(rec, walk):
 
 
 def test_a_hard_cut_gives_every_face_a_new_id(rec, tmp_path, astronaut_bgr):
-    head = astronaut_head(astronaut_bgr, 90)
-    frames = []
-    for i in range(20):
-        shot = i >= 10  # a cut at frame 10: another room, the face a little to the side
-        frame = np.full((480, 640, 3), 200 if shot else 50, np.uint8)
-        _place(frame, head, 250 + (40 if shot else 0) + i, 150)
-        frames.append(frame)
-    results = list(rec.stream(_write(tmp_path / "cut.mp4", frames)))
+    results = list(rec.stream(_write(tmp_path / "cut.mp4", room_cut_frames(astronaut_bgr))))
     assert [r.frame for r in results if r.cut] == [10]
     assert {f.id for r in results[:10] for f in r.faces} == {0}
     assert {f.id for r in results[10:] for f in r.faces} == {1}  # same place, still a new person
@@ -85,19 +78,7 @@ def test_a_cut_to_another_person_in_the_same_place_gives_a_new_id(rec, tmp_path,
     """Talking heads filmed in one set: the background stays, another person sits where the last
     one sat. The frame as a whole hardly changes (too little for the cut test over the whole
     picture), but it jumps, and no face followed matches its last patch: a cut."""
-    from skimage import data
-
-    cameraman = cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)
-    x, y, w, h = 195, 113, 68, 85  # the cameraman's face (CenterFace's box)
-    other = cv2.resize(cameraman[y - 30: y + h + 20, x - 25: x + w + 25], None, fx=120 / w, fy=120 / w,
-                       interpolation=cv2.INTER_AREA)
-    one = astronaut_head(astronaut_bgr, 120)
-    frames = []
-    for i in range(24):
-        frame = _texture(7)
-        _place(frame, one if i < 12 else other, 240 + i % 3, 100)  # a little sway
-        frames.append(frame)
-    results = list(rec.stream(_write(tmp_path / "set.mp4", frames)))
+    results = list(rec.stream(_write(tmp_path / "set.mp4", seat_cut_frames(astronaut_bgr))))
     assert all(len(r.faces) == 1 for r in results)
     assert [r.frame for r in results if r.cut] == [12]
     assert {r.faces[0].id for r in results[:12]} == {0} and {r.faces[0].id for r in results[12:]} == {1}
@@ -194,7 +175,7 @@ def test_a_large_face_is_looked_at_in_a_smooth_copy_as_opencv_averages_it():
     """follow._smooth averages whole blocks first: OpenCV's area reduction of the blocks it keeps
     (all but a few pixels at the far edges), within two grey levels on average on a picture as
     smooth as a face at that scale, exactly where the scale is a whole factor."""
-    picture = cv2.GaussianBlur(cv2.resize(_texture(5), (1035, 1035)), (0, 0), 12)
+    picture = cv2.GaussianBlur(cv2.resize(texture(5), (1035, 1035)), (0, 0), 12)
     for side in (1035, 300, 150):
         square, ratio = picture[:side, :side], INPUT / side
         kept = side // int(1 / ratio) * int(1 / ratio)
@@ -288,20 +269,14 @@ def test_a_search_started_early_gives_the_tracks_a_search_on_its_own_frame_gives
     assert early == run(False)[0] and {i for faces in early for i, _ in faces} == {0, 1}
 
 
-def _texture(seed=0):
-    """A 640x480 picture with detail at a face's scale (noise at 1/8 size, enlarged)."""
-    small = np.random.default_rng(seed).integers(0, 256, (60, 80, 3), dtype=np.uint8)
-    return cv2.resize(small, (640, 480), interpolation=cv2.INTER_CUBIC)
-
-
 def test_a_followed_face_is_matched_from_its_last_patch_where_it_moved():
-    before = _texture()
+    before = texture()
     after = np.roll(before, (3, 5), axis=(0, 1))  # everything moved 5 px right, 3 px down
     box = Box(200, 150, 80, 90, 0.9)
     moved = match_patch(before, after, box)
     assert moved is not None and abs(moved.x - 205) <= 2 and abs(moved.y - 153) <= 2
     assert (moved.w, moved.h, moved.score) == (80, 90, 0.9)
-    assert match_patch(before, _texture(1), box) is None  # another picture: no match
+    assert match_patch(before, texture(1), box) is None  # another picture: no match
     flat = np.full((480, 640, 3), 128, np.uint8)
     assert match_patch(flat, flat, box) is None  # nothing to match on
 
@@ -342,12 +317,12 @@ def test_followed_faces_take_turns_with_the_detector_and_are_matched_between():
     boxes = [Box(100, 100, 90, 90, 0.9), Box(400, 200, 90, 90, 0.9)]
     detector = _Faces(boxes)
     video = VideoFaces(detector, IoUTracker(), every=100, min_face=20)
-    frame = _texture()
+    frame = texture()
     counts, tracks = _squares_per_frame(detector, video, frame)
     assert counts == [1] * 6  # one of the two faces each frame, in turn
     assert [t.box for t in tracks] == boxes and [t.id for t in tracks] == [0, 1]
     covered = frame.copy()
-    covered[100:190, 100:190] = _texture(1)[:90, :90]  # face 0 changed beyond a match: the detector looks
+    covered[100:190, 100:190] = texture(1)[:90, :90]  # face 0 changed beyond a match: the detector looks
     before = detector.squares
     video(covered)
     video(covered)
@@ -357,7 +332,7 @@ def test_followed_faces_take_turns_with_the_detector_and_are_matched_between():
 def test_a_crowd_costs_a_few_detector_squares_a_frame():
     boxes = [Box(40 + 150 * (i % 4), 40 + 150 * (i // 4), 40, 40, 0.9) for i in range(12)]
     detector = _Faces(boxes)
-    counts, tracks = _squares_per_frame(detector, VideoFaces(detector, IoUTracker(), every=100, min_face=20), _texture())
+    counts, tracks = _squares_per_frame(detector, VideoFaces(detector, IoUTracker(), every=100, min_face=20), texture())
     assert counts == [CHECK_FACES] * 6 and len(tracks) == 12  # 12 faces, each every 3rd frame; the others matched
 
 
@@ -368,7 +343,7 @@ def _classified_per_frame(bundled_model, tmp_path, faces: int, frames: int) -> t
     asked = []
     crops = rec.crops
     rec.crops = lambda frame, found: asked.append([b.x for b in found]) or crops(frame, found)
-    results = list(rec.stream(_write(tmp_path / "group.mp4", [_texture()] * frames), detect_every=100))
+    results = list(rec.stream(_write(tmp_path / "group.mp4", [texture()] * frames), detect_every=100))
     assert all(len(r.faces) == faces for r in results)
     return asked, results
 
@@ -540,7 +515,7 @@ def test_a_face_the_first_square_misses_is_looked_for_again_in_a_larger_one_both
     face = Box(301, 203, 20, 20, 0.9)
     detector = _MissesSmallSquares(face)
     video = VideoFaces(detector, IoUTracker(), every=100, min_face=4)
-    frame = _texture()
+    frame = texture()
     for _ in range(3):  # the whole-frame search, a patch match, the detector's turn
         tracks, _, _ = video(frame)
     assert [t.id for t in tracks] == [0] and [w[2] - w[0] for w in detector.windows] == [INPUT, RETRY_INPUT]
@@ -575,7 +550,7 @@ def test_a_window_of_the_search_finds_the_face_where_the_whole_frame_search_does
     scale = video_scale(w, h)
     pass_w, pass_h = detector.pass_size(w, h, scale)
     min_face = video_min_face(w, h, 20, detector.smallest_seen)
-    frame = cv2.resize(_texture(3), (w, h), interpolation=cv2.INTER_LINEAR)
+    frame = cv2.resize(texture(3), (w, h), interpolation=cv2.INTER_LINEAR)
     _place(frame, astronaut_head(astronaut_bgr, 60), 301, 203)
     whole = detector.detect(frame, upscale=False, min_face=min_face, scale=scale)
     assert len(whole) == 1
@@ -596,7 +571,7 @@ def test_faces_looked_for_in_one_call_get_the_boxes_one_call_each_gives(rec, ast
     the same boxes as a detect() call for each, windows of the search's pixels, smooth copies,
     and squares where nothing is found alike."""
     detector = rec.detector
-    frame = _texture(5)
+    frame = texture(5)
     for left, top, side in ((40, 60, 30), (300, 220, 50), (420, 40, 110)):
         _place(frame, astronaut_head(astronaut_bgr, side), left, top)
     faces = detector.detect(frame, upscale=False, min_face=20)
