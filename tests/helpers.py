@@ -158,16 +158,27 @@ def texture(seed: int = 0):
     return cv2.resize(small, (640, 480), interpolation=cv2.INTER_CUBIC)
 
 
+def cameraman_head(side: int):
+    """scikit-image's cameraman (another person than the astronaut), his face ``side`` px wide, BGR."""
+    import cv2
+    from skimage import data
+
+    cameraman = cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)
+    x, y, w, h = 195, 113, 68, 85  # the cameraman's face (CenterFace's box)
+    return cv2.resize(cameraman[y - 30: y + h + 20, x - 25: x + w + 25], None, fx=side / w, fy=side / w,
+                      interpolation=cv2.INTER_AREA)
+
+
 def room_cut_frames(astronaut_bgr) -> list:
-    """20 frames of 640x480, a hard cut at frame 10: another room (dark, then light), the same
-    face a little to the side, drifting right 1 px a frame."""
+    """20 frames of 640x480, a hard cut at frame 10 to another room (dark, then light) and another
+    person a little to the side, each face drifting right 1 px a frame."""
     import numpy as np
 
-    head = astronaut_head(astronaut_bgr, 90)
+    one, other = astronaut_head(astronaut_bgr, 90), cameraman_head(90)
     frames = []
     for i in range(20):
         shot = i >= 10
-        frame = np.full((480, 640, 3), 200 if shot else 50, np.uint8)
+        frame, head = np.full((480, 640, 3), 200 if shot else 50, np.uint8), other if shot else one
         left = 250 + (40 if shot else 0) + i
         frame[150: 150 + head.shape[0], left: left + head.shape[1]] = head
         frames.append(frame)
@@ -177,14 +188,7 @@ def room_cut_frames(astronaut_bgr) -> list:
 def seat_cut_frames(astronaut_bgr) -> list:
     """24 frames of 640x480 of talking heads filmed in one set: the same background, the astronaut
     for 12 frames, then the cameraman where the astronaut sat (a cut at frame 12), both swaying."""
-    import cv2
-    from skimage import data
-
-    cameraman = cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)
-    x, y, w, h = 195, 113, 68, 85  # the cameraman's face (CenterFace's box)
-    other = cv2.resize(cameraman[y - 30: y + h + 20, x - 25: x + w + 25], None, fx=120 / w, fy=120 / w,
-                       interpolation=cv2.INTER_AREA)
-    one = astronaut_head(astronaut_bgr, 120)
+    one, other = astronaut_head(astronaut_bgr, 120), cameraman_head(120)
     frames = []
     for i in range(24):
         frame, head, left = texture(7), one if i < 12 else other, 240 + i % 3

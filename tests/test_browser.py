@@ -508,9 +508,9 @@ CUT_FRAMES = """async (frames) => {
 
 @pytest.mark.slow  # two whole-frame searches a clip, in both Python and the page
 def test_a_cut_gives_the_pages_camera_faces_new_ids_as_python_does(static_page, astronaut_bgr, recognizer):
-    """live.py VideoFaces's cuts in the page: a hard cut to another room, and a cut within one set
-    (another person where the last one sat: the picture jumps, the face's patch is gone). The page
-    says a cut on the frames Python does, and the faces after it are new faces."""
+    """live.py VideoFaces's cuts in the page: a hard cut to another room and person, and a cut
+    within one set (another person where the last one sat: the picture jumps, the face's patch is
+    gone). The page says a cut on the frames Python does, and the faces after it are new faces."""
     from mobilefer.inference.live import VideoFaces
     from mobilefer.inference.tracking import IoUTracker
 
