@@ -14,8 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import (clip_frames, room_cut_frames, seat_cut_frames, serve_in_child, site_headers, static_host,
-                     texture, walk_frames, write_y4m)
+from helpers import clip_frames, serve_in_child, site_headers, static_host, walk_frames, write_y4m
 
 from mobilefer.data.preprocess import preprocess
 from mobilefer.inference.detectors import centerface_fp32
@@ -486,64 +485,6 @@ def test_a_model_the_browser_cannot_load_is_named_in_the_page(site_dir, open_pag
         assert "HTTP 404" in page.locator("#status").inner_text()
 
 
-def rgb_b64(frame) -> str:
-    return base64.b64encode(np.ascontiguousarray(frame[:, :, ::-1]).tobytes()).decode()
-
-
-CUT_FRAMES = """async (frames) => {
-    const engine = window.mobilefer.engine, seen = [];
-    engine.resetVideo();
-    try {
-        for (const b64 of frames) {
-            const boxes = await engine.videoBoxes({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)),
-                                                   width: 640, height: 480, channels: 3});
-            seen.push({cut: engine.cut, ids: boxes.map((b) => b[7].id)});
-        }
-    } finally {
-        engine.resetVideo();
-    }
-    return seen;
-}"""
-
-
-@pytest.mark.slow  # two whole-frame searches a clip, in both Python and the page
-def test_a_cut_gives_the_pages_camera_faces_new_ids_as_python_does(static_page, astronaut_bgr, recognizer):
-    """live.py VideoFaces's cuts in the page: a hard cut to another room and person, and a cut
-    within one set (another person where the last one sat: the picture jumps, the face's patch is
-    gone). The page says a cut on the frames Python does, and the faces after it are new faces."""
-    from mobilefer.inference.live import VideoFaces
-    from mobilefer.inference.tracking import IoUTracker
-
-    page, problems = static_page()
-    for frames, cut in ((room_cut_frames(astronaut_bgr)[7:13], 3), (seat_cut_frames(astronaut_bgr)[9:15], 3)):
-        video = VideoFaces(recognizer.detector, IoUTracker(), every=10, min_face=20)
-        want = [(c, [t.id for t in tracks]) for tracks, _, c in map(video, frames)]
-        got = page.evaluate(CUT_FRAMES, [rgb_b64(f) for f in frames])
-        assert [i for i, one in enumerate(got) if one["cut"]] == [i for i, (c, _) in enumerate(want) if c] == [cut]
-        assert [one["ids"] for one in got] == [ids for _, ids in want] == [[0]] * cut + [[1]] * (len(frames) - cut)
-    assert problems == []
-
-
-def test_the_page_matches_a_faces_patch_as_python_does(static_page):
-    """follow.py match_patch in the page (what tells a cut within one set): a picture moved 5 px
-    right and 3 down, the box found where Python finds it; another picture, no match; a flat one, none."""
-    from mobilefer.inference.detectors import Box
-    from mobilefer.inference.follow import match_patch
-
-    page, problems = static_page()
-    before, box = texture(), Box(200, 150, 80, 90, 0.9)
-    for after in (np.roll(before, (3, 5), axis=(0, 1)), texture(1), np.full_like(before, 128)):
-        want = match_patch(before, after, box)
-        got = page.evaluate("""([a, b, box]) => {
-            const img = (b64) => ({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640,
-                                   height: 480, channels: 3});
-            return MobileferBrowser.matchPatch(img(a), img(b), box, window.mobilefer.site.follow);
-        }""", [rgb_b64(before), rgb_b64(after), [box.x, box.y, box.w, box.h, box.score]])
-        assert got == (None if want is None else [want.x, want.y, want.w, want.h, want.score])
-    assert problems == []
-
-
-MONTAGE = Path(__file__).resolve().parents[2] / "shared/data/videos/intel_asl_webcam_montage_cuts.mp4"
 SELFIE = Path(__file__).resolve().parents[2] / "shared/data/videos/openmpf_handheld_selfie_rot90meta.mp4"
 
 
@@ -562,30 +503,6 @@ def test_the_static_site_reads_a_real_clip_on_the_fake_camera(site, open_page, t
     assert page.evaluate("document.getElementById('video').videoWidth") == 640
     print(f"in-browser webcam on the selfie clip: {page.locator('#rate-out').inner_text()} results/s, "
           f"{page.locator('#rtt-median').inner_text()} per frame")
-    assert problems == []
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not MONTAGE.is_file(), reason="needs ../shared/data/videos")
-def test_the_page_tells_the_cuts_of_real_clips_as_python_does(static_page):
-    """tracking.py CutDetector in the page, frame by frame on the real montage (7 known cuts) and
-    the handheld selfie's whip pans: the same cuts and jumps. The page gets each frame's every 5th
-    row and column, which is what CutDetector looks at of a 640x480 frame (data/images.py shrink)."""
-    from mobilefer.inference.tracking import CutDetector
-
-    page, problems = static_page()
-    for clip, known in ((MONTAGE, [109, 186, 273, 322, 395, 484, 552]), (SELFIE, None)):
-        cuts, want, thumbs = CutDetector(), [], []
-        for frame in clip_frames(clip, 600):
-            want.append([cuts(frame), cuts.jumped])
-            thumbs.append(rgb_b64(frame[::5, ::5]))
-        got = page.evaluate("""(frames) => {
-            const cuts = new MobileferBrowser.CutDetector(window.mobilefer.site.follow.cuts);
-            return frames.map((b64) => [cuts.check({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)),
-                                                    width: 128, height: 96, channels: 3}), cuts.jumped]);
-        }""", thumbs)
-        assert got == want, [i for i, (a, b) in enumerate(zip(got, want)) if a != b]
-        assert known is None or [i for i, (cut, _) in enumerate(got) if cut] == known
     assert problems == []
 
 

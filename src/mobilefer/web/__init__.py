@@ -72,21 +72,16 @@ def detector_settings() -> dict[str, Any]:
 
 
 def follow_settings() -> dict[str, Any]:
-    """How a video's faces are followed between whole-frame detections (inference/follow.py, live.py),
-    how a cut is told (tracking.py CutDetector) and how often each face is classified (recognizer.py)."""
+    """How a video's faces are followed between whole-frame detections (inference/follow.py, live.py)
+    and how often each is classified (recognizer.py)."""
     from mobilefer.inference import follow, live, recognizer
-    from mobilefer.inference.tracking import CutDetector
 
-    cuts = CutDetector()
     return {"detect_every": recognizer.DEFAULT_VIDEO_DETECT_EVERY, "region": follow.REGION, "input": follow.INPUT,
             "confidence": follow.FOLLOW_CONFIDENCE, "retry_input": follow.RETRY_INPUT, "grid": follow.GRID,
             "glance_width": follow.GLANCE_WIDTH, "glance_every": follow.GLANCE_EVERY, "hidden": live.HIDDEN,
             "shown_down_to": live.SHOWN_DOWN_TO, "search_fraction": live.SEARCH_FRACTION,
             "full_search_every": live.FULL_SEARCH_EVERY, "classify_rate": recognizer.CLASSIFY_RATE,
-            "classify_faces": recognizer.CLASSIFY_FACES, "classify_within": recognizer.CLASSIFY_WITHIN,
-            "match_side": follow.MATCH_SIDE, "match_margin": follow.MATCH_MARGIN, "match_min": follow.MATCH_MIN,
-            "cuts": {"size": list(CutDetector.SIZE), "change": cuts.change, "jump": cuts.jump, "hist": cuts.hist,
-                     "shift": cuts.shift}}
+            "classify_faces": recognizer.CLASSIFY_FACES, "classify_within": recognizer.CLASSIFY_WITHIN}
 
 
 def site_info(meta: ModelMeta, name: str, *, server: bool, unavailable: str | None = None) -> dict[str, Any]:

@@ -180,123 +180,6 @@ const MobileferBrowser = (() => {
     return resizeArea(img, Math.max(1, pyRound(w * ratio)), Math.max(1, pyRound(h * ratio)));
   }
 
-  // cv2.cvtColor(BGR2GRAY) of uint8, from RGB: OpenCV's 14-bit fixed-point luma.
-  function grayU8(img) {
-    if (img.channels === 1) return img;
-    const n = img.width * img.height, src = img.data, out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = (src[3 * i] * 4899 + src[3 * i + 1] * 9617 + src[3 * i + 2] * 1868 + 8192) >> 14;
-    return { data: out, width: img.width, height: img.height, channels: 1 };
-  }
-
-  // data/images.py shrink: every step-th row and column down to twice ``width``, then INTER_AREA.
-  function shrink(img, width, height) {
-    const step = Math.max(1, Math.floor(img.width / (2 * width))), c = img.channels;
-    if (step > 1) {  // frame[::step, ::step]
-      const w = Math.ceil(img.width / step), h = Math.ceil(img.height / step), data = new Uint8Array(w * h * c);
-      for (let y = 0; y < h; y++) {
-        for (let x = 0; x < w; x++) {
-          for (let k = 0; k < c; k++) data[(y * w + x) * c + k] = img.data[((y * step) * img.width + x * step) * c + k];
-        }
-      }
-      img = { data, width: w, height: h, channels: c };
-    }
-    return resizeArea(img, width, height);
-  }
-
-  // tracking.py CutDetector: whether a frame starts a new shot (the whole picture changed at once,
-  // three times more than the frame before it did, and its brightness histogram moved), and
-  // whether it ``jumped`` (a cut within one set, if no face followed is where it was).
-  class CutDetector {
-    constructor(rules) {
-      this.rules = rules;
-      this.jumped = false;
-      this.thumb = null;
-      this.hist = null;
-      this.diff = null;
-    }
-
-    check(img) {
-      const r = this.rules, thumb = grayU8(shrink(img, r.size[0], r.size[1])).data, n = thumb.length;
-      const hist = new Float64Array(32);  // cv2.calcHist, 32 bins over 0-255, then cv2.normalize (L2)
-      for (let i = 0; i < n; i++) hist[thumb[i] >> 3] += 1;
-      const norm = Math.hypot(...hist);
-      for (let i = 0; i < 32; i++) hist[i] = f32(hist[i] / norm);
-      let cut = false;
-      if (this.thumb !== null) {
-        let sum = 0;
-        for (let i = 0; i < n; i++) sum += Math.abs(thumb[i] - this.thumb[i]);
-        const diff = sum / n, calmBefore = this.diff === null || diff > r.jump * this.diff;
-        cut = diff > r.change && calmBefore && bhattacharyya(this.hist, hist) > r.hist;
-        this.jumped = this.diff !== null && calmBefore && diff > r.shift;
-        this.diff = diff;
-      }
-      [this.thumb, this.hist] = [thumb, hist];
-      return cut;
-    }
-  }
-
-  // cv2.compareHist(HISTCMP_BHATTACHARYYA)
-  function bhattacharyya(h1, h2) {
-    let s1 = 0, s2 = 0, s = 0;
-    for (let i = 0; i < h1.length; i++) {
-      s1 += h1[i];
-      s2 += h2[i];
-      s += Math.sqrt(h1[i] * h2[i]);
-    }
-    const scale = Math.abs(s1 * s2) > 1.1920929e-7 ? 1 / Math.sqrt(s1 * s2) : 1;
-    return Math.sqrt(Math.max(1 - s * scale, 0));
-  }
-
-  // follow.py _small_gray: gray, each step x step block averaged into one pixel.
-  function smallGray(img, step) {
-    const gray = grayU8(img), w = Math.floor(gray.width / step), h = Math.floor(gray.height / step);
-    return step === 1 ? gray : resizeArea(region(gray, 0, 0, w * step, h * step), w, h);
-  }
-
-  // follow.py match_patch: box's patch of ``previous`` found in ``frame`` near where it was (the
-  // box moved there), or null where it matches under match_min or at the edge of the window
-  // looked in. Normalised cross-correlation (cv2.matchTemplate TM_CCOEFF_NORMED).
-  function matchPatch(previous, frame, box, f) {
-    const w = frame.width, h = frame.height, side = Math.max(box[2], box[3]);
-    const step = Math.max(1, pyRound(side / f.match_side));
-    const margin = step * Math.max(2, Math.ceil(Math.trunc(f.match_margin * side) / step));
-    const x0 = Math.max(0, box[0] - margin), y0 = Math.max(0, box[1] - margin);
-    const x1 = Math.min(w, box[0] + box[2] + margin), y1 = Math.min(h, box[1] + box[3] + margin);
-    const patch = smallGray(region(previous, box[0], box[1], Math.min(w, box[0] + box[2]), Math.min(h, box[1] + box[3])), step);
-    const win = smallGray(region(frame, x0, y0, x1, y1), step);
-    const pw = patch.width, ph = patch.height, count = pw * ph;
-    if (Math.min(pw, ph) < 4 || ph >= win.height || pw >= win.width) return null;
-    let mean = 0;
-    for (const v of patch.data) mean += v;
-    mean /= count;
-    const t = Float64Array.from(patch.data, (v) => v - mean);
-    const tNorm = t.reduce((a, v) => a + v * v, 0);
-    if (Math.sqrt(tNorm / count) < 2) return null;  // a flat patch matches anywhere
-    const sw = win.width - pw + 1, sh = win.height - ph + 1;
-    let best = -Infinity, bx = 0, by = 0;
-    for (let y = 0; y < sh; y++) {
-      for (let x = 0; x < sw; x++) {
-        let num = 0, sum = 0, sum2 = 0;
-        for (let py = 0; py < ph; py++) {
-          const row = (y + py) * win.width + x;
-          for (let px = 0; px < pw; px++) {
-            const v = win.data[row + px];
-            num += t[py * pw + px] * v;
-            sum += v;
-            sum2 += v * v;
-          }
-        }
-        const den = Math.sqrt(Math.max(sum2 - sum * sum / count, 0) * tNorm);
-        const score = Math.abs(num) < den ? num / den : Math.abs(num) < 1.125 * den ? Math.sign(num) : 0;
-        if (score > best) [best, bx, by] = [score, x, y];
-      }
-    }
-    const edgeX = (bx === 0 || bx === sw - 1) && (bx === 0 ? x0 > 0 : x1 < w);
-    const edgeY = (by === 0 || by === sh - 1) && (by === 0 ? y0 > 0 : y1 < h);
-    if (!(best >= f.match_min) || edgeX || edgeY) return null;
-    return [Math.min(x0 + bx * step, w - box[2]), Math.min(y0 + by * step, h - box[3]), box[2], box[3], box[4]];
-  }
-
   // to_base + normalize_batch: one face (uint8, any size) -> float32 (C, S, S), normalised.
   function preprocess(img, model) {
     const base = resizeArea(toChannels(centerSquare(img), model.channels), model.base_size, model.base_size);
@@ -581,24 +464,17 @@ const MobileferBrowser = (() => {
     }
 
     // A camera's faces, frame after frame, as predict finds a video's (live.py VideoFaces, without
-    // its lost faces looked for again and patch matching between looks): the whole frame on the
-    // first frame and each cut (a new shot: no face carries over), and every detect_every frames,
-    // or half as many after a search that found a face not followed before (two of three of these, while faces were followed after the search before, only for
+    // its cut detection, lost faces looked for again and patch matching; a camera has no cuts,
+    // and at the page's frame rate its motion between frames looks like them): the whole frame
+    // every detect_every frames, or half as many after a search that found a face not followed
+    // before (two of three of these, while faces were followed after the search before, only for
     // faces of search_fraction of the smallest of them), between them each face looked for near where it
     // was, and a thumbnail glanced at every glance_every frames. Faces down to `hidden` of the
     // smallest shown are followed unseen, and so are faces a search sees on weak evidence alone,
     // until a look sees them as a new face needs. A box's [7] is its face: {id, probs, at}, the
     // same object from frame to frame while the face is followed (or a search's box overlaps it).
     async videoBoxes(img) {
-      const f = this.site.follow, r = this.rules, index = ++this.frameIndex, previous = this.previous;
-      // live.py VideoFaces.__call__: a cut, or a frame that jumped where no face followed is where it was (_faces_gone)
-      this.cut = this.cuts.check(img);
-      if (!this.cut && this.cuts.jumped && previous !== null && this.boxes.length) {
-        this.cut = this.boxes.every((b) => matchPatch(previous, img, b, f) === null);
-      }
-      this.previous = img;
-      if (this.cut) this.boxes = [];
-      const restart = index === 0 || this.cut;
+      const f = this.site.follow, r = this.rules, index = ++this.frameIndex;
       const wholeMin = this.videoMinFace(img.width, img.height, r.min_face), limit = r.box_tolerance * wholeMin;
       const unseenBox = (minFace) => Math.trunc(r.box_tolerance * f.hidden * minFace);  // live.py _unseen_box
       // live.py VideoFaces._shown: a box's [5] says whether it was reported on the frame before,
@@ -611,10 +487,10 @@ const MobileferBrowser = (() => {
       // the last frame's box a search's box overlaps most (IoU >= 0.3), or null
       const before = (b) => this.boxes.filter((o) => iou(b, o) >= 0.3)
         .reduce((a, o) => (a === null || iou(b, o) > iou(b, a) ? o : a), null);
-      if (restart || index >= this.nextSearch) {  // live.py VideoFaces._bounds
-        this.searches = restart ? 0 : this.searches + 1;
+      if (index >= this.nextSearch) {  // live.py VideoFaces._bounds
+        this.searches = index === 0 ? 0 : this.searches + 1;
         let minFace = wholeMin;
-        if (!restart && this.smallest !== null && this.searches % f.full_search_every) {
+        if (index > 0 && this.smallest !== null && this.searches % f.full_search_every) {
           minFace = Math.max(minFace, Math.trunc(f.search_fraction * this.smallest));
         }
         // live.py VideoFaces._keep: a box under the detector's threshold continues a face, or is
@@ -623,7 +499,7 @@ const MobileferBrowser = (() => {
         const kept = found.map((b) => [b, before(b)]);
         const held = ([b, last]) => b[4] < r.threshold && (last === null || last[6] === true);
         // tracking.py DetectionSchedule.found: a face not followed on the frame before brings the next search nearer
-        const arriving = !restart && kept.some((one) => one[1] === null && !held(one));
+        const arriving = index > 0 && kept.some((one) => one[1] === null && !held(one));
         this.nextSearch = index + (arriving ? Math.max(1, Math.trunc(f.detect_every / 2)) : f.detect_every);
         const taken = new Set();  // one face to a box, as the tracker matches them
         this.boxes = kept.map((one) => {
@@ -676,15 +552,11 @@ const MobileferBrowser = (() => {
       this.searches = 0;
       this.smallest = null;  // the smallest face after the last whole-frame search
       this.boxes = [];
-      this.cuts = new CutDetector(this.site.follow.cuts);
-      this.previous = null;  // the last frame, for its faces' patches
-      this.cut = false;  // the last frame started a new shot
     }
 
     // An RGB image -> the answer POST /v1/recognize gives: faces (box, label, score, probs), size,
     // timing. ``video``: a camera frame, whose faces are followed from the frame before, keep
-    // their ids and are classified as labelVideo says (``classified``: how many were this frame;
-    // ``cut``: the frame starts a new shot, its faces are new faces).
+    // their ids and are classified as labelVideo says (``classified``: how many were this frame).
     async recognize(img, { video = false } = {}) {
       const t0 = performance.now();
       const boxes = video ? await this.videoBoxes(img) : await this.detect(img);
@@ -699,11 +571,10 @@ const MobileferBrowser = (() => {
         return { id: ids[i], box: b.slice(0, 4), label: classes[best], score: p[best],
                  probs: Object.fromEntries(classes.map((c, j) => [c, p[j]])), detector_score: b[4] };
       });
-      return { faces, classified, ...(video ? { cut: this.cut } : {}), image: { width: img.width, height: img.height },
-               detector: this.rules.name, model: this.model.name,
-               timing_ms: { detect: t1 - t0, classify: t2 - t1, total: t2 - t0 } };
+      return { faces, classified, image: { width: img.width, height: img.height }, detector: this.rules.name,
+               model: this.model.name, timing_ms: { detect: t1 - t0, classify: t2 - t1, total: t2 - t0 } };
     }
   }
 
-  return { Engine, fromRGBA, preprocess, CutDetector, matchPatch };
+  return { Engine, fromRGBA, preprocess };
 })();
