@@ -40,8 +40,10 @@ def _encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _fields(data: bytes) -> Iterator[tuple[int, int, bytes, bytes]]:
-    """(number, wire type, payload, the field's raw bytes) for each field of a message."""
+def _fields(data: bytes | memoryview) -> Iterator[tuple[int, int, memoryview, memoryview]]:
+    """(number, wire type, payload, the field's raw bytes) for each field of a message, as views
+    of ``data`` (a model's weights are never copied on the way)."""
+    data = memoryview(data)
     pos = 0
     while pos < len(data):
         start = pos
@@ -49,13 +51,13 @@ def _fields(data: bytes) -> Iterator[tuple[int, int, bytes, bytes]]:
         number, wire = key >> 3, key & 7
         if wire == 0:
             _, pos = _varint(data, pos)
-            payload = b""
+            payload = data[:0]
         elif wire == 1:
             pos += 8
-            payload = b""
+            payload = data[:0]
         elif wire == 5:
             pos += 4
-            payload = b""
+            payload = data[:0]
         elif wire == 2:
             length, pos = _varint(data, pos)
             payload = data[pos : pos + length]
@@ -67,23 +69,23 @@ def _fields(data: bytes) -> Iterator[tuple[int, int, bytes, bytes]]:
         yield number, wire, payload, data[start:pos]
 
 
-def _message(number: int, payload: bytes) -> bytes:
+def _message(number: int, payload: bytes | memoryview) -> bytes:
     return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
 
 
-def _string(data: bytes, number: int) -> str | None:
+def _string(data: bytes | memoryview, number: int) -> str | None:
     for n, wire, payload, _ in _fields(data):
         if n == number and wire == 2:
-            return payload.decode("utf-8", "replace")
+            return bytes(payload).decode("utf-8", "replace")
     return None
 
 
-def _free_shape(shape: bytes, prefix: str) -> bytes:
+def _free_shape(shape: memoryview, prefix: str) -> bytes:
     dims = [raw for n, _, _, raw in _fields(shape) if n == 1]
     return b"".join(_message(1, _message(2, f"{prefix}_{i}".encode())) for i in range(len(dims)))
 
 
-def _rewrite(data: bytes, path: tuple[int, ...], edit) -> bytes:
+def _rewrite(data: bytes | memoryview, path: tuple[int, ...], edit) -> bytes:
     """``data`` with the sub-message at field ``path[0]`` (then ``path[1]`` inside it, ...) edited."""
     out = bytearray()
     for n, wire, payload, raw in _fields(data):
