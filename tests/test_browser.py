@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import clip_frames, serve_in_child, site_headers, static_host, walk_frames, write_y4m
+from helpers import clip_frames, serve_in_child, site_headers, static_host, texture, walk_frames, write_y4m
 
 from mobilefer.data.preprocess import preprocess
 from mobilefer.inference.detectors import centerface_fp32
@@ -483,6 +483,74 @@ def test_a_model_the_browser_cannot_load_is_named_in_the_page(site_dir, open_pag
         page.wait_for_function("() => document.getElementById('status').classList.contains('error')", timeout=60_000)
         assert "models/classifier.onnx" in page.locator("#status").inner_text()
         assert "HTTP 404" in page.locator("#status").inner_text()
+
+
+def rgb_b64(frame) -> str:
+    return base64.b64encode(np.ascontiguousarray(frame[:, :, ::-1]).tobytes()).decode()
+
+
+def test_the_page_matches_a_faces_patch_as_python_does(static_page):
+    """follow.py match_patch in the page: a picture moved 5 px right and 3 down, the box found
+    where Python finds it; another picture, no match; a flat one, none."""
+    from mobilefer.inference.detectors import Box
+    from mobilefer.inference.follow import match_patch
+
+    page, problems = static_page()
+    before, box = texture(), Box(200, 150, 80, 90, 0.9)
+    for after in (np.roll(before, (3, 5), axis=(0, 1)), texture(1), np.full_like(before, 128)):
+        want = match_patch(before, after, box)
+        got = page.evaluate("""([a, b, box]) => {
+            const img = (b64) => ({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640,
+                                   height: 480, channels: 3});
+            return MobileferBrowser.matchPatch(img(a), img(b), box, window.mobilefer.site.follow);
+        }""", [rgb_b64(before), rgb_b64(after), [box.x, box.y, box.w, box.h, box.score]])
+        assert got == (None if want is None else [want.x, want.y, want.w, want.h, want.score])
+    assert problems == []
+
+
+FOLLOWED = """async (frames) => {
+    const engine = window.mobilefer.engine, follow = engine.site.follow, every = follow.detect_every, seen = [];
+    const look = engine.followOne.bind(engine);
+    let looks = 0;
+    engine.followOne = async (...a) => { looks += 1; return look(...a); };
+    follow.detect_every = 100;
+    engine.resetVideo();
+    try {
+        for (const b64 of frames) {
+            looks = 0;
+            const boxes = await engine.videoBoxes({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)),
+                                                   width: 640, height: 480, channels: 3});
+            seen.push({boxes: boxes.map((b) => [b[7].id, ...b.slice(0, 4)]), looks});
+        }
+    } finally {
+        follow.detect_every = every;
+        engine.followOne = look;
+        engine.resetVideo();
+    }
+    return seen;
+}"""
+
+
+def test_the_page_follows_a_face_as_python_does_matching_its_patch_between_looks(static_page, astronaut_bgr,
+                                                                                  recognizer):
+    """live.py's following in the page: a face walking 9 px a frame, searched whole on the first
+    frame only; looked for with the detector on every other frame (its id's turn), matched from
+    its patch on the frames between, and found where Python's VideoFaces finds it on each frame."""
+    from mobilefer.inference.live import CHECK_EVERY, VideoFaces
+    from mobilefer.inference.tracking import IoUTracker
+
+    frames = walk_frames(astronaut_bgr)[:10]
+    video = VideoFaces(recognizer.detector, IoUTracker(), every=100, min_face=20)
+    want = [[(t.id, *t.box.as_list()[:4]) for t in video(frame)[0]] for frame in frames]
+    page, problems = static_page()
+    got = page.evaluate(FOLLOWED, [rgb_b64(f) for f in frames])
+    assert [len(one["boxes"]) for one in got] == [len(w) for w in want] == [1] * len(frames)
+    for one, boxes in zip(got, want):
+        assert one["boxes"][0][0] == boxes[0][0] == 0
+        assert np.abs(np.array(one["boxes"][0][1:]) - boxes[0][1:]).max() <= 1, (one, boxes)
+    # frame 0 is searched whole; then the face (id 0) is looked at on even frames, matched on odd ones
+    assert [one["looks"] for one in got[1:]] == [int(i % CHECK_EVERY == 0) for i in range(1, len(frames))]
+    assert problems == []
 
 
 SELFIE = Path(__file__).resolve().parents[2] / "shared/data/videos/openmpf_handheld_selfie_rot90meta.mp4"

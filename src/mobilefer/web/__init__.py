@@ -81,7 +81,9 @@ def follow_settings() -> dict[str, Any]:
             "glance_width": follow.GLANCE_WIDTH, "glance_every": follow.GLANCE_EVERY, "hidden": live.HIDDEN,
             "shown_down_to": live.SHOWN_DOWN_TO, "search_fraction": live.SEARCH_FRACTION,
             "full_search_every": live.FULL_SEARCH_EVERY, "classify_rate": recognizer.CLASSIFY_RATE,
-            "classify_faces": recognizer.CLASSIFY_FACES, "classify_within": recognizer.CLASSIFY_WITHIN}
+            "classify_faces": recognizer.CLASSIFY_FACES, "classify_within": recognizer.CLASSIFY_WITHIN,
+            "check_every": live.CHECK_EVERY, "check_faces": live.CHECK_FACES, "match_side": follow.MATCH_SIDE,
+            "match_margin": follow.MATCH_MARGIN, "match_min": follow.MATCH_MIN}
 
 
 def site_info(meta: ModelMeta, name: str, *, server: bool, unavailable: str | None = None) -> dict[str, Any]:

@@ -180,6 +180,64 @@ const MobileferBrowser = (() => {
     return resizeArea(img, Math.max(1, pyRound(w * ratio)), Math.max(1, pyRound(h * ratio)));
   }
 
+  // cv2.cvtColor(BGR2GRAY) of uint8, from RGB: OpenCV's 14-bit fixed-point luma.
+  function grayU8(img) {
+    if (img.channels === 1) return img;
+    const n = img.width * img.height, src = img.data, out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = (src[3 * i] * 4899 + src[3 * i + 1] * 9617 + src[3 * i + 2] * 1868 + 8192) >> 14;
+    return { data: out, width: img.width, height: img.height, channels: 1 };
+  }
+
+  // follow.py _small_gray: gray, each step x step block averaged into one pixel.
+  function smallGray(img, step) {
+    const gray = grayU8(img), w = Math.floor(gray.width / step), h = Math.floor(gray.height / step);
+    return step === 1 ? gray : resizeArea(region(gray, 0, 0, w * step, h * step), w, h);
+  }
+
+  // follow.py match_patch: box's patch of ``previous`` found in ``frame`` near where it was (the
+  // box moved there, same size and score), or null where it matches under match_min or at the
+  // edge of the window looked in. Normalised cross-correlation (cv2.matchTemplate TM_CCOEFF_NORMED).
+  function matchPatch(previous, frame, box, f) {
+    const w = frame.width, h = frame.height, side = Math.max(box[2], box[3]);
+    const step = Math.max(1, pyRound(side / f.match_side));
+    const margin = step * Math.max(2, Math.ceil(Math.trunc(f.match_margin * side) / step));
+    const x0 = Math.max(0, box[0] - margin), y0 = Math.max(0, box[1] - margin);
+    const x1 = Math.min(w, box[0] + box[2] + margin), y1 = Math.min(h, box[1] + box[3] + margin);
+    const patch = smallGray(region(previous, box[0], box[1], Math.min(w, box[0] + box[2]), Math.min(h, box[1] + box[3])), step);
+    const win = smallGray(region(frame, x0, y0, x1, y1), step);
+    const pw = patch.width, ph = patch.height, count = pw * ph;
+    if (Math.min(pw, ph) < 4 || ph >= win.height || pw >= win.width) return null;  // no room to look around it
+    let mean = 0;
+    for (const v of patch.data) mean += v;
+    mean /= count;
+    const t = Float64Array.from(patch.data, (v) => v - mean);
+    const tNorm = t.reduce((a, v) => a + v * v, 0);
+    if (Math.sqrt(tNorm / count) < 2) return null;  // a flat patch (a dark or blown-out frame) matches anywhere
+    const sw = win.width - pw + 1, sh = win.height - ph + 1;
+    let best = -Infinity, bx = 0, by = 0;
+    for (let y = 0; y < sh; y++) {
+      for (let x = 0; x < sw; x++) {
+        let num = 0, sum = 0, sum2 = 0;
+        for (let py = 0; py < ph; py++) {
+          const row = (y + py) * win.width + x;
+          for (let px = 0; px < pw; px++) {
+            const v = win.data[row + px];
+            num += t[py * pw + px] * v;
+            sum += v;
+            sum2 += v * v;
+          }
+        }
+        const den = Math.sqrt(Math.max(sum2 - sum * sum / count, 0) * tNorm);
+        const score = Math.abs(num) < den ? num / den : Math.abs(num) < 1.125 * den ? Math.sign(num) : 0;
+        if (score > best) [best, bx, by] = [score, x, y];
+      }
+    }
+    const edgeX = (bx === 0 || bx === sw - 1) && (bx === 0 ? x0 > 0 : x1 < w);
+    const edgeY = (by === 0 || by === sh - 1) && (by === 0 ? y0 > 0 : y1 < h);
+    if (!(best >= f.match_min) || edgeX || edgeY) return null;
+    return [Math.min(x0 + bx * step, w - box[2]), Math.min(y0 + by * step, h - box[3]), box[2], box[3], box[4]];
+  }
+
   // to_base + normalize_batch: one face (uint8, any size) -> float32 (C, S, S), normalised.
   function preprocess(img, model) {
     const base = resizeArea(toChannels(centerSquare(img), model.channels), model.base_size, model.base_size);
@@ -464,17 +522,19 @@ const MobileferBrowser = (() => {
     }
 
     // A camera's faces, frame after frame, as predict finds a video's (live.py VideoFaces, without
-    // its cut detection, lost faces looked for again and patch matching; a camera has no cuts,
-    // and at the page's frame rate its motion between frames looks like them): the whole frame
+    // its cut detection and lost faces looked for again; a camera has no cuts, and at the page's
+    // frame rate its motion between frames looks like them): the whole frame
     // every detect_every frames, or half as many after a search that found a face not followed
     // before (two of three of these, while faces were followed after the search before, only for
     // faces of search_fraction of the smallest of them), between them each face looked for near where it
-    // was, and a thumbnail glanced at every glance_every frames. Faces down to `hidden` of the
+    // was (with the detector every check_every frames, faces taking turns, matched from its patch
+    // on the frame before between), and a thumbnail glanced at every glance_every frames. Faces down to `hidden` of the
     // smallest shown are followed unseen, and so are faces a search sees on weak evidence alone,
     // until a look sees them as a new face needs. A box's [7] is its face: {id, probs, at}, the
     // same object from frame to frame while the face is followed (or a search's box overlaps it).
     async videoBoxes(img) {
-      const f = this.site.follow, r = this.rules, index = ++this.frameIndex;
+      const f = this.site.follow, r = this.rules, index = ++this.frameIndex, previous = this.previous;
+      this.previous = img;
       const wholeMin = this.videoMinFace(img.width, img.height, r.min_face), limit = r.box_tolerance * wholeMin;
       const unseenBox = (minFace) => Math.trunc(r.box_tolerance * f.hidden * minFace);  // live.py _unseen_box
       // live.py VideoFaces._shown: a box's [5] says whether it was reported on the frame before,
@@ -512,8 +572,10 @@ const MobileferBrowser = (() => {
         return shown(this.boxes);
       }
       const minBox = unseenBox(wholeMin), followed = [];
+      const period = Math.max(f.check_every, Math.ceil(this.boxes.length / f.check_faces));  // live.py CHECK_EVERY
       for (const box of this.boxes) {
-        const now = await this.followOne(img, box, minBox);
+        const matched = (index + box[7].id) % period !== 0 && previous !== null ? matchPatch(previous, img, box, f) : null;
+        const now = matched ?? await this.followOne(img, box, minBox);
         if (now && followed.every((o) => iou(now, o) < 0.5)) {
           followed.push([...now.slice(0, 5), box[5] === true, box[6] === true && now[4] < r.threshold, box[7]]);
         }
@@ -552,6 +614,7 @@ const MobileferBrowser = (() => {
       this.searches = 0;
       this.smallest = null;  // the smallest face after the last whole-frame search
       this.boxes = [];
+      this.previous = null;  // the last frame, for its faces' patches
     }
 
     // An RGB image -> the answer POST /v1/recognize gives: faces (box, label, score, probs), size,
@@ -576,5 +639,5 @@ const MobileferBrowser = (() => {
     }
   }
 
-  return { Engine, fromRGBA, preprocess };
+  return { Engine, fromRGBA, preprocess, matchPatch };
 })();
