@@ -539,7 +539,7 @@ def test_the_page_follows_a_face_as_python_does_matching_its_patch_between_looks
     from mobilefer.inference.live import CHECK_EVERY, VideoFaces
     from mobilefer.inference.tracking import IoUTracker
 
-    frames = walk_frames(astronaut_bgr)[:10]
+    frames = walk_frames(astronaut_bgr)[:6]
     video = VideoFaces(recognizer.detector, IoUTracker(), every=100, min_face=20)
     want = [[(t.id, *t.box.as_list()[:4]) for t in video(frame)[0]] for frame in frames]
     page, problems = static_page()
