@@ -522,16 +522,17 @@ const MobileferBrowser = (() => {
     }
 
     // A camera's faces, frame after frame, as predict finds a video's (live.py VideoFaces, without
-    // its cut detection and lost faces looked for again; a camera has no cuts, and at the page's
-    // frame rate its motion between frames looks like them): the whole frame
+    // its cut detection: a camera has no cuts, and at the page's frame rate its motion between
+    // frames looks like them): the whole frame
     // every detect_every frames, or half as many after a search that found a face not followed
     // before (two of three of these, while faces were followed after the search before, only for
     // faces of search_fraction of the smallest of them), between them each face looked for near where it
     // was (with the detector every check_every frames, faces taking turns, matched from its patch
-    // on the frame before between), and a thumbnail glanced at every glance_every frames. Faces down to `hidden` of the
-    // smallest shown are followed unseen, and so are faces a search sees on weak evidence alone,
-    // until a look sees them as a new face needs. A box's [7] is its face: {id, probs, at}, the
-    // same object from frame to frame while the face is followed (or a search's box overlaps it).
+    // on the frame before between; a face lost on the frames just before looked for again), and a
+    // thumbnail glanced at every glance_every frames. Faces down to `hidden` of the smallest shown
+    // are followed unseen, and so are faces a search sees on weak evidence alone, until a look
+    // sees them as a new face needs. A box's [7] is its face: {id, probs, at, missed}, the same
+    // object from frame to frame while the face is followed, or found again within max_missed frames.
     async videoBoxes(img) {
       const f = this.site.follow, r = this.rules, index = ++this.frameIndex, previous = this.previous;
       this.previous = img;
@@ -544,51 +545,92 @@ const MobileferBrowser = (() => {
         b[5] = b[6] !== true && (side >= limit || (b[5] === true && side >= f.shown_down_to * limit));
         return b[5];
       });
-      // the last frame's box a search's box overlaps most (IoU >= 0.3), or null
-      const before = (b) => this.boxes.filter((o) => iou(b, o) >= 0.3)
-        .reduce((a, o) => (a === null || iou(b, o) > iou(b, a) ? o : a), null);
+      // tracking.py IoUTracker.moved and .update: faces not seen on a frame are lost, kept for max_missed frames
+      const lose = (boxes) => {
+        for (const b of boxes) [b[5], b[7].missed] = [false, b[7].missed + 1];
+        this.lost = [...boxes, ...this.lost].filter((b) => b[7].missed <= f.max_missed);
+      };
       if (index >= this.nextSearch) {  // live.py VideoFaces._bounds
         this.searches = index === 0 ? 0 : this.searches + 1;
         let minFace = wholeMin;
         if (index > 0 && this.smallest !== null && this.searches % f.full_search_every) {
           minFace = Math.max(minFace, Math.trunc(f.search_fraction * this.smallest));
         }
-        // live.py VideoFaces._keep: a box under the detector's threshold continues a face, or is
-        // held (followed unseen) where it continues none or a held one
         const found = await this.detect(img, { video: true, minFace, minBox: unseenBox(minFace), confidence: f.confidence });
-        const kept = found.map((b) => [b, before(b)]);
-        const held = ([b, last]) => b[4] < r.threshold && (last === null || last[6] === true);
-        // tracking.py DetectionSchedule.found: a face not followed on the frame before brings the next search nearer
-        const arriving = index > 0 && kept.some((one) => one[1] === null && !held(one));
-        this.nextSearch = index + (arriving ? Math.max(1, Math.trunc(f.detect_every / 2)) : f.detect_every);
-        const taken = new Set();  // one face to a box, as the tracker matches them
-        this.boxes = kept.map((one) => {
-          const face = one[1] && !taken.has(one[1][7]) ? one[1][7] : this.newFace();
-          taken.add(face);
-          return [...one[0].slice(0, 5), one[1]?.[5] === true, held(one), face];
+        // tracking.py IoUTracker.update (live.py VideoFaces._keep): each box continues the face it
+        // overlaps most (IoU >= 0.3; seen on the last frame or lost within max_missed), one to
+        // one, the largest overlaps first; a box under the detector's threshold continues only a
+        // face seen on the last frame (or a held one, still held), else it is held: followed unseen
+        const tracks = [...this.boxes, ...this.lost], weak = (b) => b[4] < r.threshold, pairs = [];
+        tracks.forEach((t, ti) => found.forEach((b, bi) => {
+          const overlap = iou(t, b);
+          if (overlap >= 0.3 && (!weak(b) || t[7].missed === 0)) pairs.push([overlap, ti, bi]);
+        }));
+        pairs.sort((p, q) => q[0] - p[0] || q[1] - p[1] || q[2] - p[2]);
+        const matched = new Map(), used = new Set();
+        for (const [, ti, bi] of pairs) {
+          if (used.has(ti) || matched.has(bi)) continue;
+          used.add(ti);
+          matched.set(bi, tracks[ti]);
+        }
+        const boxes = found.map((b, bi) => {
+          const last = matched.get(bi) ?? null;
+          return [...b.slice(0, 5), last?.[5] === true, weak(b) && (last === null || last[6] === true),
+                  last === null ? this.newFace() : last[7]];
         });
+        // tracking.py DetectionSchedule.found: a face not followed on the frame before brings the next search nearer
+        const arriving = index > 0 && boxes.some((b, bi) => !b[6] && (!matched.has(bi) || b[7].missed > 0));
+        this.nextSearch = index + (arriving ? Math.max(1, Math.trunc(f.detect_every / 2)) : f.detect_every);
+        this.lost = [];
+        lose(tracks.filter((t, ti) => !used.has(ti)));
+        for (const b of boxes) b[7].missed = 0;
+        this.boxes = boxes;
         const sides = this.boxes.filter((b) => !b[6]).map((b) => Math.min(b[2], b[3]));
         this.smallest = sides.length ? Math.min(...sides) : null;
         return shown(this.boxes);
       }
-      const minBox = unseenBox(wholeMin), followed = [];
+      const minBox = unseenBox(wholeMin), followed = [], gone = [];
       const period = Math.max(f.check_every, Math.ceil(this.boxes.length / f.check_faces));  // live.py CHECK_EVERY
       for (const box of this.boxes) {
         const matched = (index + box[7].id) % period !== 0 && previous !== null ? matchPatch(previous, img, box, f) : null;
         const now = matched ?? await this.followOne(img, box, minBox);
         if (now && followed.every((o) => iou(now, o) < 0.5)) {
           followed.push([...now.slice(0, 5), box[5] === true, box[6] === true && now[4] < r.threshold, box[7]]);
+        } else {
+          gone.push(box);
         }
       }
-      if (index % f.glance_every === 0) {
-        for (const b of await this.glance(img, followed, minBox)) followed.push([...b, false, false, this.newFace()]);
+      const lostBefore = this.lost;
+      this.lost = [];
+      lose([...gone, ...lostBefore]);
+      // live.py LOOK_AGAIN: faces lost on the frames before looked for again where they were, the
+      // latest lost first, resumed where a look is as sure of them as a new face needs
+      const again = this.lost.filter((b) => b[7].missed > 1 && b[7].missed <= f.look_again)
+        .sort((p, q) => p[7].missed - q[7].missed).slice(0, f.look_again_faces);
+      for (const box of again) {
+        const now = await this.lookNear(img, box, minBox, f.input);
+        if (now && now[4] >= r.threshold && followed.every((o) => iou(now, o) < 0.5)) {
+          followed.push([...now.slice(0, 5), false, false, box[7]]);
+          this.lost = this.lost.filter((b) => b !== box);
+          box[7].missed = 0;
+        }
+      }
+      if (index % f.glance_every === 0) {  // tracking.py IoUTracker.extend: a lost face it overlaps, or a new one
+        for (const b of await this.glance(img, followed, minBox)) {
+          const best = this.lost.reduce((a, o) => (a === null || iou(o, b) > iou(a, b) ? o : a), null);
+          const last = best !== null && iou(best, b) >= 0.3 ? best : null;
+          if (last !== null) this.lost = this.lost.filter((o) => o !== last);
+          const face = last === null ? this.newFace() : last[7];
+          face.missed = 0;
+          followed.push([...b, false, last?.[6] === true, face]);
+        }
       }
       this.boxes = followed;
       return shown(followed);
     }
 
     newFace() {
-      return { id: this.nextId++, probs: null, at: -Infinity };
+      return { id: this.nextId++, probs: null, at: -Infinity, missed: 0 };
     }
 
     // recognizer.py EmotionRecognizer._label_frame, by the clock: the new faces, and of the others
@@ -614,6 +656,7 @@ const MobileferBrowser = (() => {
       this.searches = 0;
       this.smallest = null;  // the smallest face after the last whole-frame search
       this.boxes = [];
+      this.lost = [];  // the last boxes of faces lost within max_missed frames (their [7].missed: frames since)
       this.previous = null;  // the last frame, for its faces' patches
     }
 
