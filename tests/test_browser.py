@@ -70,6 +70,11 @@ def site(site_dir):
         yield url
 
 
+def rgb_b64(frame: np.ndarray) -> str:
+    """A BGR frame's pixels as the page takes them: RGB rows, base64."""
+    return base64.b64encode(np.ascontiguousarray(frame[:, :, ::-1]).tobytes()).decode()
+
+
 def fake_webcam(astronaut_bgr: np.ndarray, path: Path, frames: int = 20) -> Path:
     """A 640x480 Y4M clip of the astronaut drifting sideways, for Chromium's fake camera."""
     head = cv2.resize(astronaut_bgr, (420, 420))
@@ -338,8 +343,7 @@ def test_a_camera_face_keeps_its_id_and_is_classified_at_the_rate_python_uses(st
     assert page.evaluate("window.mobilefer.site.follow.classify_rate") == CLASSIFY_RATE
     frame = np.full((480, 640, 3), 90, np.uint8)
     frame[30:450, 110:530] = cv2.resize(astronaut_bgr, (420, 420))
-    b64 = base64.b64encode(np.ascontiguousarray(frame[:, :, ::-1]).tobytes()).decode()
-    first, carried, due = page.evaluate(CAMERA_FRAMES, [b64, [1e-6, 1e-6, 1e9]])
+    first, carried, due = page.evaluate(CAMERA_FRAMES, [rgb_b64(frame), [1e-6, 1e-6, 1e9]])
     assert [a["classified"] for a in (first, carried, due)] == [1, 0, 1]
     assert [[f["id"] for f in a["faces"]] for a in (first, carried, due)] == [[0], [0], [0]]
     assert carried["faces"][0]["probs"] == first["faces"][0]["probs"]
@@ -375,8 +379,7 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
     large[100:400, 200:470] = cv2.resize(astronaut_bgr[y:y + h, x:x + w], (270, 300), interpolation=cv2.INTER_AREA)
     last = follower.detector.detect(large, upscale=False, min_face=20)[0]
     want, = follower._look(large, [last], 4, INPUT)
-    pixels = base64.b64encode(np.ascontiguousarray(large[:, :, ::-1]).tobytes()).decode()
-    got = page.evaluate(LOOK_NEAR, [pixels, 640, 480, [*last.as_list(), last.score], INPUT])
+    got = page.evaluate(LOOK_NEAR, [rgb_b64(large), 640, 480, [*last.as_list(), last.score], INPUT])
     assert want is not None and got is not None
     assert np.abs(np.array(got[:4]) - want.as_list()).max() <= 1, (got, want)
     assert problems == []
@@ -398,8 +401,7 @@ def test_the_page_brings_the_next_search_nearer_when_a_face_arrives_as_python_do
     page.goto(site)
     page.wait_for_function(ENGINE_READY, timeout=90_000)
     page.evaluate("() => { window.mobilefer.engine.site.follow.detect_every = 6; window.mobilefer.engine.resetVideo(); }")
-    upcoming = [page.evaluate(VIDEO_FRAME, [base64.b64encode(np.ascontiguousarray(f[:, :, ::-1]).tobytes()).decode()])
-                for f in frames]
+    upcoming = [page.evaluate(VIDEO_FRAME, [rgb_b64(f)]) for f in frames]
     got = [i for i, n in enumerate(upcoming) if i == 0 or n != upcoming[i - 1]]
     assert want == [0, 6, 9, 15] and got == want
     assert problems == []
@@ -484,10 +486,6 @@ def test_a_model_the_browser_cannot_load_is_named_in_the_page(site_dir, open_pag
         page.wait_for_function("() => document.getElementById('status').classList.contains('error')", timeout=60_000)
         assert "models/classifier.onnx" in page.locator("#status").inner_text()
         assert "HTTP 404" in page.locator("#status").inner_text()
-
-
-def rgb_b64(frame) -> str:
-    return base64.b64encode(np.ascontiguousarray(frame[:, :, ::-1]).tobytes()).decode()
 
 
 def test_the_page_matches_a_faces_patch_as_python_does(static_page):

@@ -545,10 +545,11 @@ const MobileferBrowser = (() => {
         b[5] = b[6] !== true && (side >= limit || (b[5] === true && side >= f.shown_down_to * limit));
         return b[5];
       });
-      // tracking.py IoUTracker.moved and .update: faces not seen on a frame are lost, kept for max_missed frames
-      const lose = (boxes) => {
-        for (const b of boxes) [b[5], b[7].missed] = [false, b[7].missed + 1];
-        this.lost = [...boxes, ...this.lost].filter((b) => b[7].missed <= f.max_missed);
+      // tracking.py IoUTracker.moved and .update: the faces not seen on this frame (those seen on
+      // the last and those lost before) are lost one frame more, and kept for max_missed frames
+      const lose = (unseen) => {
+        for (const b of unseen) [b[5], b[7].missed] = [false, b[7].missed + 1];
+        this.lost = unseen.filter((b) => b[7].missed <= f.max_missed);
       };
       if (index >= this.nextSearch) {  // live.py VideoFaces._bounds
         this.searches = index === 0 ? 0 : this.searches + 1;
@@ -581,7 +582,6 @@ const MobileferBrowser = (() => {
         // tracking.py DetectionSchedule.found: a face not followed on the frame before brings the next search nearer
         const arriving = index > 0 && boxes.some((b, bi) => !b[6] && (!matched.has(bi) || b[7].missed > 0));
         this.nextSearch = index + (arriving ? Math.max(1, Math.trunc(f.detect_every / 2)) : f.detect_every);
-        this.lost = [];
         lose(tracks.filter((t, ti) => !used.has(ti)));
         for (const b of boxes) b[7].missed = 0;
         this.boxes = boxes;
@@ -600,9 +600,7 @@ const MobileferBrowser = (() => {
           gone.push(box);
         }
       }
-      const lostBefore = this.lost;
-      this.lost = [];
-      lose([...gone, ...lostBefore]);
+      lose([...gone, ...this.lost]);
       // live.py LOOK_AGAIN: faces lost on the frames before looked for again where they were, the
       // latest lost first, resumed where a look is as sure of them as a new face needs
       const again = this.lost.filter((b) => b[7].missed > 1 && b[7].missed <= f.look_again)
