@@ -593,3 +593,39 @@ def test_faces_looked_for_in_one_call_get_the_boxes_one_call_each_gives(rec, ast
              (frame, {"upscale": False, "min_face": 20, "scale": 1.0, "window": (0, 0, 96, 96)})]
     assert detector.detect_many(looks) == [detector.detect(image, **options) for image, options in looks]
 
+
+
+def test_drawing_on_a_frame_after_it_is_given_changes_nothing_found_on_the_next(rec, astronaut_bgr):
+    """A caller draws on the frame it was given (FrameResult.image is for drawing) while the next
+    frame is matched against it: the tracks must be those found without any drawing."""
+    from mobilefer.inference.draw import draw_faces
+    from mobilefer.inference.recognizer import Face
+
+    def run(draw: bool):
+        video = VideoFaces(rec.detector, IoUTracker(), every=100, min_face=20)
+        found = []
+        for frame in walk_frames(astronaut_bgr):
+            tracks, _, _ = video(frame)
+            found.append([(t.id, t.box) for t in tracks])
+            if draw:
+                draw_faces(frame, [Face(tuple(t.box.as_list()), "surprise", 0.99, {}, t.id) for t in tracks])
+                frame[:] = texture(1)  # or anything at all: the caller's frame is the caller's
+        return found
+
+    plain = run(draw=False)
+    assert all(ids for ids in plain)  # the walker is followed on every frame
+    assert run(draw=True) == plain
+
+
+def test_predict_with_out_finds_what_predict_without_it_finds(bundled_model, walk, tmp_path):
+    from mobilefer.inference.predict import PredictConfig, predict
+
+    def faces(**out):
+        name = tmp_path / f"faces{len(out)}.jsonl"
+        predict(PredictConfig(source=walk, model=bundled_model, detector="centerface", json=str(name), **out))
+        return [line for line in name.read_text().splitlines()]
+
+    plain = faces()
+    assert len(plain) == 16
+    assert faces(out=str(tmp_path / "annotated")) == plain
+    assert (tmp_path / "annotated" / "walk.mp4").stat().st_size > 0

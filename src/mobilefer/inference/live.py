@@ -108,7 +108,9 @@ class VideoFaces:
     def __call__(self, image: np.ndarray) -> tuple[list[Track], bool, bool]:
         """uint8 (H, W, 3) BGR frame -> (its tracks, whether the whole frame was searched, whether
         the frame starts a new shot)."""
-        previous, self._previous = self._previous, image
+        # Its own copy: the caller gets ``image`` back to draw on, perhaps while the next frame
+        # is matched against this one on another thread.
+        previous, self._previous = self._previous, image.copy()
         self._index += 1
         cut = self.cuts(image)
         if not cut and self.cuts.jumped and previous is not None:

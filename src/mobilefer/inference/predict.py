@@ -26,7 +26,7 @@ from mobilefer.errors import ConfigError, SourceError, check_fields, whole
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.draw import draw_faces
 from mobilefer.inference.recognizer import RECOGNITION_RULES, Cadence, EmotionRecognizer, FrameResult
-from mobilefer.inference.sources import list_sources, source_kind
+from mobilefer.inference.sources import frame_count, list_sources, source_kind
 from mobilefer.inference.tracking import Smoother
 from mobilefer.inference.video_out import AnnotatedVideo
 
@@ -202,7 +202,8 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
     if config.progress and live:
         from tqdm import tqdm
 
-        bar = tqdm(unit="frame", desc=Path(source).name)
+        bar = tqdm(total=frame_count(source) if kind == "video" else None, unit="frame", desc=Path(source).name,
+                   leave=False)
     results = rec.stream(source, every=config.every, smooth=config.smooth, detect_every=config.detect_every)
     frames_before, stopped, completed = summary.frames, False, False
     try:
@@ -241,7 +242,7 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
                     summary.images.append(FrameResult(result.source, result.frame, result.time_s, result.faces))
                 if on_result:
                     on_result(result)
-                if bar:
+                if bar is not None:  # a tqdm without a total has no truth value
                     bar.update()
         except KeyboardInterrupt:
             if kind not in ("webcam", "stream"):
@@ -254,7 +255,7 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
             video.close(keep=keep)
             if video.path.exists() and keep:
                 summary.written.append(str(video.path))
-        if bar:
+        if bar is not None:
             bar.close()
     if timeline:
         written = plot_timeline(timeline, rec.classes, out / f"{name}_timeline.png")

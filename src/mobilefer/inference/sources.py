@@ -70,6 +70,17 @@ def _fps(cap: cv2.VideoCapture) -> float:
     return fps if 1.0 <= fps <= 240.0 else 30.0
 
 
+def frame_count(path: str) -> int | None:
+    """The number of frames a video file declares, or None where it declares none (a stream, a
+    file without an index): a progress bar's total, never a bound on what is read."""
+    cap = cv2.VideoCapture(path)
+    try:
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+    finally:
+        cap.release()
+    return count if count > 0 else None
+
+
 def _video_frames(cap: cv2.VideoCapture, name: str, live: bool) -> Iterator[Frame]:
     fps = _fps(cap)
     started = time.monotonic()
