@@ -629,3 +629,36 @@ def test_predict_with_out_finds_what_predict_without_it_finds(bundled_model, wal
     assert len(plain) == 16
     assert faces(out=str(tmp_path / "annotated")) == plain
     assert (tmp_path / "annotated" / "walk.mp4").stat().st_size > 0
+
+
+def test_a_video_typed_in_a_terminal_runs_with_a_progress_bar(bundled_model, walk, tmp_path):
+    """``mobilefer predict clip.mp4`` as a person types it: stdout and stderr on a terminal (a pty)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a terminal window's size
+    child = subprocess.Popen([sys.executable, "-m", "mobilefer.cli", "predict", walk, "--model", bundled_model,
+                              "--json", str(tmp_path / "walk.jsonl")], stdin=terminal, stdout=terminal,
+                             stderr=terminal, env={**os.environ, "PYTHONPATH": str(src)}, cwd=tmp_path)
+    os.close(terminal)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(controller)
+    text = screen.decode(errors="replace")
+    assert child.wait(timeout=120) == 0, text
+    assert "Traceback" not in text and "16 video frames" in text
+    assert "/16 [" in text  # the bar, knowing the clip's length
