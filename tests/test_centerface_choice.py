@@ -78,3 +78,20 @@ def test_a_probe_that_fails_leaves_the_int8_file_and_remembers_nothing(own_cache
 def test_the_probe_times_both_bundled_files_on_this_machine():
     ms = centerface_choice.probe([INT8, FP32], runs=1)
     assert set(ms) == {INT8, FP32} and all(0 < v < 10_000 for v in ms.values())
+
+
+def test_a_named_file_that_is_missing_or_no_centerface_is_one_error_naming_the_variable(own_cache, monkeypatch,
+                                                                                          bundled_model, tmp_path):
+    from mobilefer.errors import DetectorUnavailable
+    from mobilefer.inference.detectors import create_detector
+    not_onnx = tmp_path / "notes.onnx"
+    not_onnx.write_text("not a model")
+    cases = [(tmp_path / "missing.onnx", "is not a file"),
+             (bundled_model, "not a CenterFace model"),  # the emotion classifier's ONNX file
+             (not_onnx, "not a usable CenterFace model")]
+    for path, message in cases:
+        monkeypatch.setenv("MOBILEFER_CENTERFACE", str(path))
+        for name in ("auto", "centerface"):  # auto never falls back to haar in silence
+            with pytest.raises(DetectorUnavailable, match=rf"\$MOBILEFER_CENTERFACE={path}.*{message}"):
+                create_detector(name)
+    assert create_detector("haar").name == "haar"  # haar asked for by name needs no CenterFace

@@ -1,14 +1,22 @@
 """One thread budget for the process: explicit, environment, or the idle cores."""
 import os
 
+import pytest
+
 from mobilefer import cores
+from mobilefer.errors import ConfigError
 
 
 def test_the_budget_is_explicit_then_environment_then_idle_cores(monkeypatch):
     assert cores.budget(3) == 3
     monkeypatch.setenv("MOBILEFER_THREADS", "2")
     assert cores.budget() == 2
-    monkeypatch.setenv("MOBILEFER_THREADS", "lots")  # not a count: ignored
+    for bad in ("lots", "0", "-1", "2.5", "10000"):  # what --threads refuses, refused by name
+        monkeypatch.setenv("MOBILEFER_THREADS", bad)
+        with pytest.raises(ConfigError, match=r"\$MOBILEFER_THREADS=.*1 to 256 threads"):
+            cores.budget()
+    assert cores.budget(3) == 3  # a flag wins over the variable
+    monkeypatch.setenv("MOBILEFER_THREADS", " ")  # empty: the idle cores
     monkeypatch.setattr(cores, "available", lambda: 8)
     monkeypatch.setattr(os, "getloadavg", lambda: (6.0, 6.0, 6.0))
     assert cores.budget() == 2  # 8 cores, 6 busy

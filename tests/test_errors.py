@@ -213,6 +213,27 @@ def test_outputs_that_cannot_be_written_are_refused_first(argv_of, flag, capsys,
     assert existing.read_text() == "keep me" and not list(folder.iterdir())
 
 
+@pytest.mark.parametrize("argv_of", [
+    lambda d: ["export", "--model", "ferplus-small", "--out", str(d / "m.onnx")],
+    lambda d: ["export", "--model", "ferplus-small", "--format", "tflite", "--out", str(d / "m.tflite")],
+    lambda d: ["export", "--format", "web", "--out", str(d / "site")],
+    lambda d: ["predict", ASTRONAUT, "--json", str(d / "faces.jsonl")],
+    lambda d: ["predict", ASTRONAUT, "--out", str(d / "annotated")],
+    lambda d: ["evaluate", "--data", "x", "--json", str(d / "r.json")],
+])
+def test_a_folder_that_cannot_be_written_is_refused_before_any_work(argv_of, capsys, tmp_path, monkeypatch):
+    """A read-only folder (or disk): one line naming it, before a conversion or a video runs. The
+    tests run as root, whom permissions never stop, so the folder is made unwritable to os.access."""
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: access(p, mode) and Path(p) != locked)
+    fails_cleanly(capsys, argv_of(locked), "cannot write in")
+    assert not list(locked.iterdir())
+
+
 def test_a_batch_of_only_bad_images_leaves_earlier_outputs_alone(capsys, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -69,17 +69,24 @@ def test_the_sites_detector_takes_any_image_size(site):
 def test_a_new_site_replaces_an_old_one_and_refuses_other_folders(tmp_path, capsys):
     out = tmp_path / "site"
     write_site(SiteConfig(out=str(out)))
-    (out / "stale.txt").write_text("from before")
+    (out / "static" / "stale.js").write_text("from before")
     assert main(["export", "--format", "web", "--out", str(out)]) == 0
-    assert not (out / "stale.txt").exists() and (out / "site.json").is_file()
+    assert not (out / "static" / "stale.js").exists() and (out / "site.json").is_file()
     assert "ONNX Runtime Web" in capsys.readouterr().out
+    assert "non-commercial research use" in (out / "NOTICE.txt").read_text()
+    (out / "notes.md").write_text("mine")  # a file of the user's beside the site: nothing is replaced
     busy = tmp_path / "photos"
     busy.mkdir()
     (busy / "me.jpg").write_bytes(b"x")
-    with pytest.raises(OutputError, match="other files in it"):
+    (busy / "site.json").write_text("{}")  # somebody else's site.json is no site of ours
+    for folder, kept in ((out, "notes.md"), (busy, "me.jpg")):
+        with pytest.raises(OutputError, match="other files in it"):
+            SiteConfig(out=str(folder))
+        assert main(["export", "--format", "web", "--out", str(folder)]) == 2
+        assert "other files in it" in capsys.readouterr().err and (folder / kept).exists()
+    (busy / "me.jpg").unlink()
+    with pytest.raises(OutputError, match="other files in it"):  # site.json alone, no NOTICE of ours
         SiteConfig(out=str(busy))
-    assert main(["export", "--format", "web", "--out", str(busy)]) == 2
-    assert "other files in it" in capsys.readouterr().err and (busy / "me.jpg").read_bytes() == b"x"
     with pytest.raises(ConfigError, match="needs --out"):
         SiteConfig()
     assert main(["export", "--format", "web", "--out", str(tmp_path / "s2"), "--classes", "a,b"]) == 2

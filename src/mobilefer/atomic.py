@@ -49,6 +49,7 @@ def check_output_file(path: str | Path | None, flag: str) -> None:
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise OutputError(f"{flag} {path}: {parent} is a file, not a folder")
+    check_writable(parent, flag, path)
 
 
 def check_output_dir(path: str | Path | None, flag: str) -> None:
@@ -63,3 +64,14 @@ def check_output_dir(path: str | Path | None, flag: str) -> None:
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise OutputError(f"{flag} {path}: {parent} is a file, not a folder")
+    check_writable(path if path.is_dir() else parent, flag, path)
+
+
+def check_writable(folder: Path | None, flag: str, path: Path) -> None:
+    """OutputError where ``folder`` (the existing folder the output goes into or below) cannot be
+    written: said before any work, not after a long job on its temporary file."""
+    from mobilefer.errors import OutputError
+
+    folder = folder or Path.cwd()
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{flag} {path}: cannot write in {folder} (permission denied or a read-only disk)")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mobilefer import __version__
+from mobilefer import __version__, cores
 from mobilefer.errors import MobileferError, require
 
 log = logging.getLogger("mobilefer")
@@ -428,6 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr
     )
     try:
+        cores.env_threads()  # a bad $MOBILEFER_THREADS stops every verb before any work
         return int(args.run(args) or 0)
     except MobileferError as exc:
         print(f"mobilefer {args.command}: error: {exc}", file=sys.stderr)

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import os
 
+from mobilefer.errors import ConfigError, whole
+
 # Past a few cores, MobileNetV3's small ops gain little and lose to thread wake-ups.
 MAX_DEFAULT = 4
+MAX_THREADS = 256
+# The rule for every --threads flag and $MOBILEFER_THREADS alike.
+THREADS_RULE = (whole(1, MAX_THREADS), f"1 to {MAX_THREADS} threads")
 
 
 def available() -> int:
@@ -35,10 +40,24 @@ def budget(threads: int | None = None, cap: int = MAX_DEFAULT) -> int:
     on one free core run slower than one thread alone."""
     if threads:
         return threads
-    env = os.environ.get("MOBILEFER_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return min(cap, idle())
+    env = env_threads()
+    return env if env is not None else min(cap, idle())
+
+
+def env_threads() -> int | None:
+    """$MOBILEFER_THREADS as a thread count (None where unset or empty); a ConfigError naming
+    the variable where it breaks the rule --threads keeps."""
+    text = os.environ.get("MOBILEFER_THREADS", "").strip()
+    if not text:
+        return None
+    ok, expected = THREADS_RULE
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise ConfigError(f"$MOBILEFER_THREADS={text!r}: expected {expected} (or unset it to use the idle cores)")
+    return value
 
 
 def limit_torch(threads: int | None = None) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobilefer.atomic import check_output_file
+from mobilefer.cores import THREADS_RULE
 from mobilefer.errors import ConfigError, check_fields, require, whole
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class TrainConfig:
             "val_split": (lambda v: 0 < v < 1, "a fraction between 0 and 1, e.g. 0.1"),
             "limit": (whole(2), "at least 2 images"),
             "val_limit": (whole(1), "at least 1 image"),
-            "epochs": positive_int, "workers": positive_int, "threads": (whole(1, 256), "1 to 256 threads"),
+            "epochs": positive_int, "workers": positive_int, "threads": THREADS_RULE,
             "ema": (lambda v: v == 0 or 0.5 <= v < 1, "0 (off) or a decay from 0.5 to below 1, e.g. 0.999"),
             "distill": (lambda v: 0 < v <= 1, "a weight above 0, at most 1 (1: the teacher alone)"),
             "freeze_epochs": (whole(0), "0 or more epochs"),
@@ -185,7 +186,7 @@ class EvalConfig:
             "batch_size": (whole(1), "a whole number of at least 1"),
             "limit": (whole(1), "at least 1 image"),
             "workers": (whole(1), "a whole number of at least 1"),
-            "threads": (whole(1, 256), "1 to 256 threads"),
+            "threads": THREADS_RULE,
             "tta": (lambda v: v in ("none", "flip"), "none or flip"),
         })
         check_output_file(self.json, "--json")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilefer.atomic import atomic_path, check_output_file
+from mobilefer.cores import THREADS_RULE
 from mobilefer.errors import ConfigError, MobileferError, check_fields, whole
 from mobilefer.meta import METADATA_KEY, ModelMeta
 
@@ -62,7 +63,7 @@ def check_calibration(config) -> None:
     calib_count, threads, and --int8 only with --calib-data."""
     check_fields(config, {
         "calib_count": (whole(1), "at least 1 image"),
-        "threads": (whole(1, 256), "1 to 256 threads"),
+        "threads": THREADS_RULE,
     })
     if config.int8 and not config.calib_data:
         raise ConfigError("--int8 needs --calib-data: images to calibrate activation ranges on")

@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mobilefer.atomic import check_output_dir
+from mobilefer.atomic import check_output_dir, check_writable
 from mobilefer.errors import ConfigError, OutputError
 from mobilefer.export.onnx import ExportConfig, check_calibration, export
 from mobilefer.web import (CLASSIFIER_PATH, DETECTOR_PATH, ISOLATED, detector_model, display_name, page_dir,
@@ -38,7 +38,25 @@ models/classifier.onnx   {model}: {arch}, classes {classes}
 models/detector.onnx     CenterFace (Xu et al. 2019), MIT licence, quantized to INT8 by mobilefer
 static/ort/              ONNX Runtime Web {ort} (Microsoft), MIT licence: static/ort/LICENSE
 static/sample.jpg        "Astronaut Eileen Collins", NASA, public domain (via scikit-image)
+
+Terms: mobilefer's code and this page are MIT-licensed; the emotion models are not code. The
+bundled models (ferplus-small, ferplus-large, fer2013-small, fer2013-large), and every model
+fine-tuned from them, learned from the FER2013 faces, which are research data: such a model
+is for non-commercial research use. A model trained from scratch or from ImageNet on faces
+you have the rights to carries your data's terms instead.
 """
+
+
+# What a site holds at its top level: a folder with anything else is never replaced.
+SITE_NAMES = {"index.html", "site.json", "models", "static", "NOTICE.txt", "_headers"}
+
+
+def _is_site(folder: Path) -> bool:
+    """Whether ``folder`` is a site this command wrote (its NOTICE says so)."""
+    try:
+        return (folder / "NOTICE.txt").read_text().startswith(NOTICE.split("(mobilefer")[0])
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 @dataclass
@@ -55,9 +73,12 @@ class SiteConfig:
             raise ConfigError("--format web needs --out: the folder to write the site into")
         check_output_dir(self.out, "--out")
         out = Path(self.out)
-        if out.is_dir() and any(out.iterdir()) and not (out / "site.json").is_file():
-            raise OutputError(f"--out {out}: a folder with other files in it; choose a new or empty folder "
-                              "(a site written earlier is replaced)")
+        check_writable(next(p for p in out.resolve().parents if p.exists()), "--out", out)  # the site is made beside it
+        others = sorted(p.name for p in out.iterdir() if p.name not in SITE_NAMES) if out.is_dir() else []
+        if others or (out.is_dir() and any(out.iterdir()) and not _is_site(out)):
+            listed = f" ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})" if others else ""
+            raise OutputError(f"--out {out}: a folder with other files in it{listed}; choose a new or empty folder "
+                              "(only a site this command wrote there is replaced)")
         check_calibration(self)
 
 

@@ -193,13 +193,34 @@ class HaarDetector:
 BUNDLED_CENTERFACE = INT8
 
 
+def _named_centerface(path: str | Path | None) -> tuple[str | None, str]:
+    """The CenterFace file a caller or $MOBILEFER_CENTERFACE names (None: neither), and how to
+    call it in a message."""
+    if path:
+        return str(path), str(path)
+    named = os.environ.get("MOBILEFER_CENTERFACE", "").strip()
+    return (named, f"$MOBILEFER_CENTERFACE={named}") if named else (None, "")
+
+
 def centerface_weights(path: str | Path | None = None, choose: bool = True) -> Path | None:
     """Where CenterFace's ONNX file is: ``path``, else $MOBILEFER_CENTERFACE, else the bundled
     file this machine runs faster (``choose``; without it the INT8 one, a third of the download,
     as the browser page takes it); None where the one named is not a file."""
-    named = path or os.environ.get("MOBILEFER_CENTERFACE")
+    named, _ = _named_centerface(path)
     chosen = Path(named) if named else faster_centerface() if choose else BUNDLED_CENTERFACE
     return chosen if chosen.is_file() else None
+
+
+def centerface_file(path: str | Path | None = None, choose: bool = True) -> tuple[Path, str]:
+    """:func:`centerface_weights` and how to name it in a message, or DetectorUnavailable naming
+    the file (and $MOBILEFER_CENTERFACE where that named it) when it is not there."""
+    found = centerface_weights(path, choose)
+    named, said = _named_centerface(path)
+    if found is None:
+        raise DetectorUnavailable(
+            f"CenterFace weights not found: {said} is not a file" if named else
+            f"CenterFace weights not found: {BUNDLED_CENTERFACE} is missing (reinstall mobilefer)")
+    return found, said or str(found)
 
 
 def centerface_fp32() -> Path | None:
@@ -226,12 +247,7 @@ class CenterFaceDetector:
         from mobilefer.inference.onnx_shapes import free_dimensions
         from mobilefer.runtime.onnx import session_options
 
-        found = centerface_weights(weights)
-        if found is None:
-            named = weights or os.environ.get("MOBILEFER_CENTERFACE")
-            raise DetectorUnavailable(
-                f"CenterFace weights not found: {named} is not a file" if named else
-                f"CenterFace weights not found: {BUNDLED_CENTERFACE} is missing (reinstall mobilefer)")
+        found, said = centerface_file(weights)
         options = session_options(cores.budget(threads, cap=2))
         # Inputs change size from image to image: no per-shape memory plans. The arena keeps the
         # buffers of a video's passes from one frame to the next (without it each pass maps and
@@ -242,7 +258,8 @@ class CenterFaceDetector:
             self.session = ort.InferenceSession(free_dimensions(found.read_bytes()), options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT's own error types, or a file that is no ONNX model
-            raise DetectorUnavailable(f"{found}: not a usable CenterFace model ({str(exc).splitlines()[0][:200]})") from None
+            raise DetectorUnavailable(f"{said}: not a usable CenterFace model ({str(exc).splitlines()[0][:200]})") from None
+        _check_centerface(self.session, said)
         self.input_name = self.session.get_inputs()[0].name
         self._shrink = ort.RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
@@ -441,8 +458,29 @@ def available_detectors() -> list[str]:
     return ["haar"] + (["centerface"] if centerface_weights(choose=False) else []) + ["none"]
 
 
+def _check_centerface(session, said: str) -> None:
+    """DetectorUnavailable unless ``session`` has CenterFace's shapes: one image input with 3
+    channels; heatmap (1), scale (2) and offset (2) maps, then landmarks (10) where there are
+    four outputs. Another ONNX model (an emotion classifier) would fail mid-frame otherwise."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+
+    def fits(shape, channels: int) -> bool:  # a freed dimension (a name) fits any size
+        return len(shape) == 4 and (not isinstance(shape[1], int) or shape[1] == channels)
+
+    if (len(inputs) != 1 or len(outputs) not in (3, 4) or not fits(inputs[0].shape, 3)
+            or not all(fits(o.shape, c) for o, c in zip(outputs, [1, 2, 2, 10]))):
+        raise DetectorUnavailable(
+            f"{said}: not a CenterFace model (it gives {len(outputs)} output(s), "
+            f"{', '.join(o.name for o in outputs)}; CenterFace gives heatmap, scale, offset and landmark maps)")
+
+
 def detector_name(name: str, weights: str | Path | None = None) -> str:
-    """The detector ``name`` stands for: auto is centerface if its weights are here, else haar."""
+    """The detector ``name`` stands for: auto is centerface if its weights are here, else haar
+    (a file named by ``weights`` or $MOBILEFER_CENTERFACE that is not there is an error, never
+    a silent fall back to haar)."""
+    named, said = _named_centerface(weights)
+    if named and name in ("auto", "centerface") and not Path(named).is_file():
+        raise DetectorUnavailable(f"CenterFace weights not found: {said} is not a file")
     if name == "auto":
         return "centerface" if centerface_weights(weights, choose=False) else "haar"
     if name not in DETECTORS:

@@ -22,7 +22,8 @@ from typing import IO, Any
 import cv2
 
 from mobilefer.atomic import atomic_path, check_output_dir, check_output_file
-from mobilefer.errors import ConfigError, SourceError, check_fields, whole
+from mobilefer.cores import THREADS_RULE
+from mobilefer.errors import ConfigError, SourceError, check_fields
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.draw import draw_faces
 from mobilefer.inference.recognizer import RECOGNITION_RULES, Cadence, EmotionRecognizer, FrameResult
@@ -65,7 +66,7 @@ class PredictConfig:
         check_fields(self, {
             **RECOGNITION_RULES,
             "margin": (lambda v: 0 <= v <= 1, "0 to 1 (a fraction of the face side)"),
-            "threads": (whole(1, 256), "1 to 256 threads"),
+            "threads": THREADS_RULE,
         })
         Cadence.parse(self.every)
         Smoother.parse(self.smooth)

@@ -39,8 +39,9 @@ def open_session(path: str | Path, threads: int | None = None, providers: list[s
         raise ModelFileError(f"{path}: no such model file")
     have = set(ort.get_available_providers())
     chosen = [p for p in (providers or []) if p in have] + ["CPUExecutionProvider"]
+    options = session_options(threads)  # a bad $MOBILEFER_THREADS is its own error, not the file's
     try:
-        return ort.InferenceSession(str(path), session_options(threads), providers=list(dict.fromkeys(chosen)))
+        return ort.InferenceSession(str(path), options, providers=list(dict.fromkeys(chosen)))
     except Exception as exc:  # ORT raises its own exception types for corrupt files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelFileError(f"{path}: not a loadable ONNX model ({first})") from None

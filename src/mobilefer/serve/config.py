@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from mobilefer.cores import THREADS_RULE
 from mobilefer.errors import check_fields, whole
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.recognizer import RECOGNITION_RULES
@@ -34,7 +35,7 @@ class ServeConfig:
             "port": (whole(0, 65535), "a port from 0 to 65535"), "workers": (whole(1, 64), "1 to 64 processes"),
             "slots": (whole(1, 64), "1 to 64"), "queue": (whole(0), "0 or more requests"),
             "queue_timeout_s": positive, "read_timeout_s": positive, "max_upload_mb": positive,
-            "max_megapixels": positive, "threads": (whole(1, 256), "1 to 256 threads"),
+            "max_megapixels": positive, "threads": THREADS_RULE,
         }, flags={"queue_timeout_s": "--queue-timeout", "read_timeout_s": "--read-timeout"})
 
     @property

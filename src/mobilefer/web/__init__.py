@@ -101,11 +101,8 @@ def detector_model() -> bytes:
     """CenterFace's ONNX model with free input dimensions (any image size), as the page loads it:
     the bundled INT8 file unless $MOBILEFER_CENTERFACE names another (the page runs on the
     browser's machine, not this one)."""
-    from mobilefer.errors import DetectorUnavailable
-    from mobilefer.inference.detectors import centerface_weights
+    from mobilefer.inference.detectors import centerface_file
     from mobilefer.inference.onnx_shapes import free_dimensions
 
-    found = centerface_weights(choose=False)
-    if found is None:
-        raise DetectorUnavailable("CenterFace weights not found (see mobilefer.inference.detectors.centerface_weights)")
+    found, _ = centerface_file(choose=False)
     return free_dimensions(found.read_bytes())
