@@ -177,6 +177,7 @@ def test_predict_takes_many_sources_and_outputs_never_overwrite_each_other(tmp_p
         "a_x_jpg.jpg", "b_x_png.jpg", "drift.mp4", "drift_timeline.png"]
     lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert len([x for x in lines if x["source"].endswith("drift.mp4")]) == FRAMES
+    assert [x["error"] for x in lines if "error" in x] == [f"{tmp_path / 'nope.jpg'}: no such file or folder"]
     assert "drift.mp4 face #0: 24 frames" in printed.out
     with pytest.raises(ValueError, match="a webcam or stream is predicted on its own"):
         PredictConfig(source=["0", str(video)])
@@ -217,3 +218,45 @@ def test_without_ffmpeg_the_video_is_mp4v_and_the_note_says_why(video, bundled_m
     predict(PredictConfig(source=str(video), model=str(bundled_model), out=str(tmp_path / "out")))
     assert _codec(tmp_path / "out" / "drift.mp4") == ("fmp4", FRAMES)  # FFmpeg's name for MPEG-4 Part 2
     assert "browsers do not play" in caplog.text and "mobilefer[video]" in caplog.text
+
+
+def test_output_names_never_meet_whatever_the_paths():
+    from mobilefer.inference.predict import output_names
+
+    sources = ["p/a_b/x.jpg", "p/a/b/x.jpg", "p/a/b/x.png", "p/A_B/x.jpg"]
+    names = output_names(sources)
+    assert len({n.lower() for n in names.values()}) == len(sources)
+    assert names["p/a_b/x.jpg"] == "a_b_x_jpg" and names["p/a/b/x.jpg"] == "a_b_x_jpg_2"
+
+
+def test_stream_takes_sources_as_predict_does(rec, tmp_path, astronaut_bgr, video):
+    """A folder is searched recursively (videos too), a list is a list, never a glob pattern,
+    and what names nothing usable comes first as an error result."""
+    import shutil
+
+    (tmp_path / "top" / "deep").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "top" / "one.jpg"), astronaut_bgr)
+    cv2.imwrite(str(tmp_path / "top" / "deep" / "two.jpg"), astronaut_bgr)
+    shutil.copy(video, tmp_path / "top" / "deep" / "drift.mp4")
+    results = list(rec.stream(tmp_path / "top"))
+    assert [r.source for r in results[:2]] == [str(tmp_path / "top" / "deep" / "two.jpg"),
+                                               str(tmp_path / "top" / "one.jpg")]
+    assert len(results) == 2 + FRAMES and all(len(r.faces) == 1 for r in results[:2])
+    listed = list(rec.stream([str(tmp_path / "top" / "one.jpg"), str(tmp_path / "missing.jpg")]))
+    assert [r.error for r in listed] == [f"{tmp_path / 'missing.jpg'}: no such file or folder", None]
+    assert listed[1].source.endswith("one.jpg") and listed[1].faces
+    with pytest.raises(SourceError, match="no such file or folder"):
+        list(rec.stream([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")]))
+
+
+def test_a_video_without_frames_and_a_link_that_loops_are_one_line_each(tmp_path, bundled_model, capsys):
+    empty = tmp_path / "empty.avi"  # a header FFmpeg opens, and no frame after it
+    writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    writer.release()
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(tmp_path / "loop.jpg")
+    for source, message in ((empty, "no frames could be read"), (loop, "a symbolic link that loops")):
+        code = main(["predict", str(source), "--model", str(bundled_model), "--json", str(tmp_path / "r.jsonl")])
+        err = capsys.readouterr().err
+        assert code != 0 and message in err and "Traceback" not in err, err
+        assert not (tmp_path / "r.jsonl").exists()

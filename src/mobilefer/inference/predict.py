@@ -27,7 +27,7 @@ from mobilefer.errors import ConfigError, SourceError, check_fields
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.draw import draw_faces
 from mobilefer.inference.recognizer import RECOGNITION_RULES, Cadence, EmotionRecognizer, FrameResult
-from mobilefer.inference.sources import frame_count, list_sources, source_kind
+from mobilefer.inference.sources import expand_sources, frame_count, source_kind
 from mobilefer.inference.tracking import Smoother
 from mobilefer.inference.video_out import AnnotatedVideo
 
@@ -117,33 +117,28 @@ def _csv_rows(result: FrameResult, classes: list[str]) -> list[list[Any]]:
     ]
 
 
-def expand_sources(config: PredictConfig) -> tuple[list[str], list[str]]:
-    """(sources to recognise one after the other, reasons for what named nothing usable). One
-    image, video, webcam or URL is taken as it is (a missing one fails before any work); several
-    sources, a folder, a glob or a .txt list are expanded as ``batch`` expands them."""
-    specs = config.sources
-    if len(specs) == 1 and source_kind(specs[0]) != "images" and not specs[0].lower().endswith(".txt"):
-        return specs, []
-    images, videos, bad = list_sources(specs)
-    if not images and not videos:
-        raise SourceError("; ".join(reason for _, reason in bad) or f"{' '.join(specs)}: no images or videos")
-    return images + videos, [reason for _, reason in bad]
-
-
 def output_names(sources: list[str]) -> dict[str, str]:
     """A file-name stem for each source's outputs, never the same for two sources: the file's
     stem where that is unique, else its path below the sources' common folder, joined by _
-    (photos/a/x.jpg and photos/b/x.png -> a_x_jpg, b_x_png)."""
+    (photos/a/x.jpg and photos/b/x.png -> a_x_jpg, b_x_png), and where two still meet
+    (a_b/x.jpg and a/b/x.jpg), _2, _3 ... after the later ones."""
     stems = Counter(Path(s).stem for s in sources)
-    paths = [Path(s).resolve() for s in sources]
+    paths = [Path(os.path.abspath(s)) for s in sources]  # as named: a link is not followed
     common = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path(".")
-    names = {}
+    names: dict[str, str] = {}
+    taken: set[str] = set()
     for source, path in zip(sources, paths):
         if stems[Path(source).stem] == 1:
-            names[source] = Path(source).stem
+            name = Path(source).stem
         else:
             relative = path.relative_to(common) if path.is_relative_to(common) else Path(path.name)
-            names[source] = re.sub(r"[^\w.-]+", "_", "_".join(relative.parts)).replace(".", "_")
+            name = re.sub(r"[^\w.-]+", "_", "_".join(relative.parts)).replace(".", "_")
+        unique, n = name, 1
+        while unique.lower() in taken:  # lower: a case-insensitive disk holds X and x as one file
+            n += 1
+            unique = f"{name}_{n}"
+        taken.add(unique.lower())
+        names[source] = unique
     return names
 
 
@@ -153,8 +148,9 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
     rec = EmotionRecognizer.load(config.model, detector=config.detector, margin=config.margin,
                                  min_face=config.min_face, max_faces=config.max_faces, classes=config.classes,
                                  threads=config.threads)
-    sources, unusable = expand_sources(config)
-    summary = PredictSummary(kind=source_kind(sources[0]) if len(sources) == 1 else "many", failed=list(unusable))
+    sources, unusable = expand_sources(config.sources)
+    summary = PredictSummary(kind=source_kind(sources[0]) if len(sources) == 1 else "many",
+                             failed=[reason for _, reason in unusable])
     names = output_names(sources)
     out = Path(config.out) if config.out else None
     completed = False
@@ -165,6 +161,9 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
         if writer:
             writer.writerow(["source", "frame", "time_s", "id", "x", "y", "w", "h", "label", "score",
                              *(f"p_{c}" for c in rec.classes)])
+        for path, reason in unusable:  # a line each, as a source that fails to open gets
+            if jsonl:
+                jsonl.handle.write(json.dumps({"source": path, "frame": 0, "error": reason}) + "\n")
         for source in sources:
             try:
                 stopped = _one_source(rec, config, source, names[source], out, summary, jsonl, writer, on_result)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
                                            face_crop, video_search_min_face)
 from mobilefer.inference.live import VideoFaces
-from mobilefer.inference.sources import Frame, Lookahead, iter_frames, source_kind
+from mobilefer.inference.sources import Frame, Lookahead, expand_sources, iter_frames, source_kind
 from mobilefer.inference.tracking import IoUTracker, Smoother, Track
 
 
@@ -200,19 +200,35 @@ class EmotionRecognizer:
         uint16, or float in [0, 1]) -> faces. See :func:`~mobilefer.data.images.as_bgr_frame`."""
         return self.recognize_frame(as_bgr_frame(image))
 
-    def stream(self, source: str | int, *, every: str | Cadence | None = None, smooth: str | None = None,
-               detect_every: int | None = None, tracker: IoUTracker | None = None) -> Iterator[FrameResult]:
+    def stream(self, source: str | int | Path | Sequence[str | Path], *, every: str | Cadence | None = None,
+               smooth: str | None = None, detect_every: int | None = None,
+               tracker: IoUTracker | None = None) -> Iterator[FrameResult]:
         """Recognise frame by frame (a generator): tracked ids, optional smoothing and cadence.
 
-        ``every`` classifies only every N frames / seconds and carries labels over between.
-        ``detect_every`` runs the detector over the whole frame on every k-th frame (and after
-        each cut) and follows the faces in between (see :class:`~.live.VideoFaces`); None:
-        DEFAULT_VIDEO_DETECT_EVERY for videos, cameras and streams, 1 for photos. ``tracker`` is
-        used for the first source; each further image of a folder gets a fresh one with the
-        same settings.
+        ``source``: an image, a video, a webcam index or a stream URL; or a folder (searched
+        recursively, videos included), a glob, a ``.txt`` list of paths, or a list of any of
+        these, expanded as ``predict`` expands them and recognised one after the other (what
+        names no usable file comes out first, as a result with ``error``; SourceError where
+        nothing does). ``every`` classifies only every N frames / seconds and carries labels
+        over between. ``detect_every`` runs the detector over the whole frame on every k-th
+        frame (and after each cut) and follows the faces in between (see
+        :class:`~.live.VideoFaces`); None: DEFAULT_VIDEO_DETECT_EVERY for videos, cameras and
+        streams, 1 for photos. ``tracker`` is used for the first source; each further source
+        gets a fresh one with the same settings.
         """
+        specs = [source] if isinstance(source, (str, int, Path)) else list(source)
+        sources, bad = expand_sources([str(s) for s in specs])
+        for path, reason in bad:
+            yield FrameResult(path, 0, 0.0, error=reason)
+        template = tracker or IoUTracker()
+        for i, one in enumerate(sources):
+            yield from self._stream_one(one, every, smooth, detect_every, template if i == 0 else template.fresh())
+
+    def _stream_one(self, source: str, every: str | Cadence | None, smooth: str | None, detect_every: int | None,
+                    tracker: IoUTracker) -> Iterator[FrameResult]:
+        """:meth:`stream` of one image, video, webcam or stream."""
         kind = source_kind(source)
-        still = kind in ("image", "images")
+        still = kind == "image"
         if detect_every is None:
             detect_every = 1 if still else DEFAULT_VIDEO_DETECT_EVERY
         ok, expected = RECOGNITION_RULES["detect_every"]
@@ -220,10 +236,8 @@ class EmotionRecognizer:
             raise ConfigError(f"--detect-every {detect_every!r}: expected {expected}")
         cadence = every if isinstance(every, Cadence) else Cadence.parse(every)
         smoother = Smoother.parse(smooth)
-        template = tracker or IoUTracker()
         min_face = getattr(self.detector, "min_face", DEFAULT_MIN_FACE)
-        video: VideoFaces | None = None
-        last_classified_t, last_source = -1e9, None
+        last_classified_t = -1e9
         # A frame's faces are classified on a second thread while the next frame's faces are
         # found (decoding runs on a third, see sources.py): results come out in order, the same
         # as one thread gives, CLASSIFY_AHEAD frames later.
@@ -235,11 +249,8 @@ class EmotionRecognizer:
                 ahead = _images_ahead(frames)
             else:
                 ahead = None
+            video = None if still else VideoFaces(self.detector, tracker, detect_every, min_face, ahead)
             for frame in frames:
-                if frame.source != last_source:  # a new image in a folder: nothing carries over
-                    tracker = template if last_source is None else template.fresh()
-                    video = None if still else VideoFaces(self.detector, tracker, detect_every, min_face, ahead)
-                    last_classified_t, last_source = -1e9, frame.source
                 if frame.error:
                     failed = FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
                     pending.append(pool.submit(lambda result=failed: result))

@@ -87,10 +87,13 @@ def _video_frames(cap: cv2.VideoCapture, name: str, live: bool) -> Iterator[Fram
     # A file is decoded a few frames ahead on a thread (FFmpeg releases the GIL), beside the
     # detector and classifier; a camera or stream is read when asked, so frames stay fresh.
     images = _read(cap) if live else _read_ahead(cap)
+    index = -1
     try:
         for index, image in enumerate(images):
             t = time.monotonic() - started if live else index / fps
             yield Frame(name, index, round(t, 4), image, fps=fps)
+        if index < 0:
+            raise SourceError(f"{name}: no frames could be read " + ("(it sent none)" if live else "(an empty or damaged video)"))
     finally:
         images.close()
         cap.release()
@@ -161,12 +164,7 @@ def iter_frames(source: str | int) -> Iterator[Frame]:
         cap = _capture(text, f"{text}: stream did not open within {OPEN_TIMEOUT_MS / 1000:.0f} s")
         return _video_frames(cap, text, live=True)
     if kind == "images":
-        path = Path(text)
-        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else sorted(Path(p) for p in glob.glob(text))
-        files = [p for p in files if is_image_name(p.name)]
-        if not files:
-            raise SourceError(f"{text}: no images found")
-        return (_image_frame(p) for p in files)  # each photo is frame 0 of its own source, as in batch
+        raise SourceError(f"{text}: a folder or glob names many sources; expand it with expand_sources")
     path = Path(text)
     if not path.exists():
         raise SourceError(f"{text}: no such file")
@@ -174,6 +172,22 @@ def iter_frames(source: str | int) -> Iterator[Frame]:
         cap = _capture(text, f"{text}: cannot open video (unsupported codec or not a video)")
         return _video_frames(cap, text, live=False)
     return iter([_image_frame(path)])
+
+
+def expand_sources(specs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(sources to recognise one after the other, [(path, reason)] for what names no usable
+    file). One image, video, webcam or URL is taken as it is (a missing one fails when it is
+    opened); several, a folder, a glob or a .txt list are expanded by :func:`list_sources`,
+    images first; SourceError where they name nothing usable. Every entry point that takes
+    sources (``predict``, ``EmotionRecognizer.stream``) takes them through here."""
+    if len(specs) == 1 and source_kind(specs[0]) != "images" and not specs[0].lower().endswith(".txt"):
+        if Path(specs[0]).is_symlink() and not Path(specs[0]).exists():
+            raise SourceError(f"{specs[0]}: a symbolic link that loops or points to nothing")
+        return list(specs), []
+    images, videos, bad = list_sources(specs)
+    if not images and not videos:
+        raise SourceError("; ".join(reason for _, reason in bad) or f"{' '.join(specs)}: no images or videos")
+    return images + videos, bad
 
 
 def list_sources(specs: list[str]) -> tuple[list[str], list[str], list[tuple[str, str]]]:
