@@ -161,6 +161,56 @@ def test_a_damaged_run_cannot_be_resumed_and_says_why(damage, tiny_run, capsys, 
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
 
 
+def test_a_state_file_of_another_run_is_refused_before_any_step(tiny_run, capsys, tmp_path):
+    import shutil
+
+    from conftest import write_folder
+    from helpers import tiny_config
+    from mobilefer.engine.train import train
+
+    _, run = tiny_run
+    other = tmp_path / "other"  # the same model on other faces
+    train(tiny_config(write_folder(tmp_path / "faces", per_class=6, seed=5), other, epochs=1))
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    shutil.copy(other / "last.state.safetensors", copy / "last.state.safetensors")
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    fails_cleanly(capsys, ["train", "--resume", str(copy)], "the training state of another run")
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+def test_a_resumed_run_refuses_any_setting_typed_that_differs_from_its_own_even_the_default(tiny_run, capsys,
+                                                                                              tmp_path):
+    import shutil
+
+    _, run = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    for typed in (["--batch-size", "128"], ["--batch-size=128"], ["--weight-decay", "0.05", "--batch-size", "16"]):
+        fails_cleanly(capsys, ["train", "--resume", str(copy), *typed], "leave out --batch-size")
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+def test_a_state_whose_moments_fit_other_weights_is_refused(tmp_path):
+    import torch
+
+    from mobilefer.engine.state import load_state, save_state
+    from mobilefer.errors import ModelFileError
+
+    def stepped(inputs):
+        layer = torch.nn.Linear(inputs, 3)
+        optimizer = torch.optim.AdamW(layer.parameters())
+        layer(torch.ones(2, inputs)).sum().backward()
+        optimizer.step()
+        return optimizer
+
+    save_state(tmp_path / "s.safetensors", stepped(4), {"epoch": 1})
+    with pytest.raises(ModelFileError, match="another run"):
+        load_state(tmp_path / "s.safetensors", stepped(5))
+    assert load_state(tmp_path / "s.safetensors", stepped(4)) == {"epoch": 1}
+
+
 def _onnx_with(tmp_path, name, input_shape, outputs, classes):
     import onnx
     from onnx import TensorProto, helper

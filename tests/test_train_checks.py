@@ -112,7 +112,7 @@ def test_a_teacher_blends_its_probabilities_into_the_target_in_the_runs_class_or
     import torch
 
     from mobilefer.checkpoint import load_model
-    from mobilefer.engine.distill import mix, teacher_probs
+    from mobilefer.engine.distill import load_teacher, mix, teacher_probs
     from mobilefer.engine.train import load_data, predict_tensors
 
     teacher = train(tiny_config(folder_data, tmp_path / "teacher", epochs=1)).best
@@ -121,7 +121,7 @@ def test_a_teacher_blends_its_probabilities_into_the_target_in_the_runs_class_or
     images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
     model, meta = load_model(teacher)
     order = ["sad", "happy", "surprise"]  # the run's classes in another order than the teacher's
-    probs = teacher_probs(str(teacher), images, order, meta.channels)
+    probs = teacher_probs(load_teacher(str(teacher), order, meta.channels), images)
     own = predict_tensors(model, images, meta)
     assert torch.allclose(probs, own[:, [meta.classes.index(c) for c in order]], atol=1e-5)
     target = mix(torch.tensor([1, 0]), probs[:2], 0.25)
@@ -129,6 +129,17 @@ def test_a_teacher_blends_its_probabilities_into_the_target_in_the_runs_class_or
     student = train(tiny_config(folder_data, tmp_path / "student", epochs=1, teacher=str(teacher), distill=0.5))
     assert student.best_metrics and json.loads((tmp_path / "student" / "config.json").read_text())["teacher"] == str(teacher)
     with pytest.raises(ConfigError, match="no class angry"):
-        teacher_probs(str(teacher), images, ["happy", "angry"], meta.channels)
+        load_teacher(str(teacher), ["happy", "angry"], meta.channels)
+    import shutil
+
+    other = tmp_path / "other"  # a teacher of other classes: happy and angry
+    shutil.copytree(folder_data / "happy", other / "happy")
+    shutil.copytree(folder_data / "sad", other / "angry")
+    stranger = train(tiny_config(other, tmp_path / "stranger", epochs=1)).best
+    for wrong, message in ((tmp_path / "missing.safetensors", "no such model file"),
+                           (stranger, "no class sad, surprise")):  # no run folder left behind either way
+        with pytest.raises(ConfigError, match=message):
+            train(tiny_config(folder_data, tmp_path / "wrong", epochs=1, teacher=str(wrong)))
+        assert not (tmp_path / "wrong").exists()
     with pytest.raises(ConfigError, match="--distill 1.5"):
         tiny_config(folder_data, tmp_path / "x", teacher=str(teacher), distill=1.5)

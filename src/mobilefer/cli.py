@@ -56,6 +56,16 @@ def _config(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
     return cls(**{**values, **extra})
 
 
+def _typed(argv: list[str]) -> set[str]:
+    """The options a user typed in ``argv`` (by destination), told apart from defaults that
+    happen to have the same value: a second parse in which no option has a default."""
+    parser = build_parser()
+    for sub in parser._subparsers._group_actions[0].choices.values():
+        for action in sub._actions:
+            action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command", "run", "verbose"}
+
+
 def _parser(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
 
@@ -133,7 +143,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from mobilefer.engine.config import TrainConfig
     from mobilefer.engine.train import train
 
-    result = train(_config(TrainConfig, args, progress=sys.stderr.isatty()))
+    result = train(_config(TrainConfig, args, progress=sys.stderr.isatty()),
+                   typed=_typed(args.argv) if args.resume else None)
     best = result.best_metrics
     if best:
         print(f"best: epoch {best['epoch']}  val accuracy {best['accuracy']:.4f}  macro-F1 {best['macro_f1']:.4f}")
@@ -424,6 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = args_given
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr
     )

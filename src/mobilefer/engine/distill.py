@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -22,12 +24,24 @@ from mobilefer.checkpoint import load_model
 from mobilefer.classes import match_classes
 from mobilefer.errors import ConfigError
 
+if TYPE_CHECKING:
+    from mobilefer.meta import ModelMeta
+
 log = logging.getLogger(__name__)
 
 
-def teacher_probs(ref: str, images: torch.Tensor, classes: list[str], channels: int, batch: int = 256) -> torch.Tensor:
-    """The teacher's probabilities (N, len(classes)) in ``classes`` order for uint8 images (N, C, S, S)."""
-    from mobilefer.engine.train import predict_tensors
+@dataclass
+class Teacher:
+    ref: str
+    model: torch.nn.Module
+    meta: "ModelMeta"
+    rows: list[int]  # the teacher's output row of each of the run's classes
+
+
+def load_teacher(ref: str, classes: list[str], channels: int) -> Teacher:
+    """The teacher ``ref`` names, checked against the run's ``classes`` and ``channels`` (a
+    ConfigError naming it otherwise): called before the run's folder is made, so a wrong
+    teacher leaves nothing behind."""
     from mobilefer.runtime import resolve_model
 
     try:
@@ -42,13 +56,19 @@ def teacher_probs(ref: str, images: torch.Tensor, classes: list[str], channels: 
     if missing:
         raise ConfigError(f"--teacher {ref}: it has no class {', '.join(missing)} (its classes: "
                           f"{', '.join(meta.classes)}); a teacher must know every class of the run")
-    model = model.to(images.device, memory_format=torch.channels_last)
+    return Teacher(found.ref, model, meta, rows)
+
+
+def teacher_probs(teacher: Teacher, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """The teacher's probabilities (N, len(classes)) in the run's class order for uint8 images (N, C, S, S)."""
+    from mobilefer.engine.train import predict_tensors
+
+    model = teacher.model.to(images.device, memory_format=torch.channels_last)
     started = time.perf_counter()
-    probs = predict_tensors(model, images, meta, batch=batch)
-    probs = probs[:, rows]
+    probs = predict_tensors(model, images, teacher.meta, batch=batch)[:, teacher.rows]
     probs = probs / probs.sum(1, keepdim=True)  # classes the run leaves out give their share back
-    log.info("teacher %s read %d training images in %.0f s (tta %s)", found.ref, len(images),
-             time.perf_counter() - started, meta.tta)
+    log.info("teacher %s read %d training images in %.0f s (tta %s)", teacher.ref, len(images),
+             time.perf_counter() - started, teacher.meta.tta)
     return probs
 
 

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +37,7 @@ from mobilefer.checkpoint import read_weights, save_model, start_from
 from mobilefer.data.augment import Augment, eval_transform, train_transform
 from mobilefer.data.readers import LabeledImages, csv_has_usage, describe_skipped, load_images, stratified_split
 from mobilefer.engine.config import TrainConfig
-from mobilefer.engine.distill import mix, teacher_probs
+from mobilefer.engine.distill import load_teacher, mix, teacher_probs
 from mobilefer.engine.ema import WeightAverage
 from mobilefer.engine.metrics import score
 from mobilefer.engine.runtime import broadcast_float, pick_device, seed_everything, setup_distributed
@@ -180,10 +181,12 @@ def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
     write_text(path, buffer.getvalue())
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Train a MobileNetV3 emotion classifier; see the module docstring for outputs."""
+def train(config: TrainConfig, typed: Collection[str] | None = None) -> TrainResult:
+    """Train a MobileNetV3 emotion classifier; see the module docstring for outputs. ``typed``:
+    the fields a user set (the CLI's typed flags), which a resumed run checks against its own;
+    None: the fields that differ from TrainConfig's defaults."""
     if config.resume:
-        config = _resume_config(Path(config.resume), config)
+        config = _resume_config(Path(config.resume), config, typed)
     elif not config.data:
         raise ConfigError("train needs --data PATH (or --resume DIR)")
     _check_out(config)
@@ -209,6 +212,7 @@ def train(config: TrainConfig) -> TrainResult:
     if train_set.dropped or val_set.dropped:
         meta.data["dropped"] = {"train": train_set.dropped, "val": val_set.dropped}
 
+    teacher = load_teacher(config.teacher, meta.classes, meta.channels) if config.teacher else None
     seed_everything(config.seed)
     model = create_model(meta.arch, meta.num_classes, meta.channels, None if start_file else config.pretrained)
     if start_file is not None:
@@ -246,12 +250,16 @@ def train(config: TrainConfig) -> TrainResult:
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.lr, fused=cuda,
     )
-    state: dict[str, Any] = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": [], "best_metrics": {}}
+    # What the state file must belong to: a state of another run would train these weights on.
+    run = {"arch": meta.arch, "classes": meta.classes, "fingerprint": meta.data["fingerprint"],
+           "ema": bool(config.ema)}
+    state: dict[str, Any] = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": [],
+                             "best_metrics": {}, "run": run}
     ema = WeightAverage(model, config.ema) if config.ema else None
     if config.resume and (out / "last.state.safetensors").is_file():
         model.load_state_dict(read_weights(out / "last.safetensors", device=str(device)))
         saved = ema.tensors() if ema else None
-        state = load_state(out / "last.state.safetensors", optimizer, saved)
+        state = load_state(out / "last.state.safetensors", optimizer, saved, expect=run)
         if ema:
             ema.load(saved)
         log.info("resuming %s after epoch %d", out, state["epoch"])
@@ -262,7 +270,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     images, labels = _to_device(train_set, device)
     soft = torch.from_numpy(train_set.soft).to(device) if train_set.soft is not None else None
-    teacher = teacher_probs(config.teacher, images, meta.classes, meta.channels) if config.teacher else None
+    teacher = teacher_probs(teacher, images) if teacher else None
     val_images, val_labels = _to_device(val_set, device)
     weights = class_weights(train_set.labels, meta.num_classes, config.balance)
     weights = weights.to(device) if weights is not None else None
@@ -366,10 +374,11 @@ RESUME_OVERRIDES = ("threads", "workers", "progress", "device")
 MIN_VAL_IMAGES = 100
 
 
-def _resume_config(run: Path, given: TrainConfig | None = None) -> TrainConfig:
+def _resume_config(run: Path, given: TrainConfig | None = None, typed: Collection[str] | None = None) -> TrainConfig:
     """The saved config of the run in ``run``, set to continue there. ``given``: the settings
-    asked for with --resume; one that differs from both the default and the run's own is
-    refused unless it is in RESUME_OVERRIDES (the run keeps what it started with)."""
+    asked for with --resume; one that was ``typed`` (or, without ``typed``, differs from the
+    default) and differs from the run's own is refused unless it is in RESUME_OVERRIDES (the
+    run keeps what it started with)."""
     saved = run / "config.json"
     if not saved.is_file():
         raise ConfigError(f"--resume {run}: nothing to resume (no config.json in it)")
@@ -385,14 +394,15 @@ def _resume_config(run: Path, given: TrainConfig | None = None) -> TrainConfig:
     overrides = RESUME_OVERRIDES if config.crop_faces else (*RESUME_OVERRIDES, "face_margin")
     defaults = TrainConfig()
     ignored = ("resume", "out", *overrides)
+    asked = (lambda name: name in typed) if typed is not None else (
+        lambda name: getattr(given, name) != getattr(defaults, name))
     changed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ignored
-               and getattr(given, f.name) not in (getattr(defaults, f.name), getattr(config, f.name))]
+               and asked(f.name) and getattr(given, f.name) != getattr(config, f.name)]
     if changed:
         raise ConfigError(f"--resume {run}: a resumed run keeps the settings it started with; leave out "
                           f"{', '.join(flag(name) for name in changed)} (only "
                           f"{', '.join(flag(name) for name in RESUME_OVERRIDES[:2])} may change), or start a new run")
-    return dataclasses.replace(config, **{name: getattr(given, name) for name in overrides
-                                          if getattr(given, name) != getattr(defaults, name)})
+    return dataclasses.replace(config, **{name: getattr(given, name) for name in overrides if asked(name)})
 
 
 def _check_data(config: TrainConfig, train: LabeledImages, val: LabeledImages, val_source: str) -> None:
