@@ -57,7 +57,7 @@ def main() -> None:
     start = read_meta(args.start)
     arms = {
         f"from scratch ({start.arch}, {start.input_size} px)":
-            dict(arch=start.arch, img_size=start.input_size),
+            dict(arch=start.arch, img_size=start.input_size, pretrained="none"),
         f"fine-tuned from {args.start} (defaults)": dict(pretrained=args.start),
         f"fine-tuned from {args.start}, no frozen epoch": dict(pretrained=args.start, freeze_epochs=0),
     }

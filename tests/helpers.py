@@ -27,7 +27,7 @@ needs_centerface = pytest.mark.skipif("centerface" not in available_detectors(),
 def tiny_config(data, out, **overrides) -> TrainConfig:
     settings = dict(
         data=str(data), out=str(out), arch="mobilenet_v3_small", img_size=32, epochs=12, batch_size=8,
-        lr=3e-3, warmup_epochs=0.5, val_split=0.25, seed=0, progress=False, device="cpu",
+        lr=3e-3, warmup_epochs=0.5, val_split=0.25, seed=0, progress=False, device="cpu", pretrained="none",
     )
     settings.update(overrides)
     return TrainConfig(**settings)

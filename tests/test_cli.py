@@ -8,7 +8,7 @@ from mobilefer.cli import main
 @pytest.mark.slow
 def test_train_then_evaluate_from_the_command_line(folder_data, tmp_path, capsys):
     run = tmp_path / "run"
-    code = main(["train", "--data", str(folder_data), "--arch", "small", "--img-size", "32", "--epochs", "12",
+    code = main(["train", "--data", str(folder_data), "--pretrained", "none", "--arch", "small", "--img-size", "32", "--epochs", "12",
                  "--batch-size", "8", "--lr", "3e-3", "--warmup-epochs", "0.5", "--val-split", "0.25",
                  "--device", "cpu", "--out", str(run)])
     out = capsys.readouterr().out

@@ -53,7 +53,7 @@ def test_fine_tuning_starts_from_what_the_model_knows(start, tmp_path):
     common = dict(epochs=2, batch_size=8, val_split=0.25, seed=0, progress=False, device="cpu")
     tuned = train(TrainConfig(data=str(data), out=str(tmp_path / "tuned"), pretrained=str(start), **common))
     scratch = train(TrainConfig(data=str(data), out=str(tmp_path / "scratch"), arch="mobilenet_v3_small",
-                                img_size=32, **common))
+                                img_size=32, pretrained="none", **common))
     # An epoch on the head alone, then one on all: the start model's features already tell the faces apart.
     assert tuned.best_metrics["accuracy"] >= 0.9 > scratch.best_metrics["accuracy"]
     meta = read_meta(tuned.best)
@@ -154,3 +154,41 @@ def test_photos_that_are_not_face_crops_train_on_their_faces(astronaut_bgr, bund
     report = evaluate(EvalConfig(model=str(result.best), data=str(root)))  # crops as the model was trained
     assert report["num_samples"] == 12 and len(report["skipped"]) == 1
     assert evaluate(EvalConfig(model=str(result.best), data=str(root), crop_faces=False))["num_samples"] == 13
+
+
+def test_a_run_starts_from_the_bundled_model_of_its_arch_unless_told_otherwise(folder_data, tmp_path, caplog):
+    common = dict(data=str(folder_data), epochs=1, img_size=32, batch_size=8, val_split=0.25, progress=False,
+                  device="cpu", limit=24)
+    with caplog.at_level("INFO", logger="mobilefer"):
+        auto = train(TrainConfig(out=str(tmp_path / "auto"), **common))
+    assert read_meta(auto.best).data["start"]["model"] == "ferplus-small"
+    assert "starting from ferplus-small, the bundled emotion model" in caplog.text
+    large = TrainConfig(arch="large", **common).with_start()
+    assert large.pretrained == "ferplus-large" and large.fine_tune
+    assert TrainConfig(channels=3, **common).with_start().pretrained is None  # no bundled model reads colour
+    for scratch in ("none", "scratch", None):
+        assert TrainConfig(pretrained=scratch, **common).with_start().pretrained is None
+    plain = train(TrainConfig(out=str(tmp_path / "plain"), pretrained="none", arch="small", **common))
+    assert "start" not in read_meta(plain.best).data
+
+
+def test_a_fine_tune_names_the_classes_it_drops_and_keeps_them_when_asked(folder_data, tmp_path, caplog):
+    from mobilefer.engine.train import load_data, predict_tensors
+
+    common = dict(data=str(folder_data), epochs=1, img_size=32, batch_size=8, val_split=0.25, progress=False,
+                  device="cpu", pretrained="ferplus-small")
+    with caplog.at_level("INFO", logger="mobilefer"):
+        dropped = train(TrainConfig(out=str(tmp_path / "dropped"), **common))
+    assert read_meta(dropped.best).classes == ["happy", "sad", "surprise"]
+    assert "the data has no neutral, angry, disgust, fear, contempt" in caplog.text and "--keep-classes" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="mobilefer"):
+        kept = train(TrainConfig(out=str(tmp_path / "kept"), keep_classes=True, **common))
+    meta = read_meta(kept.best)
+    assert meta.classes == ["happy", "sad", "surprise", "neutral", "angry", "disgust", "fear", "contempt"]
+    assert "ferplus-small teaches them" in caplog.text
+    model, _ = load_model(kept.best)
+    data, _, _ = load_data(TrainConfig(**{**common, "out": ""}).with_start().resolved(meta))
+    images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
+    probs = predict_tensors(model, images, meta)
+    assert probs[:, 3:].sum(1).mean() > 0.05  # what the start model says of the kept classes survives

@@ -89,9 +89,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="train on a stratified sample of this many images")
     p.add_argument("--val-limit", type=int, help="validate on a stratified sample of this many images")
     p.add_argument("--arch", help=f"mobilenet_v3_large or mobilenet_v3_small; default: the start model's, else {DEFAULT_ARCH}")
-    p.add_argument("--pretrained", help="start from: imagenet (torchvision download), a bundled model "
-                                        "(ferplus-small, fer2013-small, ...), a mobilefer .safetensors, or a torchvision "
-                                        "state_dict .pth; a mobilefer model means fine-tuning")
+    p.add_argument("--pretrained", default=d.pretrained,
+                   help="start from: auto (the bundled FER+ model of --arch, without --arch ferplus-small: a "
+                        "fine-tune), none (random weights), imagenet (torchvision download), a bundled model "
+                        "(ferplus-large, fer2013-small, ...), a mobilefer .safetensors, or a torchvision state_dict "
+                        ".pth; default: auto")
+    p.add_argument("--keep-classes", action="store_true",
+                   help="a fine-tune keeps the start model's classes its data lacks (e.g. neutral from a posed "
+                        "set), taught by the start model; without it they are dropped, and named")
     p.add_argument("--img-size", type=int, help=f"network input size; default: the start model's, else {DEFAULT_IMG_SIZE}")
     p.add_argument("--base-size", type=int, help="size images are stored at; default: the data's own, up to --img-size")
     p.add_argument("--channels", type=int, choices=(1, 3), help="default: the start model's, else 1 for gray data")

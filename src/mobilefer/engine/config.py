@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 DEFAULT_ARCH = "mobilenet_v3_large"
 DEFAULT_IMG_SIZE = 112
 SCRATCH = {"epochs": 30, "lr": 2e-3, "freeze_epochs": 0}
+# --pretrained's default: the bundled FER+ model of the run's --arch (without --arch, the default
+# model), so a small folder of faces is a fine-tune of a model that reads emotions already; a
+# run of 3-channel images, which no bundled model reads, starts from random weights.
+AUTO_START = "auto"
+START_FOR_ARCH = {"mobilenet_v3_small": "ferplus-small", "mobilenet_v3_large": "ferplus-large"}
+SCRATCH_NAMES = ("none", "scratch")
 FINE_TUNE = {"epochs": 10, "lr": 5e-4, "freeze_epochs": 1}
 LABEL_MODES = ("majority", "soft")
 # The square crop around a detector's box that matches FER-style face crops: on FER+ faces both
@@ -47,7 +53,11 @@ class TrainConfig:
     limit: int | None = None  # train on at most this many images (stratified, seeded)
     val_limit: int | None = None
     arch: str | None = None  # default: the start model's, else DEFAULT_ARCH
-    pretrained: str | None = None  # None, "imagenet", a bundled model name, a .safetensors, or a state_dict .pth
+    # auto (see AUTO_START), none (random weights), imagenet, a bundled model name, a .safetensors,
+    # or a torchvision state_dict .pth; None: none
+    pretrained: str | None = AUTO_START
+    # a fine-tune keeps the start model's classes its data lacks (taught by the start model)
+    keep_classes: bool = False
     img_size: int | None = None  # default: the start model's, else DEFAULT_IMG_SIZE
     base_size: int | None = None  # resolution images are stored at; default: the data's own, capped at img_size
     channels: int | None = None  # 1 or 3; default: the start model's, else 1 for gray data
@@ -121,8 +131,22 @@ class TrainConfig:
 
     @property
     def fine_tune(self) -> bool:
-        """Starting from a trained mobilefer model (not ImageNet, not a plain state_dict)."""
-        return bool(self.pretrained) and self.pretrained != "imagenet" and not str(self.pretrained).endswith((".pth", ".pt"))
+        """Starting from a trained mobilefer model (not ImageNet, not a plain state_dict, not scratch)."""
+        return (bool(self.pretrained) and self.pretrained not in ("imagenet", *SCRATCH_NAMES)
+                and not str(self.pretrained).endswith((".pth", ".pt")))
+
+    def with_start(self) -> "TrainConfig":
+        """A copy whose ``pretrained`` names the start itself: auto becomes the bundled model of
+        --arch (or None where the run's --channels 3 fit none), none/scratch become None."""
+        from mobilefer.models import resolve_arch
+        from mobilefer.runtime.refs import DEFAULT_MODEL
+
+        start = self.pretrained
+        if start in SCRATCH_NAMES:
+            start = None
+        elif start == AUTO_START:
+            start = None if self.channels == 3 else START_FOR_ARCH[resolve_arch(self.arch)] if self.arch else DEFAULT_MODEL
+        return dataclasses.replace(self, pretrained=start)
 
     def resolved(self, start: "ModelMeta | None" = None) -> "TrainConfig":
         """A copy with every None default filled in; ``start`` is the fine-tuning start model's metadata."""

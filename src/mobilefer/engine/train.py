@@ -36,7 +36,7 @@ from mobilefer.atomic import write_text
 from mobilefer.checkpoint import read_weights, save_model, start_from
 from mobilefer.data.augment import Augment, eval_transform, train_transform
 from mobilefer.data.readers import LabeledImages, csv_has_usage, describe_skipped, load_images, stratified_split
-from mobilefer.engine.config import TrainConfig
+from mobilefer.engine.config import AUTO_START, TrainConfig
 from mobilefer.engine.distill import load_teacher, mix, teacher_probs
 from mobilefer.engine.ema import WeightAverage
 from mobilefer.engine.metrics import score
@@ -126,6 +126,33 @@ def start_model(config: TrainConfig) -> tuple[ModelFile | None, ModelMeta | None
     return found, read_meta(found.path)
 
 
+def _lacks(wanted: list[str], have: list[str]) -> list[str]:
+    """The classes of ``wanted`` that none of ``have`` stands for (close spellings count)."""
+    from mobilefer.classes import match_classes
+
+    return [c for c, row in zip(wanted, match_classes(list(wanted), list(have))) if row is None]
+
+
+def _start_classes(config: TrainConfig, start: ModelMeta | None, train: LabeledImages,
+                   val: LabeledImages) -> list[str]:
+    """Say which of the start model's classes a fine-tune's data lacks; with --keep-classes add
+    them (after the data's own) to ``train`` and ``val`` in place. Returns the classes kept."""
+    if start is None:
+        return []
+    missing = _lacks(start.classes, train.classes)
+    if not missing:
+        return []
+    if not config.keep_classes:
+        log.warning("the data has no %s: the model fine-tuned from %s will not answer %s; --keep-classes keeps "
+                    "them", ", ".join(missing), config.pretrained, "it" if len(missing) == 1 else "them")
+        return []
+    for data in (train, val):
+        data.classes = [*data.classes, *missing]
+        if data.soft is not None:
+            data.soft = np.pad(data.soft, ((0, 0), (0, len(missing))))
+    return missing
+
+
 def _check_out(config: TrainConfig) -> None:
     """Refuse an --out that is a file, or that holds another run (which a new run would overwrite)."""
     out = Path(config.out)
@@ -190,6 +217,8 @@ def train(config: TrainConfig, typed: Collection[str] | None = None) -> TrainRes
     elif not config.data:
         raise ConfigError("train needs --data PATH (or --resume DIR)")
     _check_out(config)
+    auto = config.pretrained == AUTO_START
+    config = config.with_start()
     start_file, start_meta = start_model(config)
     config = config.resolved(start_meta)
     device = pick_device(config.device)
@@ -199,6 +228,7 @@ def train(config: TrainConfig, typed: Collection[str] | None = None) -> TrainRes
         device = torch.device("cuda", info.local_rank)
     out = Path(config.out)
     train_set, val_set, val_source = load_data(config)
+    kept_classes = _start_classes(config, start_meta, train_set, val_set)
     _check_data(config, train_set, val_set, val_source)
     meta = build_meta(config, train_set, start_meta)
     meta.data = {
@@ -212,7 +242,10 @@ def train(config: TrainConfig, typed: Collection[str] | None = None) -> TrainRes
     if train_set.dropped or val_set.dropped:
         meta.data["dropped"] = {"train": train_set.dropped, "val": val_set.dropped}
 
-    teacher = load_teacher(config.teacher, meta.classes, meta.channels) if config.teacher else None
+    # kept classes are taught by the start model where it knows every class of the run
+    teacher_ref = config.teacher or (start_file.ref if kept_classes and not _lacks(train_set.classes, start_meta.classes)
+                                     else None)
+    teacher = load_teacher(teacher_ref, meta.classes, meta.channels) if teacher_ref else None
     seed_everything(config.seed)
     model = create_model(meta.arch, meta.num_classes, meta.channels, None if start_file else config.pretrained)
     if start_file is not None:
@@ -230,6 +263,13 @@ def train(config: TrainConfig, typed: Collection[str] | None = None) -> TrainRes
         for what, data in (("train", train_set), ("val", val_set)):
             if data.dropped:
                 log.info("%s: left out by the vote rule: %s", what, data.dropped)
+        if auto:
+            log.info("starting from %s, the bundled emotion model for %s (--pretrained imagenet or none to "
+                     "start elsewhere)", start_file.ref if start_file else "random weights", meta.arch)
+        if kept_classes:
+            log.info("keeping %s's classes %s, which the data lacks%s", start_file.ref, ", ".join(kept_classes),
+                     f": {teacher_ref} teaches them (--distill {config.distill})" if teacher else
+                     " (no teacher: the data has classes the start model lacks)")
         if start_file is not None:
             reused = {k: v for k, v in meta.data["start"]["rows"].items() if v is not None}
             fresh = [k for k, v in meta.data["start"]["rows"].items() if v is None]
@@ -396,8 +436,9 @@ def _resume_config(run: Path, given: TrainConfig | None = None, typed: Collectio
     ignored = ("resume", "out", *overrides)
     asked = (lambda name: name in typed) if typed is not None else (
         lambda name: getattr(given, name) != getattr(defaults, name))
+    asked_for = dataclasses.replace(given, pretrained=given.with_start().pretrained)  # none is None, as saved
     changed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ignored
-               and asked(f.name) and getattr(given, f.name) != getattr(config, f.name)]
+               and asked(f.name) and getattr(asked_for, f.name) != getattr(config, f.name)]
     if changed:
         raise ConfigError(f"--resume {run}: a resumed run keeps the settings it started with; leave out "
                           f"{', '.join(flag(name) for name in changed)} (only "
