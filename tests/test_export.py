@@ -57,6 +57,17 @@ def test_int8_export_keeps_metadata_and_shrinks(checkpoint, tmp_path, folder_dat
         export_onnx(checkpoint, tmp_path / "c.onnx", int8=True)
 
 
+def test_int8_export_from_the_command_line_shows_our_lines_only(checkpoint, tmp_path, folder_data, capfd, caplog):
+    from mobilefer.cli import main
+
+    with caplog.at_level("INFO", logger="mobilefer"):
+        assert main(["export", "--model", str(checkpoint), "--out", str(tmp_path / "q.onnx"), "--int8",
+                     "--calib-data", str(folder_data), "--calib-count", "16"]) == 0
+    out, err = capfd.readouterr()
+    assert "wrote" in out and "calibrating on 16 images" in caplog.text
+    assert "Collecting tensor data" not in out + err and "histogram" not in out + err
+
+
 def test_corrupt_and_foreign_onnx_files_get_clear_errors(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 10)

@@ -27,16 +27,21 @@ def tiny(tmp_path_factory):
     return data, best, root
 
 
-def test_tflite_export_matches_pytorch_and_works_as_a_model(tiny, capsys):
+def test_tflite_export_matches_pytorch_and_works_as_a_model(tiny, capfd, caplog):
     data, best, root = tiny
     out = root / "tiny.tflite"
-    assert main(["export", "--model", str(best), "--out", str(out), "--format", "tflite",
-                 "--calib-data", str(data)]) == 0
-    printed = capsys.readouterr().out
+    with caplog.at_level("INFO", logger="mobilefer"):
+        assert main(["export", "--model", str(best), "--out", str(out), "--format", "tflite",
+                     "--calib-data", str(data)]) == 0
+    printed, said = capfd.readouterr()
+    # our progress, and none of the converter's, JAX's, TensorFlow's or absl's own lines (behind -v)
+    assert "converting mobilenet_v3_small to LiteRT fp32" in caplog.text
+    assert not [line for line in said.splitlines() if any(word in line for word in ("JAX", "absl", "oneDNN", "tpu",
+                                                                                    "XNNPACK", "W1", "I0"))], said
     assert "fp32" in printed and "max |p_tflite - p_torch|" in printed and "same top class 100.0%" in printed
     meta = read_meta(out)  # the metadata rides in the file
     assert meta.classes == read_meta(best).classes and meta.tta == "flip"
-    assert main(["info", str(out)]) == 0 and json.loads(capsys.readouterr().out)["classes"] == meta.classes
+    assert main(["info", str(out)]) == 0 and json.loads(capfd.readouterr().out)["classes"] == meta.classes
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, meta.channels, meta.input_size, meta.input_size)).astype(np.float32)
     lite, torch_model = load_classifier(out), load_classifier(best)

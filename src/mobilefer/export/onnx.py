@@ -18,6 +18,7 @@ from mobilefer.atomic import atomic_path, check_output_file
 from mobilefer.cores import THREADS_RULE
 from mobilefer.errors import ConfigError, MobileferError, check_fields, whole
 from mobilefer.meta import METADATA_KEY, ModelMeta
+from mobilefer.quiet import others_quiet
 
 log = logging.getLogger(__name__)
 
@@ -164,17 +165,24 @@ def export(config: ExportConfig) -> ExportReport:
     model, meta = load_model(resolve_model(config.model, torch_weights=True).path, classes=config.classes)
     example = torch.zeros(1, meta.channels, meta.input_size, meta.input_size)
     calib = _check_inputs(meta, config.calib_data, config.calib_count) if config.int8 else None
+    kind = "INT8" if calib is not None else "fp32"
     if config.format == "tflite":
         from mobilefer.export.litert import write_litert
         from mobilefer.runtime.litert import LiteRTClassifier
 
-        write_litert(model, meta, example, calib, out)
+        log.info("converting %s to LiteRT %s with litert-torch (~15-30 s on 2 cores; -v shows its own log) ...",
+                 meta.arch, kind)
+        with others_quiet():
+            write_litert(model, meta, example, calib, out)
         runtime = LiteRTClassifier
     else:
         from mobilefer.runtime import OnnxClassifier
 
+        log.info("exporting %s to ONNX %s%s ...", meta.arch, kind,
+                 f", calibrating on {len(calib)} images" if calib is not None else "")
         _write_onnx(model, meta, example, calib, config.opset, out)
         runtime = OnnxClassifier
+    log.info("checking %s against PyTorch ...", out.name)
     calibration = f"{len(calib)} images of {config.calib_data}" if config.int8 else ""
     return verify(model, meta, out, lambda: runtime(out, threads=config.threads), config, calibration)
 
@@ -200,13 +208,15 @@ def _write_onnx(model, meta: ModelMeta, example, calib: np.ndarray | None, opset
                             weight_type=QuantType.QInt8)
             try:
                 # 99.99th percentile ranges: robust to a few outlier activations
-                quantize_static(str(prepared), str(quantized), _Calibration(calib, "input"),
-                                calibrate_method=CalibrationMethod.Percentile,
-                                extra_options={"CalibPercentile": 99.99}, **settings)
+                with others_quiet():  # its calibration prints its steps
+                    quantize_static(str(prepared), str(quantized), _Calibration(calib, "input"),
+                                    calibrate_method=CalibrationMethod.Percentile,
+                                    extra_options={"CalibPercentile": 99.99}, **settings)
             except (ValueError, TypeError) as exc:  # histograms fail on constant activations
                 log.warning("percentile calibration failed (%s); using min/max ranges", exc)
-                quantize_static(str(prepared), str(quantized), _Calibration(calib, "input"),
-                                calibrate_method=CalibrationMethod.MinMax, **settings)
+                with others_quiet():
+                    quantize_static(str(prepared), str(quantized), _Calibration(calib, "input"),
+                                    calibrate_method=CalibrationMethod.MinMax, **settings)
             raw = quantized
         _attach_metadata(raw, meta, out)
 

@@ -16,6 +16,7 @@ import numpy as np
 from mobilefer import cores
 from mobilefer.errors import ModelFileError, require
 from mobilefer.meta import ModelMeta, decode_meta
+from mobilefer.quiet import others_quiet
 
 META_NAME = "mobilefer.json"
 FLATBUFFER_ID = b"TFL3"  # bytes 4-8 of every TFLite flatbuffer
@@ -71,9 +72,11 @@ class LiteRTClassifier:
 
         self.path = Path(path)
         self.meta = read_litert_meta(self.path)
+        threads = cores.budget(threads)
         try:
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=cores.budget(threads))
-            self.interpreter.allocate_tensors()
+            with others_quiet():  # the interpreter announces its XNNPACK delegate on stderr
+                self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise ModelFileError(f"{self.path}: not a loadable LiteRT model ({first})") from None
