@@ -353,6 +353,50 @@ def test_a_camera_face_keeps_its_id_and_is_classified_at_the_rate_python_uses(st
     assert problems == []
 
 
+SMOOTHED_FRAMES = """async ([frames, smooth]) => {
+    const engine = window.mobilefer.engine, follow = engine.site.follow, was = [follow.classify_rate, follow.smooth];
+    engine.resetVideo();
+    const answers = [];
+    try {
+        follow.classify_rate = 1e9;  // every frame due
+        if (smooth !== null) follow.smooth = smooth;
+        for (const b64 of frames) {
+            const img = {data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 480,
+                         channels: 3};
+            answers.push((await engine.recognize(img, {video: true})).faces[0].probs);
+        }
+    } finally {
+        [follow.classify_rate, follow.smooth] = was;
+        engine.resetVideo();
+    }
+    return answers;
+}"""
+
+
+def test_a_camera_faces_probabilities_are_averaged_as_pythons_video_smoothing_does(static_page, astronaut_bgr):
+    """recognizer.VIDEO_SMOOTH in the page: a known face's probabilities are ALPHA of its newest
+    classification and the rest of those before (follow.smooth 1: each classification as it is)."""
+    from mobilefer.inference.recognizer import VIDEO_SMOOTH
+    from mobilefer.inference.tracking import Smoother
+
+    page, problems = static_page()
+    alpha = Smoother.parse(VIDEO_SMOOTH).value
+    assert page.evaluate("window.mobilefer.site.follow.smooth") == alpha
+    frames = []
+    for covered in (False, True):  # the same face, then with its smile covered: another reading of it
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        frame[30:450, 110:530] = cv2.resize(astronaut_bgr, (420, 420))
+        if covered:
+            frame[145:180, 265:325] = 120
+        frames.append(rgb_b64(frame))
+    smoothed = [np.array(list(p.values())) for p in page.evaluate(SMOOTHED_FRAMES, [frames, None])]
+    raw = [np.array(list(p.values())) for p in page.evaluate(SMOOTHED_FRAMES, [frames, 1])]
+    assert np.abs(raw[1] - raw[0]).max() > 0.01  # two readings that differ
+    assert np.allclose(smoothed[0], raw[0], atol=1e-6)
+    assert np.allclose(smoothed[1], alpha * raw[1] + (1 - alpha) * raw[0], atol=1e-5)
+    assert problems == []
+
+
 def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_does(static_page, astronaut_bgr,
                                                                                 recognizer):
     """A small face on a 640x360 frame (looked at as 640x384): follow.py's window of the whole-frame

@@ -9,7 +9,7 @@ import pytest
 from conftest import ASTRONAUT_FACE
 from mobilefer.cli import main
 from mobilefer.inference.predict import PredictConfig, predict
-from mobilefer.inference.recognizer import EmotionRecognizer
+from mobilefer.inference.recognizer import VIDEO_SMOOTH, EmotionRecognizer
 from mobilefer.inference.sources import SourceError, iter_frames
 
 FRAMES = 24
@@ -54,9 +54,11 @@ def test_smoothing_steadies_the_probabilities(video, rec):
         p = np.array([[r.faces[0].probs[c] for c in rec.classes] for r in results])
         return np.abs(np.diff(p, axis=0)).sum()
 
-    raw = list(rec.stream(str(video)))
+    raw = list(rec.stream(str(video), smooth="none"))
     smooth = list(rec.stream(str(video), smooth="window:8"))
-    assert spread(smooth) < spread(raw)
+    default = list(rec.stream(str(video)))  # a video is smoothed unless told not to be
+    assert spread(smooth) < spread(raw) and spread(default) < spread(raw)
+    assert [r.faces[0].probs for r in default] == [r.faces[0].probs for r in rec.stream(str(video), smooth=VIDEO_SMOOTH)]
 
 
 def test_every_n_frames_carries_labels_over(video, rec):
@@ -154,7 +156,7 @@ def test_a_hard_cut_makes_every_face_new(tmp_path, astronaut_bgr, rec):
     before = {f.id for r in results[:10] for f in r.faces}
     after = {f.id for r in results[10:] for f in r.faces}
     assert len(before) == len(after) == 1 and before.isdisjoint(after)
-    raw = list(rec.stream(str(path)))  # no smoothing: each frame's own probabilities
+    raw = list(rec.stream(str(path), smooth="none"))  # each frame's own probabilities
     assert results[10].faces[0].probs == pytest.approx(raw[10].faces[0].probs, abs=1e-6)
     assert results[11].faces[0].probs != pytest.approx(raw[11].faces[0].probs, abs=1e-6)  # smoothing goes on
 

@@ -199,7 +199,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     from mobilefer.inference.detectors import DETECTOR_CHOICES
     from mobilefer.inference.predict import PredictConfig
-    from mobilefer.inference.recognizer import DEFAULT_VIDEO_DETECT_EVERY
+    from mobilefer.inference.recognizer import DEFAULT_VIDEO_DETECT_EVERY, VIDEO_SMOOTH
 
     d = PredictConfig.__dataclass_fields__
     p = _parser(sub, "predict", "recognise emotions on images, folders, videos, webcams and streams")
@@ -213,7 +213,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", help="JSON Lines file: one object per frame or image")
     p.add_argument("--csv", help="CSV file: one row per face per frame")
     p.add_argument("--show", action="store_true", help="show a window (q quits); needs a desktop OpenCV")
-    p.add_argument("--smooth", nargs="?", const="ema", help="smooth tracked faces over time: ema[:ALPHA] or window[:N]")
+    p.add_argument("--smooth", nargs="?", const="ema",
+                   help=f"average a video face's probabilities over time: ema[:ALPHA] (the newest's weight) or "
+                        f"window[:N]; none: each classification as it is; default: {VIDEO_SMOOTH} on videos, "
+                        "cameras and streams")
     p.add_argument("--every", help="classify every N frames (5f) or seconds (2s); default: every frame")
     p.add_argument("--detect-every", type=int,
                    help=f"look for faces over the whole frame on every k-th frame of a video (and after each "

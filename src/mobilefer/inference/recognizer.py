@@ -82,6 +82,11 @@ CLASSIFY_AHEAD = 2
 CLASSIFY_RATE = 10
 CLASSIFY_FACES = 1
 CLASSIFY_WITHIN = 30
+# A followed face's probabilities are an average of its classifications (weight VIDEO_SMOOTH's
+# ALPHA to the newest, ~0.14 s to move half way at CLASSIFY_RATE) unless smooth="none": a label
+# that changes with every blurred frame reads as noise (changes of label on the shared clips:
+# selfie 18 -> 5, hikers 52 -> 14, montage 2 -> 0; docs/benchmarks.md).
+VIDEO_SMOOTH = "ema:0.4"
 
 # The recognition settings every door shares (predict, batch, serve): one rule each.
 RECOGNITION_RULES = {
@@ -210,7 +215,8 @@ class EmotionRecognizer:
         these, expanded as ``predict`` expands them and recognised one after the other (what
         names no usable file comes out first, as a result with ``error``; SourceError where
         nothing does). ``every`` classifies only every N frames / seconds and carries labels
-        over between. ``detect_every`` runs the detector over the whole frame on every k-th
+        over between. ``smooth``: ema[:ALPHA], window[:N] or none; None: VIDEO_SMOOTH for
+        videos, cameras and streams. ``detect_every`` runs the detector over the whole frame on every k-th
         frame (and after each cut) and follows the faces in between (see
         :class:`~.live.VideoFaces`); None: DEFAULT_VIDEO_DETECT_EVERY for videos, cameras and
         streams, 1 for photos. ``tracker`` is used for the first source; each further source
@@ -235,7 +241,7 @@ class EmotionRecognizer:
         if not ok(detect_every):
             raise ConfigError(f"--detect-every {detect_every!r}: expected {expected}")
         cadence = every if isinstance(every, Cadence) else Cadence.parse(every)
-        smoother = Smoother.parse(smooth)
+        smoother = Smoother.parse(VIDEO_SMOOTH if smooth is None and not still else smooth)
         min_face = getattr(self.detector, "min_face", DEFAULT_MIN_FACE)
         last_classified_t = -1e9
         # A frame's faces are classified on a second thread while the next frame's faces are

@@ -75,7 +75,7 @@ def follow_settings() -> dict[str, Any]:
     """How a video's faces are followed between whole-frame detections (inference/follow.py, live.py)
     and how often each is classified (recognizer.py)."""
     from mobilefer.inference import follow, live, recognizer
-    from mobilefer.inference.tracking import IoUTracker
+    from mobilefer.inference.tracking import IoUTracker, Smoother
 
     return {"detect_every": recognizer.DEFAULT_VIDEO_DETECT_EVERY, "region": follow.REGION, "input": follow.INPUT,
             "confidence": follow.FOLLOW_CONFIDENCE, "retry_input": follow.RETRY_INPUT, "grid": follow.GRID,
@@ -83,7 +83,7 @@ def follow_settings() -> dict[str, Any]:
             "shown_down_to": live.SHOWN_DOWN_TO, "search_fraction": live.SEARCH_FRACTION,
             "full_search_every": live.FULL_SEARCH_EVERY, "classify_rate": recognizer.CLASSIFY_RATE,
             "classify_faces": recognizer.CLASSIFY_FACES, "classify_within": recognizer.CLASSIFY_WITHIN,
-            "check_every": live.CHECK_EVERY, "check_faces": live.CHECK_FACES, "match_side": follow.MATCH_SIDE,
+            "smooth": Smoother.parse(recognizer.VIDEO_SMOOTH).value, "check_every": live.CHECK_EVERY, "check_faces": live.CHECK_FACES, "match_side": follow.MATCH_SIDE,
             "match_margin": follow.MATCH_MARGIN, "match_min": follow.MATCH_MIN, "look_again": live.LOOK_AGAIN,
             "look_again_faces": live.LOOK_AGAIN_FACES, "max_missed": IoUTracker().max_missed}
 

@@ -634,6 +634,8 @@ const MobileferBrowser = (() => {
     // recognizer.py EmotionRecognizer._label_frame, by the clock: the new faces, and of the others
     // classified at least 1/classify_rate s ago the classify_faces classified longest ago (more
     // where that keeps each within classify_within frames); the others keep their probabilities.
+    // A known face's probabilities average its classifications as Python's VIDEO_SMOOTH does
+    // (tracking.Track.update_probs, ema: follow.smooth is the newest's weight).
     async labelVideo(img, boxes) {
       const f = this.site.follow, now = performance.now(), faces = boxes.map((b) => b[7]);
       const chosen = boxes.filter((b) => b[7].probs === null);
@@ -642,7 +644,9 @@ const MobileferBrowser = (() => {
       const ready = known.filter((b) => now - b[7].at >= 1000 / f.classify_rate);
       chosen.push(...ready.slice(0, Math.max(0, budget - chosen.length)));
       const probs = await this.classify(chosen.map((b) => faceCrop(img, b, this.model.face_margin)));
-      chosen.forEach((b, i) => Object.assign(b[7], { probs: probs[i], at: now }));
+      const a = f.smooth;
+      chosen.forEach((b, i) => Object.assign(b[7], {
+        probs: b[7].probs === null ? probs[i] : probs[i].map((p, j) => a * p + (1 - a) * b[7].probs[j]), at: now }));
       return { probs: faces.map((face) => face.probs), ids: faces.map((face) => face.id), classified: chosen.length };
     }
 
