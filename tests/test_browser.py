@@ -657,10 +657,85 @@ def test_the_static_site_takes_a_photo_and_names_a_bad_file(static_page, astrona
     assert page.locator("#status").inner_text().startswith("me.png: 1 face")
     assert page.evaluate("[document.getElementById('stage').width, document.getElementById('stage').height]") == [256, 256]
     assert_box_drawn(page)
+    assert page.locator("#face-count").inner_text() == "1" and page.locator("#rtt").inner_text().endswith("ms")
     page.set_input_files("#file", {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a picture"})
     page.wait_for_function("() => document.getElementById('status').classList.contains('error')", timeout=20_000)
     assert "notes.jpg: not an image this browser can decode" in page.locator("#status").inner_text()
     assert page.locator("#faces li").count() == 0
+    # no figure of the photo before stands beside the error
+    assert [page.locator(f"#{k}").inner_text() for k in ("rtt", "rtt-median", "server-ms", "face-count")] == ["–"] * 4
+    assert problems == []
+
+
+RECORD_DRAWING = """() => {
+  const g = document.getElementById('stage').getContext('2d'), status = document.getElementById('status');
+  window.drawn = [];
+  window.statuses = [];
+  const text = g.fillText, rect = g.fillRect;
+  g.fillText = function (t, x, y) { window.drawn.push({kind: 'text', t, font: this.font}); return text.call(this, t, x, y); };
+  g.fillRect = function (x, y, w, h) {
+    window.drawn.push({kind: 'rect', style: this.fillStyle, r: [x, y, w, h]});
+    return rect.call(this, x, y, w, h);
+  };
+  window.statusWatch = new MutationObserver(() => window.statuses.push(status.textContent));
+  window.statusWatch.observe(status, {childList: true, characterData: true, subtree: true});
+}"""
+STOP_RECORDING = """() => {
+  const g = document.getElementById('stage').getContext('2d');
+  delete g.fillText;
+  delete g.fillRect;
+  window.statusWatch.disconnect();
+  return {drawn: window.drawn, statuses: window.statuses};
+}"""
+
+
+def test_a_group_photo_is_numbered_as_the_list_and_bars_cover_no_other_face(static_page, astronaut_bgr, tmp_path):
+    """Each face's label carries its number in the list, every label in the same font; per-class
+    bars are drawn only where they cover no other face or label; the class rows keep the model's
+    order; the steps of the search show while it runs."""
+    photo = tmp_path / "group.png"
+    group = np.full((400, 800, 3), 70, np.uint8)
+    head = astronaut_head(astronaut_bgr, 100)
+    for left in (20, 190, 560):  # two neighbours close together, one with room beside it
+        group[100: 100 + head.shape[0], left: left + head.shape[1]] = head
+    cv2.imwrite(str(photo), group)
+    page, problems = static_page()
+    page.evaluate(RECORD_DRAWING)
+    try:
+        page.set_input_files("#file", str(photo))
+        page.wait_for_function("() => document.getElementById('status').textContent.startsWith('group.png: 3 face')",
+                               timeout=30_000)
+    finally:
+        record = page.evaluate(STOP_RECORDING)
+    labels = [d for d in record["drawn"] if d["kind"] == "text" and d["t"][:2] in ("1 ", "2 ", "3 ")]
+    assert [d["t"][0] for d in labels] == ["1", "2", "3"] and len({d["font"] for d in labels}) == 1
+    last = page.evaluate("window.mobilefer.last")
+    scale = page.evaluate("document.getElementById('stage').width") / last["image"]["width"]
+    boxes = [[v * scale for v in f["box"]] for f in last["faces"]]
+    bars = [d["r"] for d in record["drawn"] if d["kind"] == "rect" and d["style"] == "rgba(0, 0, 0, 0.55)"]
+    assert bars  # the face with room beside it has its bars
+    overlap = lambda a, b: a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]  # noqa: E731
+    for bar in bars:
+        assert sum(overlap(bar, box) for box in boxes) == 0, (bar, boxes)
+    rows = page.locator("#faces li").first.locator(".bar > span:first-child").all_inner_texts()
+    assert rows == page.evaluate("window.mobilefer.classes")
+    assert any(s.startswith("group.png (looking for faces: pass 1 of") for s in record["statuses"])
+    assert any(s.startswith("group.png (classifying 3 face(s))") for s in record["statuses"])
+    assert problems == []
+
+
+def test_a_photo_can_be_chosen_with_the_keyboard_alone(static_page, astronaut_bgr, tmp_path):
+    photo = tmp_path / "keys.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    page, problems = static_page()
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("Tab")  # the first stop on the page: the file chooser
+    assert page.evaluate("document.activeElement.id") == "file"
+    with page.expect_file_chooser(timeout=10_000) as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(str(photo))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('keys.jpg: 1 face')",
+                           timeout=30_000)
     assert problems == []
 
 

@@ -120,10 +120,10 @@ function query(video) {
 
 // One recognition: an image Blob (server) or pixels (browser); returns the result, or throws an
 // Error whose message says what went wrong.
-async function recognize(blob, pixels = null, video = false) {
+async function recognize(blob, pixels = null, video = false, onProgress = null) {
   if (state.mode === "browser") {
     const engine = await browserEngine();
-    const result = await engine.recognize(pixels, { video });
+    const result = await engine.recognize(pixels, { video, onProgress });
     recordTiming(result.timing_ms.total, `${result.timing_ms.detect.toFixed(0)} + ${result.timing_ms.classify.toFixed(0)} ms`);
     return result;
   }
@@ -183,50 +183,75 @@ function fitStage(width, height) {
   }
 }
 
+// Each face: its box, "N label score" above it (N: its place in the list beside the image),
+// and its per-class bars beside it where they cover no other face and no bars drawn before.
 function drawFaces(result) {
   if (!result) return;
   const sx = stage.width / result.image.width;
   const sy = stage.height / result.image.height;
   const line = Math.max(2, Math.round(stage.width / 320));
   const font = Math.max(12, Math.round(stage.width / 45));
-  ctx.font = `600 ${font}px system-ui, sans-serif`;
-  ctx.textBaseline = "top";
-  for (const face of result.faces) {
-    const [x, y, w, h] = [face.box[0] * sx, face.box[1] * sy, face.box[2] * sx, face.box[3] * sy];
+  const boxes = result.faces.map((f) => [f.box[0] * sx, f.box[1] * sy, f.box[2] * sx, f.box[3] * sy]);
+  const taken = [...boxes];
+  result.faces.forEach((face, i) => {
+    const [x, y, w, h] = boxes[i];
     const color = colorOf(face.label);
+    ctx.save();
+    ctx.font = `600 ${font}px system-ui, sans-serif`;
+    ctx.textBaseline = "top";
     ctx.lineWidth = line;
     ctx.strokeStyle = color;
     ctx.strokeRect(x, y, w, h);
-    const text = `${face.label} ${(100 * face.score).toFixed(0)}%`;
+    const text = `${i + 1} ${face.label} ${(100 * face.score).toFixed(0)}%`;
     const tw = ctx.measureText(text).width + 8;
     const ty = y - font - 6 >= 0 ? y - font - 6 : y + h;
     ctx.fillStyle = color;
     ctx.fillRect(x - line / 2, ty, tw, font + 6);
     ctx.fillStyle = "#111";
     ctx.fillText(text, x + 4 - line / 2, ty + 3);
-    drawBars(face, x, y, w, h);
-  }
+    taken.push([x - line / 2, ty, tw, font + 6]);
+    ctx.restore();
+    const bars = barsPlace(face, boxes[i], taken.filter((_, j) => j !== i));
+    if (bars) {
+      taken.push(bars);
+      drawBars(face, bars);
+    }
+  });
 }
 
-// Per-class bars beside the box (right side, or left when there is no room).
-function drawBars(face, x, y, w, h) {
+const overlaps = (a, b) => a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3];
+
+// Where a face's bars go: right of its box, else left, inside the image and clear of ``taken``
+// (the other faces, their labels and bars); null where neither side is clear.
+function barsPlace(face, [x, y, w, h], taken) {
+  const rows = Object.keys(face.probs).length;
+  const rowH = Math.max(8, Math.min(16, h / rows));
+  const width = rowH * 4.2 + Math.max(40, Math.min(90, w * 0.8));
+  for (const left of [x + w + 6, x - 6 - width]) {
+    const place = [left, y, width, rowH * rows];
+    if (left >= 0 && left + width <= stage.width && y + rowH * rows <= stage.height
+        && !taken.some((t) => overlaps(place, t))) return place;
+  }
+  return null;
+}
+
+function drawBars(face, [left, top, width, height]) {
   const rows = Object.entries(face.probs);
-  const rowH = Math.max(8, Math.min(16, h / rows.length));
-  const barW = Math.max(40, Math.min(90, w * 0.8));
-  const labelW = rowH * 4.2;
-  const left = x + w + 6 + labelW + barW <= stage.width ? x + w + 6 : Math.max(0, x - 6 - labelW - barW);
+  const rowH = height / rows.length;
+  const labelW = rowH * 4.2, barW = width - labelW;
+  ctx.save();
   ctx.font = `${Math.round(rowH * 0.8)}px system-ui, sans-serif`;
   ctx.textBaseline = "middle";
   rows.forEach(([name, p], i) => {
-    const top = y + i * rowH;
+    const y = top + i * rowH;
     ctx.fillStyle = "rgba(0,0,0,0.55)";
-    ctx.fillRect(left, top, labelW + barW, rowH);
+    ctx.fillRect(left, y, width, rowH);
     ctx.fillStyle = "#fff";
-    ctx.fillText(name.slice(0, 8), left + 2, top + rowH / 2);
+    ctx.fillText(name.slice(0, 8), left + 2, y + rowH / 2);
     ctx.fillStyle = colorOf(name);
-    ctx.fillRect(left + labelW, top + 2, Math.max(1, barW * p), rowH - 4);
+    ctx.fillRect(left + labelW, y + 2, Math.max(1, barW * p), rowH - 4);
   });
-  ctx.textBaseline = "top";
+  ctx.restore();
 }
 
 function listFaces(result) {
@@ -238,7 +263,7 @@ function listFaces(result) {
     const head = document.createElement("strong");
     head.textContent = `${face.label} ${(100 * face.score).toFixed(0)} %`;
     item.append(head);
-    for (const [name, p] of Object.entries(face.probs).sort((a, b) => b[1] - a[1])) {
+    for (const [name, p] of Object.entries(face.probs)) {  // the model's order: rows stay put from frame to frame
       const row = document.createElement("div");
       row.className = "bar";
       const label = document.createElement("span");
@@ -289,7 +314,7 @@ async function useFile(file) {
   try {
     if (state.mode === "browser" && !bitmap) throw new Error("not an image this browser can decode (JPEG, PNG, WebP)");
     const pixels = state.mode === "browser" ? pixelsOf(bitmap, bitmap.width, bitmap.height) : null;
-    const result = await recognize(file, pixels);
+    const result = await recognize(file, pixels, false, (step) => setStatus(`${file.name} (${step})…`));
     if (bitmap) {
       state.source = bitmap;
       fitStage(result.image.width, result.image.height);
@@ -324,8 +349,11 @@ async function useSample() {
 function clearResult() {
   state.source = null;
   state.last = null;
+  state.rtts = [];
+  state.stamps = [];
   ctx.clearRect(0, 0, stage.width, stage.height);
   listFaces({ faces: [] });
+  for (const id of ["rtt", "rtt-median", "server-ms", "rate-out", "face-count"]) $(id).textContent = "–";
   $("result").textContent = "";
 }
 

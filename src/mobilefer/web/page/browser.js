@@ -392,27 +392,34 @@ const MobileferBrowser = (() => {
     // enlarged and looks for faces no smaller than a VIDEO_DETECT_PIXELS copy shows (video_min_face).
     // ``scale``: looked at at exactly that scale, in one pass (a followed face's square), or only
     // the ``window`` of that pass's pixels.
+    // ``onProgress(done, total)``: called before each pass of a photo's search, after a frame
+    // has been painted (a large photo takes several passes, seconds in a browser).
     async detect(img, { video = false, minFace = null, confidence = null, minBox = null, scale = null,
-                        window = null } = {}) {
+                        window = null, onProgress = null } = {}) {
       const r = this.rules, w = img.width, h = img.height, threshold = confidence ?? r.threshold;
       minFace = minFace ?? r.min_face;
       if (video && !scale) minFace = this.videoMinFace(w, h, minFace);
       const wanted = Math.min(video ? 1 : r.max_upscale, Math.max(r.work_width / w, r.smallest_seen / Math.max(1, minFace)));
       const whole = scale || Math.min(wanted, Math.sqrt(r.max_detect_pixels / (w * h)));
-      let { rects, scores } = await this.pass(img, whole, threshold, scale ? window : null);
       const low = whole / r.large_face_pass;  // a copy large faces are seen in (blurred ones too)
-      if (!scale && Math.min(w, h) * low >= 2 * r.smallest_seen) {
-        const found = await this.pass(img, low, threshold);
-        rects = rects.concat(found.rects);
-        scores = scores.concat(found.scores);
-      }
+      const passes = [[img, whole, scale ? window : null, 0, 0]];
+      if (!scale && Math.min(w, h) * low >= 2 * r.smallest_seen) passes.push([img, low, null, 0, 0]);
       if (r.max_tiles && !scale && whole < 0.95 * wanted) {
         const ratio = Math.min(wanted, Math.sqrt(r.max_tiles * r.max_detect_pixels / (w * h)));
         for (const [x0, y0, x1, y1] of tiles(w, h, ratio, Math.floor(2 * r.smallest_seen / whole), r.max_detect_pixels)) {
-          const found = await this.pass(region(img, x0, y0, x1, y1), ratio, threshold);
-          rects = rects.concat(found.rects.map(([x, y, bw, bh]) => [x + x0, y + y0, bw, bh]));
-          scores = scores.concat(found.scores);
+          passes.push([{ tile: [x0, y0, x1, y1] }, ratio, null, x0, y0]);
         }
+      }
+      let rects = [], scores = [];
+      for (const [k, [source, ratio, win, x0, y0]] of passes.entries()) {
+        if (onProgress) {
+          onProgress(k, passes.length);
+          await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+        }
+        const part = source.tile ? region(img, ...source.tile) : source;
+        const found = await this.pass(part, ratio, threshold, win);
+        rects = rects.concat(found.rects.map(([x, y, bw, bh]) => [x + x0, y + y0, bw, bh]));
+        scores = scores.concat(found.scores);
       }
       const boxes = [];
       for (const i of nmsBoxes(rects, scores, threshold, r.nms)) {
@@ -665,9 +672,13 @@ const MobileferBrowser = (() => {
     // An RGB image -> the answer POST /v1/recognize gives: faces (box, label, score, probs), size,
     // timing. ``video``: a camera frame, whose faces are followed from the frame before, keep
     // their ids and are classified as labelVideo says (``classified``: how many were this frame).
-    async recognize(img, { video = false } = {}) {
+    // ``onProgress(text)``: what a photo's recognition is doing, step by step.
+    async recognize(img, { video = false, onProgress = null } = {}) {
       const t0 = performance.now();
-      const boxes = video ? await this.videoBoxes(img) : await this.detect(img);
+      const progress = onProgress && ((done, total) => onProgress(
+        `looking for faces: pass ${done + 1} of ${total} over ${img.width}x${img.height}`));
+      const boxes = video ? await this.videoBoxes(img) : await this.detect(img, { onProgress: progress });
+      if (onProgress && !video) onProgress(`classifying ${boxes.length} face(s)`);
       const t1 = performance.now();
       const { probs, ids, classified } = video ? await this.labelVideo(img, boxes)
         : { probs: await this.classify(boxes.map((b) => faceCrop(img, b, this.model.face_margin))),
