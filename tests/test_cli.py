@@ -64,6 +64,14 @@ def test_help_shows_real_defaults_only_and_no_flags_a_verb_lacks():
         with contextlib.redirect_stdout(text), pytest.raises(SystemExit):
             main([verb, "--help"])
         assert "(default: None)" not in text.getvalue(), verb
+        assert "(default: True)" not in text.getvalue() and "(default: False)" not in text.getvalue(), verb
+    import argparse
+
+    from mobilefer.cli import build_parser
+
+    for verb, sub in build_parser()._subparsers._group_actions[0].choices.items():
+        bare = [a.option_strings or a.dest for a in sub._actions if not a.help]
+        assert not bare, (verb, bare)  # every option says what it is for
         if verb in ("batch", "serve", "info"):
             assert "--classes" not in text.getvalue(), verb
 

@@ -22,6 +22,7 @@ from mobilefer.errors import MobileferError, require
 
 log = logging.getLogger("mobilefer")
 
+DETECTOR_HELP = "face detector; auto: centerface (bundled), else haar; none: each image is one face crop"
 THREADS_HELP = "CPU threads; default: the cores not already busy, up to 4 (also $MOBILEFER_THREADS)"
 
 
@@ -40,7 +41,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, False, "", argparse.SUPPRESS) or "default:" in text.lower():
+        if (action.default in (None, "", argparse.SUPPRESS) or isinstance(action.default, bool)
+                or "default:" in text.lower()):  # an on/off flag says what it does, not "(default: True)"
             return text
         return super()._get_help_string(action)
 
@@ -102,11 +104,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", type=int, choices=(1, 3), help="default: the start model's, else 1 for gray data")
     p.add_argument("--epochs", type=int, help=f"default: {both('epochs')}")
     p.add_argument("--freeze-epochs", type=int, help=f"epochs that train the head only; default: {both('freeze_epochs')}")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images a training step")
     p.add_argument("--lr", type=float, help=f"peak AdamW learning rate; default: {both('lr')}")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (not on biases "
+                                                                           "and BatchNorm)")
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs,
+                   help="epochs of linear learning-rate warm-up before the cosine decay")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing,
+                   help="share of each target spread over the other classes")
     p.add_argument("--bn-momentum", type=float, default=d.bn_momentum, help="BatchNorm running-stat momentum")
     p.add_argument("--balance", choices=("none", "sqrt", "inverse"), default=d.balance, help="class weights in the loss")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips in augmentation")
@@ -174,7 +179,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="score each image's largest face, cropped as predict does; default: as the model "
                         "was trained")
     p.add_argument("--limit", type=int, help="score a stratified sample of this many images")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"].default)
+    p.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="images a classifier call")
     p.add_argument("--threads", type=int, help=THREADS_HELP)
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--plot", help="write a confusion-matrix heat-map PNG here")
@@ -208,7 +213,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                                              "rtsp/http URL")
     p.add_argument("--model", help=model_help())
     p.add_argument("--detector", default=d["detector"].default, choices=DETECTOR_CHOICES,
-                   help="face detector; auto: centerface (bundled, INT8), else haar; none: each image is one face crop")
+                   help=DETECTOR_HELP)
     p.add_argument("--out", help="folder for annotated images / mp4 and the timeline plot")
     p.add_argument("--json", help="JSON Lines file: one object per frame or image")
     p.add_argument("--csv", help="CSV file: one row per face per frame")
@@ -278,7 +283,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("onnx", "tflite", "web"),
                    help="onnx (ONNX Runtime), tflite (LiteRT, for phones; needs mobilefer[litert]) or web (a "
                         "static folder: page, models, ONNX Runtime Web; serve it anywhere); default: from --out")
-    p.add_argument("--opset", type=int, default=d["opset"].default)
+    p.add_argument("--opset", type=int, default=d["opset"].default, help="ONNX opset of the exported file")
     p.add_argument("--int8", action="store_true", help="static INT8 quantisation (QDQ), needs --calib-data")
     p.add_argument("--calib-data", help="images to calibrate (and verify) on: folder, zip or CSV")
     p.add_argument("--calib-count", type=int, default=d["calib_count"].default, help="calibration images to use")
@@ -372,7 +377,8 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="", help="folder for faces/*.parquet and sources/*.parquet (shared by every "
                                              "node of a cluster)")
     p.add_argument("--model", help=model_help(pth=False))
-    p.add_argument("--detector", default=d["detector"].default, choices=DETECTOR_CHOICES)
+    p.add_argument("--detector", default=d["detector"].default, choices=DETECTOR_CHOICES,
+                   help=DETECTOR_HELP)
     p.add_argument("--min-face", type=int, default=d["min_face"].default, help="smallest face side in pixels")
     p.add_argument("--max-faces", type=int, help="at most this many faces per image or frame; default: all")
     p.add_argument("--detect-every", type=int, help="videos: as predict --detect-every")
