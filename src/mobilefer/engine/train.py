@@ -143,8 +143,9 @@ def _start_classes(config: TrainConfig, start: ModelMeta | None, train: LabeledI
     if not missing:
         return []
     if not config.keep_classes:
-        log.warning("the data has no %s: the model fine-tuned from %s will not answer %s; --keep-classes keeps "
-                    "them", ", ".join(missing), config.pretrained, "it" if len(missing) == 1 else "them")
+        them = "it" if len(missing) == 1 else "them"
+        log.warning("the data has no %s: the model fine-tuned from %s will not answer %s; --keep-classes keeps %s",
+                    ", ".join(missing), config.pretrained, them, them)
         return []
     for data in (train, val):
         data.classes = [*data.classes, *missing]
