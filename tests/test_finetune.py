@@ -187,6 +187,9 @@ def test_a_fine_tune_names_the_classes_it_drops_and_keeps_them_when_asked(folder
     meta = read_meta(kept.best)
     assert meta.classes == ["happy", "sad", "surprise", "neutral", "angry", "disgust", "fear", "contempt"]
     assert "ferplus-small teaches them" in caplog.text
+    for none in ("none", "imagenet"):
+        with pytest.raises(ConfigError, match="--keep-classes keeps the classes of the model a fine-tune starts from"):
+            TrainConfig(**{**common, "pretrained": none, "out": ""}, keep_classes=True)
     model, _ = load_model(kept.best)
     data, _, _ = load_data(TrainConfig(**{**common, "out": ""}).with_start().resolved(meta))
     images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()

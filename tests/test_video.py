@@ -249,6 +249,9 @@ def test_stream_takes_sources_as_predict_does(rec, tmp_path, astronaut_bgr, vide
     assert listed[1].source.endswith("one.jpg") and listed[1].faces
     with pytest.raises(SourceError, match="no such file or folder"):
         list(rec.stream([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")]))
+    for nothing in ([], None, "", [" "]):
+        with pytest.raises(SourceError, match="stream needs a source"):
+            list(rec.stream(nothing))
 
 
 def test_a_video_without_frames_and_a_link_that_loops_are_one_line_each(tmp_path, bundled_model, capsys):

@@ -35,6 +35,13 @@ LABEL_MODES = ("majority", "soft")
 FACE_MARGIN = 0.0
 
 
+def _is_model(start: str | None) -> bool:
+    """Whether ``start`` names a trained mobilefer model (a fine-tune), not ImageNet, a plain
+    state_dict or random weights."""
+    return (bool(start) and start not in ("imagenet", AUTO_START, *SCRATCH_NAMES)
+            and not str(start).endswith((".pth", ".pt")))
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run depends on; saved resolved as ``OUT/config.json``.
@@ -128,25 +135,31 @@ class TrainConfig:
             "jitter": (lambda v: 0 <= v <= 1, "0 to 1"),
             "patience": (whole(0), "0 (off) or more epochs"),
         })
+        if self.keep_classes and not _is_model(self.start_name()):
+            raise ConfigError(f"--keep-classes keeps the classes of the model a fine-tune starts from, and "
+                              f"--pretrained {self.pretrained} starts from no trained model (give a bundled name "
+                              "or a .safetensors, or leave --keep-classes out)")
 
     @property
     def fine_tune(self) -> bool:
         """Starting from a trained mobilefer model (not ImageNet, not a plain state_dict, not scratch)."""
-        return (bool(self.pretrained) and self.pretrained not in ("imagenet", *SCRATCH_NAMES)
-                and not str(self.pretrained).endswith((".pth", ".pt")))
+        return _is_model(self.pretrained)
 
-    def with_start(self) -> "TrainConfig":
-        """A copy whose ``pretrained`` names the start itself: auto becomes the bundled model of
-        --arch (or None where the run's --channels 3 fit none), none/scratch become None."""
+    def start_name(self) -> str | None:
+        """What ``pretrained`` starts from: auto -> the bundled model of --arch (or None where the
+        run's --channels 3 fit none), none/scratch -> None, anything else as it is."""
         from mobilefer.models import resolve_arch
         from mobilefer.runtime.refs import DEFAULT_MODEL
 
-        start = self.pretrained
-        if start in SCRATCH_NAMES:
-            start = None
-        elif start == AUTO_START:
-            start = None if self.channels == 3 else START_FOR_ARCH[resolve_arch(self.arch)] if self.arch else DEFAULT_MODEL
-        return dataclasses.replace(self, pretrained=start)
+        if self.pretrained in SCRATCH_NAMES:
+            return None
+        if self.pretrained == AUTO_START:
+            return None if self.channels == 3 else START_FOR_ARCH[resolve_arch(self.arch)] if self.arch else DEFAULT_MODEL
+        return self.pretrained
+
+    def with_start(self) -> "TrainConfig":
+        """A copy whose ``pretrained`` names the start itself (:meth:`start_name`)."""
+        return dataclasses.replace(self, pretrained=self.start_name())
 
     def resolved(self, start: "ModelMeta | None" = None) -> "TrainConfig":
         """A copy with every None default filled in; ``start`` is the fine-tuning start model's metadata."""

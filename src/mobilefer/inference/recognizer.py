@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mobilefer.errors import ConfigError, whole
+from mobilefer.errors import ConfigError, SourceError, whole
 from mobilefer.data.images import as_bgr_frame, bgr_to_rgb
 from mobilefer.data.preprocess import preprocess
 from mobilefer.runtime import Classifier, load_classifier
@@ -222,7 +222,9 @@ class EmotionRecognizer:
         streams, 1 for photos. ``tracker`` is used for the first source; each further source
         gets a fresh one with the same settings.
         """
-        specs = [source] if isinstance(source, (str, int, Path)) else list(source)
+        specs = [source] if isinstance(source, (str, int, Path)) else list(source or [])
+        if not [s for s in specs if str(s).strip()]:
+            raise SourceError("stream needs a source: an image, folder, glob, .txt list, video, webcam index or URL")
         sources, bad = expand_sources([str(s) for s in specs])
         for path, reason in bad:
             yield FrameResult(path, 0, 0.0, error=reason)
