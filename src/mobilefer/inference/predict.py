@@ -23,7 +23,7 @@ import cv2
 
 from mobilefer.atomic import atomic_path, check_output_dir, check_output_file
 from mobilefer.cores import THREADS_RULE
-from mobilefer.errors import ConfigError, SourceError, check_fields
+from mobilefer.errors import ConfigError, OutputError, SourceError, check_fields
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.draw import draw_faces
 from mobilefer.inference.recognizer import RECOGNITION_RULES, Cadence, EmotionRecognizer, FrameResult
@@ -96,11 +96,14 @@ class _TextOutput:
     """A text file written under a temporary name beside its target, renamed by ``close(keep=True)``:
     an earlier file at the path survives a run that failed or produced nothing."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, flag: str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self.handle: IO[str] = open(self.tmp, "w", newline="")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle: IO[str] = open(self.tmp, "w", newline="")
+        except OSError as exc:  # named as the user named it, not by its temporary name
+            raise OutputError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
 
     def close(self, keep: bool) -> None:
         self.handle.close()
@@ -154,9 +157,10 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
     names = output_names(sources)
     out = Path(config.out) if config.out else None
     completed = False
-    jsonl = _TextOutput(config.json) if config.json else None
-    table = _TextOutput(config.csv) if config.csv else None
+    jsonl = table = None
     try:
+        jsonl = _TextOutput(config.json, "--json") if config.json else None
+        table = _TextOutput(config.csv, "--csv") if config.csv else None
         writer = csv.writer(table.handle) if table else None
         if writer:
             writer.writerow(["source", "frame", "time_s", "id", "x", "y", "w", "h", "label", "score",

@@ -222,6 +222,9 @@ class EmotionRecognizer:
         streams, 1 for photos. ``tracker`` is used for the first source; each further source
         gets a fresh one with the same settings.
         """
+        if source is not None and not isinstance(source, (str, int, Path, list, tuple)):
+            raise SourceError(f"stream takes a path, a webcam index, a URL or a list of them, not a "
+                              f"{type(source).__name__}; for one picture in memory use recognize()")
         specs = [source] if isinstance(source, (str, int, Path)) else list(source or [])
         if not [s for s in specs if str(s).strip()]:
             raise SourceError("stream needs a source: an image, folder, glob, .txt list, video, webcam index or URL")
