@@ -355,12 +355,15 @@ def test_info_into_a_closed_pipe_is_quiet():
 
 # ------------------------------------------------------------------ structure
 def _module_imports(path: Path, package_root: Path) -> set[str]:
-    """mobilefer modules imported at the top level of ``path`` (imports inside functions are lazy)."""
+    """mobilefer modules ``path`` imports, at its top level or inside a function alike (an import
+    in a function only puts a circle off until the call). ``from mobilefer import cores`` is an
+    import of mobilefer.cores: the package itself imports nothing until asked (__getattr__)."""
     tree = ast.parse(path.read_text())
     found = set()
-    for node in tree.body:
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mobilefer"):
-            found.add(node.module)
+            if node.module != "mobilefer":
+                found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("mobilefer"))

@@ -180,7 +180,7 @@ def test_detector_none_takes_each_image_as_one_face(astronaut_bgr, bundled_model
 def test_a_large_photo_is_searched_in_tiles_for_its_small_faces(astronaut_bgr, monkeypatch):
     """A 12-megapixel photo with 28 px faces: looked at whole (capped at 2 megapixels) they are
     7-8 px and lost; the tiles at full scale find them, and the large face too."""
-    import mobilefer.inference.detectors as detectors
+    import mobilefer.inference.centerface as centerface
 
     rng = np.random.default_rng(0)
     photo = cv2.resize(rng.integers(70, 130, (30, 40, 3), dtype=np.uint8), (4000, 3000), interpolation=cv2.INTER_CUBIC)
@@ -194,7 +194,7 @@ def test_a_large_photo_is_searched_in_tiles_for_its_small_faces(astronaut_bgr, m
         truth.append((px + round(30 * s), py + round(30 * s), round(w * s), round(h * s)))
     found = [b.as_list() for b in create_detector("centerface").detect(photo)]
     assert all(any(box_iou(t, f) > 0.4 for f in found) for t in truth), (truth, found)
-    monkeypatch.setattr(detectors, "MAX_TILES", 0)
+    monkeypatch.setattr(centerface, "MAX_TILES", 0)
     coarse = [b.as_list() for b in create_detector("centerface").detect(photo)]
     assert sum(any(box_iou(t, f) > 0.4 for f in coarse) for t in truth) == 1  # only the large face
 

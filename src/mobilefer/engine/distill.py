@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from mobilefer.checkpoint import load_model
 from mobilefer.classes import match_classes
+from mobilefer.engine.scoring import predict_tensors
 from mobilefer.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ def load_teacher(ref: str, classes: list[str], channels: int) -> Teacher:
 
 def teacher_probs(teacher: Teacher, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """The teacher's probabilities (N, len(classes)) in the run's class order for uint8 images (N, C, S, S)."""
-    from mobilefer.engine.train import predict_tensors
-
     model = teacher.model.to(images.device, memory_format=torch.channels_last)
     started = time.perf_counter()
     probs = predict_tensors(model, images, teacher.meta, batch=batch)[:, teacher.rows]

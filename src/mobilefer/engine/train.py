@@ -34,13 +34,14 @@ from tqdm import tqdm
 from mobilefer import cores
 from mobilefer.atomic import write_text
 from mobilefer.checkpoint import read_weights, save_model, start_from
-from mobilefer.data.augment import Augment, eval_transform, train_transform
+from mobilefer.data.augment import Augment, train_transform
 from mobilefer.data.readers import LabeledImages, csv_has_usage, describe_skipped, load_images, stratified_split
 from mobilefer.engine.config import AUTO_START, TrainConfig
 from mobilefer.engine.distill import load_teacher, mix, teacher_probs
 from mobilefer.engine.ema import WeightAverage
 from mobilefer.engine.metrics import score
 from mobilefer.engine.runtime import broadcast_float, pick_device, seed_everything, setup_distributed
+from mobilefer.engine.scoring import predict_tensors
 from mobilefer.engine.state import load_state, save_state
 from mobilefer.errors import ConfigError, DatasetError, OutputError, flag
 from mobilefer.meta import ModelMeta, library_versions
@@ -178,21 +179,6 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> torch.Tens
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64).clip(min=1)
     weights = (counts.sum() / counts) ** (0.5 if mode == "sqrt" else 1.0)
     return torch.tensor(weights / (weights * counts).sum() * counts.sum(), dtype=torch.float32)
-
-
-@torch.no_grad()
-def predict_tensors(model: nn.Module, images: torch.Tensor, meta: ModelMeta, batch: int = 512, amp: bool = False) -> torch.Tensor:
-    """Class probabilities float32 (N, K) for uint8 images (N, C, S, S) on the model's device."""
-    model.eval()
-    out = []
-    for i in range(0, len(images), batch):
-        x = eval_transform(images[i : i + batch], meta).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-            p = model(x).float().softmax(1)
-            if meta.tta == "flip":
-                p = (p + model(x.flip(3)).float().softmax(1)) / 2
-        out.append(p.float())
-    return torch.cat(out) if out else torch.zeros(0, meta.num_classes)
 
 
 def _to_device(data: LabeledImages, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

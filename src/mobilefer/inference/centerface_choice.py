@@ -74,12 +74,28 @@ def faster_centerface() -> Path:
     return chosen
 
 
+def centerface_session(path: Path, threads: int | None = None):
+    """The ONNX Runtime session a CenterFace file runs in: its input dimensions freed (any image
+    size), at most 2 threads, no per-shape memory plans. Raises ONNX Runtime's own errors."""
+    import onnxruntime as ort
+
+    from mobilefer import cores
+    from mobilefer.inference.onnx_shapes import free_dimensions
+    from mobilefer.runtime.onnx import session_options
+
+    options = session_options(cores.budget(threads, cap=2))
+    # Inputs change size from image to image: no per-shape memory plans. The arena keeps the
+    # buffers of a video's passes from one frame to the next (without it each pass maps and
+    # faults in fresh memory: hikers 1280x720, 27-28 against 22-26 ms of CPU a frame); a pass
+    # larger than a video's whole-frame search (a photo) hands its share back (centerface._Pass).
+    options.enable_mem_pattern = False
+    return ort.InferenceSession(free_dimensions(path.read_bytes()), options, providers=["CPUExecutionProvider"])
+
+
 def probe(files: list[Path], runs: int = PROBE_RUNS) -> dict[Path, float]:
     """Median ms of one pass over a PROBE_SIZE image for each of ``files``, taking turns (so a
     machine busy with other work slows each alike), each in the session a detector runs it in."""
-    from mobilefer.inference.detectors import CenterFaceDetector
-
-    sessions = {f: CenterFaceDetector(f).session for f in files}
+    sessions = {f: centerface_session(f) for f in files}
     width, height = PROBE_SIZE
     image = np.random.default_rng(0).uniform(0, 255, (1, 3, height, width)).astype(np.float32)
     times: dict[Path, list[float]] = {f: [] for f in files}

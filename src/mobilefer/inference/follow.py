@@ -119,7 +119,7 @@ class FaceFollower:
         small = shrink(frame, width)
         ratio = width / frame.shape[1]
         smallest = getattr(self.detector, "smallest_seen", 24)
-        found = [Box(int(b.x / ratio), int(b.y / ratio), int(b.w / ratio), int(b.h / ratio), b.score)
+        found = [b.mapped(int(b.x / ratio), int(b.y / ratio), int(b.w / ratio), int(b.h / ratio), 1 / ratio)
                  for b in self.detector.detect(small, min_face=smallest, upscale=False)]
         return [b for b in found if min(b.w, b.h) >= min_box and all(iou(b, other) < 0.3 for other in boxes)]
 
@@ -175,8 +175,8 @@ def _pick(box: Box, found: list[Box], x0: int, y0: int, unit: float, min_box: in
     best = max(found, key=lambda b: (iou(b, last), b.score))
     if iou(best, last) == 0.0:
         best = max(found, key=lambda b: b.score)
-    moved = Box(x0 + int(round(best.x / unit)), y0 + int(round(best.y / unit)),
-                int(round(best.w / unit)), int(round(best.h / unit)), best.score)
+    moved = best.mapped(x0 + int(round(best.x / unit)), y0 + int(round(best.y / unit)),
+                        int(round(best.w / unit)), int(round(best.h / unit)), 1 / unit, x0, y0)
     if min(moved.w, moved.h) < min_box:
         return None  # the full-frame detector would not report it either
     return moved
@@ -230,4 +230,4 @@ def match_patch(previous: np.ndarray, frame: np.ndarray, box: Box) -> Box | None
         return None
     x = min(x0 + bx * step, w - box.w)  # stay inside the frame
     y = min(y0 + by * step, h - box.h)
-    return Box(x, y, box.w, box.h, box.score)
+    return box.mapped(x, y, box.w, box.h, dx=x - box.x, dy=y - box.y)  # its landmarks move with it

@@ -8,9 +8,10 @@
 """
 from __future__ import annotations
 
-from mobilefer.runtime.classifier import Classifier, TorchClassifier, load_classifier, softmax
+from mobilefer.runtime.classifier import Classifier, TorchClassifier, load_classifier
 from mobilefer.runtime.files import read_meta, read_safetensors_metadata
 from mobilefer.runtime.onnx import OnnxClassifier, read_onnx_meta
+from mobilefer.runtime.probs import softmax
 from mobilefer.runtime.refs import BUNDLED, DEFAULT_MODEL, ModelFile, bundled_names, resolve_model
 
 __all__ = [

@@ -23,23 +23,6 @@ class Classifier(Protocol):
         """float32 (N, C, H, W) from :func:`~mobilefer.data.preprocess.preprocess` -> probs float32 (N, K)."""
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def probabilities(logits, x: np.ndarray, meta: ModelMeta) -> np.ndarray:
-    """float32 (N, C, H, W) -> probabilities (N, K) from ``logits`` (a function of a batch), with
-    the model's flip averaging (both views in one call); the numpy runtimes' shared __call__."""
-    if len(x) == 0:
-        return np.zeros((0, meta.num_classes), dtype=np.float32)
-    if meta.tta == "flip":
-        both = softmax(logits(np.concatenate([x, x[..., ::-1]])))
-        return (both[: len(x)] + both[len(x):]) / 2
-    return softmax(logits(x))
-
-
 class TorchClassifier:
     """A PyTorch model on the CPU (or a given device)."""
 

@@ -17,6 +17,7 @@ from mobilefer import cores
 from mobilefer.errors import ModelFileError, require
 from mobilefer.meta import ModelMeta, decode_meta
 from mobilefer.quiet import others_quiet
+from mobilefer.runtime.probs import probabilities
 
 META_NAME = "mobilefer.json"
 FLATBUFFER_ID = b"TFL3"  # bytes 4-8 of every TFLite flatbuffer
@@ -99,6 +100,4 @@ class LiteRTClassifier:
         return out
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from mobilefer.runtime.classifier import probabilities
-
         return probabilities(self.logits, x, self.meta)

@@ -8,6 +8,7 @@ import numpy as np
 from mobilefer import cores
 from mobilefer.errors import ModelFileError
 from mobilefer.meta import METADATA_KEY, ModelMeta, decode_meta
+from mobilefer.runtime.probs import probabilities
 
 
 def session_options(threads: int | None = None):
@@ -90,6 +91,4 @@ class OnnxClassifier:
         return out
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from mobilefer.runtime.classifier import probabilities
-
         return probabilities(self.logits, x, self.meta)
