@@ -70,14 +70,15 @@ def test_same_faces_as_predict_and_bad_files_as_rows(collection, tmp_path):
     expected = []
     for source in (collection / "photos", collection / "talk.mp4"):  # predict searches folders recursively too
         predict(PredictConfig(source=str(source)), on_result=lambda r: expected.extend(
-            (r.source, r.frame, f.id, tuple(f.box), f.label, f.score, f.probs) for f in r.faces))
+            (r.source, r.frame, f.id, tuple(f.box), f.label, f.score, f.probs, f.columns()) for f in r.faces))
     got = {(r["source"], r["frame"], r["id"]): r for r in faces}
     assert len(got) == len(faces) == len(expected) > 12
-    for source, frame, face_id, box, label, score, probs in expected:
+    for source, frame, face_id, box, label, score, probs, columns in expected:
         row = got[(source, frame, face_id)]
         assert (row["x"], row["y"], row["w"], row["h"]) == box and row["label"] == label
         assert abs(row["score"] - score) < 1e-3
         assert all(abs(row[f"p_{c}"] - p) < 1e-3 for c, p in probs.items())
+        assert columns["nose_x"] is not None and {k: row[k] for k in columns} == columns  # landmarks and pose
 
 
 @pytest.mark.slow

@@ -662,3 +662,18 @@ def test_a_video_typed_in_a_terminal_runs_with_a_progress_bar(bundled_model, wal
     assert child.wait(timeout=120) == 0, text
     assert "Traceback" not in text and "16 video frames" in text
     assert "/16 [" in text  # the bar, knowing the clip's length
+
+
+def test_followed_faces_carry_landmarks_and_pose_on_every_frame(rec, walk):
+    """Between whole-frame searches a face's landmarks move with its box (a patch match) or come
+    from the look that found it: every reported face has them, inside its box."""
+    results = list(rec.stream(walk, detect_every=8))
+    walker = [next(f for f in r.faces if f.id == 0) for r in results]
+    assert all(f.landmarks is not None and f.pose is not None for f in walker)
+    for face in walker:
+        x, y, w, h = face.box
+        points = np.array(face.landmarks)
+        assert ((points[:, 0] > x) & (points[:, 0] < x + w) & (points[:, 1] > y) & (points[:, 1] < y + h)).all()
+        assert abs(face.pose.roll) < 10
+    nose = np.array([f.landmarks[2][0] for f in walker])
+    assert np.abs(np.diff(nose) - 9).max() <= 4  # the nose tip walks right 9 px a frame, as the face does

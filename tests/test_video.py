@@ -78,7 +78,8 @@ def test_predict_writes_jsonl_csv_mp4_and_timeline(video, bundled_model, tmp_pat
     first = lines[0]
     assert set(first) == {"source", "frame", "time_s", "faces"}
     face = first["faces"][0]
-    assert set(face) == {"id", "box", "label", "score", "probs"}
+    assert set(face) == {"id", "box", "label", "score", "probs", "landmarks", "pose"}
+    assert len(face["landmarks"]) == 5 and set(face["pose"]) == {"yaw", "pitch", "roll", "turned"}
     assert len(face["box"]) == 4 and face["label"] == max(face["probs"], key=face["probs"].get)
     assert sum(face["probs"].values()) == pytest.approx(1.0, abs=1e-3)
     rows = list(csv.DictReader(open(tmp_path / "f.csv")))

@@ -37,7 +37,7 @@ from typing import Any, TextIO
 
 from mobilefer.errors import ConfigError, OutputError, check_fields, require, whole
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
-from mobilefer.inference.recognizer import RECOGNITION_RULES
+from mobilefer.inference.recognizer import LANDMARK_COLUMNS, POSE_COLUMNS, RECOGNITION_RULES
 from mobilefer.inference.sources import list_sources
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ def _schema(classes: list[str]):
         ("time_s", pa.float64()), ("id", pa.int64()), ("x", pa.int64()), ("y", pa.int64()), ("w", pa.int64()),
         ("h", pa.int64()), ("label", pa.string()), ("score", pa.float64()),
         *((f"p_{c}", pa.float64()) for c in classes),
+        *((c, pa.float64()) for c in LANDMARK_COLUMNS + POSE_COLUMNS),
         ("frames", pa.int64()), ("faces", pa.int64()), ("error", pa.string()),
     ])
 
@@ -122,7 +123,8 @@ class _Rows:
             x, y, w, h = f.box
             self.rows.append({"row": "face", "source": source, "kind": kind, "frame": frame, "time_s": time_s,
                               "id": f.id, "x": x, "y": y, "w": w, "h": h, "label": f.label,
-                              "score": round(f.score, 4), **{f"p_{c}": round(f.probs[c], 4) for c in self.classes}})
+                              "score": round(f.score, 4), **{f"p_{c}": round(f.probs[c], 4) for c in self.classes},
+                              **f.columns()})
 
     def source(self, source: str, kind: str, frames: int, faces: int, error: str | None = None) -> None:
         self.rows.append({"row": "source", "source": source, "kind": kind, "frames": frames, "faces": faces,
@@ -334,12 +336,14 @@ def recognize_dataset(config: BatchConfig, images: list[str] | None = None, vide
 
 
 def _select(table, row: str):
-    """The face rows (FACE_COLUMNS + probabilities) or the source rows (SOURCE_COLUMNS) of a batch."""
+    """The face rows (FACE_COLUMNS, probabilities, landmarks and pose) or the source rows
+    (SOURCE_COLUMNS) of a batch."""
     import pyarrow.compute as pc
 
     kept = table.filter(pc.equal(table["row"], row))
     if row == "face":
-        return kept.select(FACE_COLUMNS + [c for c in table.column_names if c.startswith("p_")])
+        return kept.select(FACE_COLUMNS + [c for c in table.column_names if c.startswith("p_")] + LANDMARK_COLUMNS
+                           + POSE_COLUMNS)
     return kept.select(SOURCE_COLUMNS)
 
 
@@ -401,7 +405,7 @@ class _Writer:
 
         self.classes = classes
         full = _schema(classes)
-        face_columns = FACE_COLUMNS + [f"p_{c}" for c in classes]
+        face_columns = FACE_COLUMNS + [f"p_{c}" for c in classes] + LANDMARK_COLUMNS + POSE_COLUMNS
         self.schemas = {"face": pa.schema([full.field(c) for c in face_columns]),
                         "source": pa.schema([full.field(c) for c in SOURCE_COLUMNS])}
         self.writers = {row: pq.ParquetWriter(folder / f"{row}s" / "part.parquet", schema)

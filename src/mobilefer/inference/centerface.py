@@ -19,12 +19,19 @@ from mobilefer import cores
 from mobilefer.errors import DetectorUnavailable
 from mobilefer.inference.centerface_choice import FP32, INT8, centerface_session, faster_centerface
 from mobilefer.inference.faces import (DEFAULT_MIN_FACE, LARGE_FACE_PASS, MAX_DETECT_PIXELS, MAX_TILES, MAX_UPSCALE,
-                                       SMALLEST_SEEN, VIDEO_DETECT_PIXELS, WORK_WIDTH, Box, _finish, _gray_or_bgr)
+                                       SMALLEST_SEEN, VIDEO_DETECT_PIXELS, WORK_WIDTH, Box, _finish, _gray_or_bgr, iou)
+from mobilefer.inference.pose import head_pose
 
 # CenterFace keeps boxes scoring at least this (its heatmap is calibrated) and merges boxes that
 # overlap by more than NMS (intersection over union). The browser page reads them from here too.
 CENTERFACE_THRESHOLD = 0.5
 CENTERFACE_NMS = 0.3
+# A face whose landmarks say it is rolled by this much or more is looked at again, turned upright
+# in a square UPRIGHT_SIDE px across (its box half of that), and its landmarks taken from there:
+# on a portrait turned by +-20 degrees the roll read 12.6 / 23.1 from the first look and
+# (tests/test_pose.py, docs/live.md) within a few degrees of the turn from the second.
+UPRIGHT_ROLL = 8.0
+UPRIGHT_SIDE = 128
 
 
 # CenterFace quantized to INT8 (per-channel weights, activations calibrated on real video): a
@@ -147,11 +154,12 @@ class CenterFaceDetector:
         """See :meth:`FaceDetector.detect`."""
         return self.detect_many([(frame, options)])[0]
 
-    def detect_many(self, looks: list[tuple[np.ndarray, dict]]) -> list[list[Box]]:
+    def detect_many(self, looks: list[tuple[np.ndarray, dict]], upright: bool = True) -> list[list[Box]]:
         """``detect(image, **options)`` for each ``(image, options)`` of ``looks``, in order, with
         the network run once for all passes of one size: a video's followed faces, each in a
         square of 96 px, cost one call (four squares: ~30 % less CPU than four calls; the boxes
-        are the same)."""
+        are the same). ``upright``: a still image's rolled faces get their landmarks placed again
+        upright (:meth:`_upright`)."""
         plans = [self._plan(image, **options) for image, options in looks]
         groups: dict[object, list[_Pass]] = {}
         for i, one in enumerate(p for plan in plans for p in plan.passes):
@@ -162,7 +170,35 @@ class CenterFaceDetector:
             del blob
             for k, one in enumerate(group):
                 one.read(*(out[k] for out in outputs[:4]))
-        return [plan.boxes(self.nms) for plan in plans]
+        found = [plan.boxes(self.nms) for plan in plans]
+        if not upright:
+            return found
+        # a still image's rolled faces only (upscale: a photo): on video every look would pay it
+        # (the selfie clip: 15 % more network runs, ~8 % of the frame rate)
+        return [[self._upright(_gray_or_bgr(image), box) for box in boxes] if options.get("upscale", True) else boxes
+                for (image, options), boxes in zip(looks, found)]
+
+    def _upright(self, image: np.ndarray, box: Box) -> Box:
+        """``box`` with its landmarks placed again in a copy of the face turned upright, where
+        they say it is rolled by UPRIGHT_ROLL degrees or more: CenterFace places a rolled face's
+        points as if it were nearer upright (a portrait turned by 20 degrees read as 12.6)."""
+        pose = head_pose(box.landmarks)
+        if pose is None or abs(pose.roll) < UPRIGHT_ROLL:
+            return box
+        centre = (box.x + box.w / 2, box.y + box.h / 2)
+        turn = cv2.getRotationMatrix2D(centre, pose.roll, UPRIGHT_SIDE / (2 * max(box.w, box.h)))
+        turn[:, 2] += (UPRIGHT_SIDE / 2 - centre[0], UPRIGHT_SIDE / 2 - centre[1])
+        square = cv2.warpAffine(image, turn, (UPRIGHT_SIDE, UPRIGHT_SIDE), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+        middle = Box(UPRIGHT_SIDE // 4, UPRIGHT_SIDE // 4, UPRIGHT_SIDE // 2, UPRIGHT_SIDE // 2)
+        seen = [b for b in self.detect_many([(square, {"min_face": 24, "upscale": False})], upright=False)[0]
+                if b.landmarks is not None and iou(b, middle) > 0.3]
+        if not seen:
+            return box
+        back = cv2.invertAffineTransform(turn)
+        points = np.asarray(max(seen, key=lambda b: iou(b, middle)).landmarks) @ back[:, :2].T + back[:, 2]
+        return Box(box.x, box.y, box.w, box.h, box.score, tuple((round(float(x), 1), round(float(y), 1))
+                                                                 for x, y in points))
 
     def _plan(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
               upscale: bool = True, confidence: float | None = None, min_box: int | None = None,

@@ -73,8 +73,9 @@ class FaceDetector(Protocol):
                upscale: bool = True, confidence: float | None = None, min_box: int | None = None,
                scale: float | None = None) -> list[Box]:
         """uint8 (H, W, 3) BGR frame -> face boxes, best first; the bounds override the detector's own.
-        ``upscale``: a still image may be enlarged to find faces under the detector's own smallest;
-        video frames pass False. ``confidence``: the lowest score kept, for detectors with a
+        ``upscale``: a still image may be enlarged to find faces under the detector's own smallest
+        (and CenterFace places its rolled faces' landmarks again upright, a second small pass
+        each); video frames pass False. ``confidence``: the lowest score kept, for detectors with a
         calibrated score (CenterFace); None: the detector's own threshold. ``min_box``: the smallest
         box side kept (default: BOX_TOLERANCE * min_face); the scale the frame is searched at still
         follows ``min_face`` (a video follows faces a little under min_face unseen). ``scale``: look
@@ -129,6 +130,15 @@ def _finish(boxes: list[Box], min_face: int, max_faces: int | None, min_box: int
     kept = [b for b in boxes if min(b.w, b.h) >= smallest]
     kept.sort(key=lambda b: (b.score, b.w * b.h), reverse=True)
     return kept[:max_faces] if max_faces else kept
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    x0, y0 = max(a.x, b.x), max(a.y, b.y)
+    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    union = a.w * a.h + b.w * b.h - inter
+    return inter / union if union > 0 else 0.0
 
 
 def face_crop(frame: np.ndarray, box: Box, margin: float) -> np.ndarray:

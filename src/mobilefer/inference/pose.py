@@ -18,8 +18,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 # How far the nose tip stands out of the eyes' plane, in interocular distances (an adult's is
 # about 2.5-3 cm against 6-6.5 cm between the eyes).
 NOSE_DEPTH = 0.45
@@ -49,22 +47,27 @@ class Pose:
 
 def head_pose(landmarks) -> Pose | None:
     """Five (x, y) points in image pixels (eyes, nose tip, mouth corners, image-left first) ->
-    the head's pose; None where the points give none (eyes on one spot, mouth on the eyes)."""
+    the head's pose; None where the points give none (eyes on one spot, mouth on the eyes).
+    Plain arithmetic: it runs for every face of every video frame."""
     if landmarks is None:
         return None
-    points = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
-    left_eye, right_eye, nose, mouth_left, mouth_right = points
-    dx, dy = right_eye - left_eye
-    roll = math.atan2(dy, dx)
-    eyes = (left_eye + right_eye) / 2
-    undo = np.array([[math.cos(roll), math.sin(roll)], [-math.sin(roll), math.cos(roll)]])
-    upright = (points - eyes) @ undo.T  # the eyes' midpoint at 0, their line horizontal
+    (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = (tuple(map(float, p)) for p in landmarks)
+    dx, dy = rx - lx, ry - ly
     spread = math.hypot(dx, dy)
-    mouth = (upright[3] + upright[4]) / 2
-    if spread < 1e-6 or mouth[1] <= 1e-6:
+    if spread < 1e-6:
         return None
-    nose = upright[2]
+    cos, sin = dx / spread, dy / spread
+    ex, ey = (lx + rx) / 2, (ly + ry) / 2
+
+    def upright(x: float, y: float) -> tuple[float, float]:  # the eyes' midpoint at 0, their line horizontal
+        return (x - ex) * cos + (y - ey) * sin, (y - ey) * cos - (x - ex) * sin
+
+    nose = upright(nx, ny)
+    left, right = upright(mlx, mly), upright(mrx, mry)
+    mouth = ((left[0] + right[0]) / 2, (left[1] + right[1]) / 2)
+    if mouth[1] <= 1e-6:
+        return None
     midline = mouth[0] * nose[1] / mouth[1]  # the eyes-to-mouth line at the nose tip's height
     yaw = math.atan2(nose[0] - midline, NOSE_DEPTH * spread)
     pitch = math.atan2((NOSE_HEIGHT - nose[1] / mouth[1]) * mouth[1], NOSE_DEPTH * spread)
-    return Pose(math.degrees(yaw), math.degrees(pitch), math.degrees(roll))
+    return Pose(math.degrees(yaw), math.degrees(pitch), math.degrees(math.atan2(dy, dx)))

@@ -26,7 +26,8 @@ from mobilefer.cores import THREADS_RULE
 from mobilefer.errors import ConfigError, OutputError, SourceError, check_fields
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.draw import draw_faces
-from mobilefer.inference.recognizer import RECOGNITION_RULES, Cadence, EmotionRecognizer, FrameResult
+from mobilefer.inference.recognizer import (LANDMARK_COLUMNS, POSE_COLUMNS, RECOGNITION_RULES, Cadence,
+                                            EmotionRecognizer, FrameResult)
 from mobilefer.inference.sources import expand_sources, frame_count, source_kind
 from mobilefer.inference.tracking import Smoother
 from mobilefer.inference.video_out import AnnotatedVideo
@@ -115,7 +116,7 @@ class _TextOutput:
 def _csv_rows(result: FrameResult, classes: list[str]) -> list[list[Any]]:
     return [
         [result.source, result.frame, result.time_s, f.id, *f.box, f.label, round(f.score, 4),
-         *(round(f.probs[c], 4) for c in classes)]
+         *(round(f.probs[c], 4) for c in classes), *f.columns().values()]
         for f in result.faces
     ]
 
@@ -164,7 +165,7 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
         writer = csv.writer(table.handle) if table else None
         if writer:
             writer.writerow(["source", "frame", "time_s", "id", "x", "y", "w", "h", "label", "score",
-                             *(f"p_{c}" for c in rec.classes)])
+                             *(f"p_{c}" for c in rec.classes), *LANDMARK_COLUMNS, *POSE_COLUMNS])
         for path, reason in unusable:  # a line each, as a source that fails to open gets
             if jsonl:
                 jsonl.handle.write(json.dumps({"source": path, "frame": 0, "error": reason}) + "\n")

@@ -24,13 +24,22 @@ from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
                                            face_crop, video_search_min_face)
 from mobilefer.inference.live import VideoFaces
+from mobilefer.inference.pose import Pose, head_pose
 from mobilefer.inference.sources import Frame, Lookahead, expand_sources, iter_frames, source_kind
 from mobilefer.inference.tracking import IoUTracker, Smoother, Track
 
 
+# The five landmarks' names in the flat outputs (CSV, Parquet): l and r are image-left and -right.
+LANDMARK_NAMES = ("eye_l", "eye_r", "nose", "mouth_l", "mouth_r")
+LANDMARK_COLUMNS = [f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"]
+POSE_COLUMNS = ["yaw", "pitch", "roll"]
+
+
 @dataclass
 class Face:
-    """One recognised face. ``box`` is (x, y, w, h) in source pixels."""
+    """One recognised face. ``box`` is (x, y, w, h) in source pixels; ``landmarks`` its eyes, nose
+    tip and mouth corners as (x, y) in source pixels, image-left first, where the detector finds
+    them (CenterFace; Haar: None); ``pose`` the head's yaw, pitch and roll from them."""
 
     box: tuple[int, int, int, int]
     label: str
@@ -38,10 +47,20 @@ class Face:
     probs: dict[str, float]
     id: int | None = None
     detector_score: float = 1.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
+    pose: Pose | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "box": list(self.box), "label": self.label, "score": round(self.score, 4),
-                "probs": {k: round(v, 4) for k, v in self.probs.items()}}
+                "probs": {k: round(v, 4) for k, v in self.probs.items()},
+                "landmarks": [list(p) for p in self.landmarks] if self.landmarks else None,
+                "pose": self.pose.to_dict() if self.pose else None}
+
+    def columns(self) -> dict[str, float | None]:
+        """The landmarks and pose as flat columns (LANDMARK_COLUMNS, POSE_COLUMNS; None: none)."""
+        points = [v for p in self.landmarks for v in p] if self.landmarks else [None] * len(LANDMARK_COLUMNS)
+        pose = [round(getattr(self.pose, k), 1) for k in POSE_COLUMNS] if self.pose else [None] * 3
+        return dict(zip(LANDMARK_COLUMNS + POSE_COLUMNS, points + pose))
 
 
 @dataclass
@@ -156,7 +175,7 @@ class EmotionRecognizer:
             k = int(np.argmax(p))
             faces.append(Face(tuple(box.as_list()), self.classes[k], float(p[k]),
                               {c: float(v) for c, v in zip(self.classes, p)},
-                              ids[i] if ids is not None else i, box.score))
+                              ids[i] if ids is not None else i, box.score, box.landmarks, head_pose(box.landmarks)))
         return faces
 
     def crops(self, frame: np.ndarray, boxes: list[Box]) -> list[np.ndarray]:

@@ -10,15 +10,7 @@ import numpy as np
 
 from mobilefer.data.images import shrink
 from mobilefer.errors import ConfigError
-from mobilefer.inference.detectors import Box
-
-
-def iou(a: Box, b: Box) -> float:
-    x0, y0 = max(a.x, b.x), max(a.y, b.y)
-    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    union = a.w * a.h + b.w * b.h - inter
-    return inter / union if union > 0 else 0.0
+from mobilefer.inference.faces import Box, iou
 
 
 def iou_matrix(a: list[Box], b: list[Box]) -> np.ndarray:

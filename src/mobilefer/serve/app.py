@@ -49,12 +49,21 @@ class _PageFiles(StaticFiles):
         return response
 
 
+class PoseOut(BaseModel):
+    yaw: float  # degrees; > 0: turned towards the image's right
+    pitch: float  # > 0: tilted up
+    roll: float  # > 0: turned clockwise on the image
+    turned: bool  # turned far from the camera: its emotion is read less reliably
+
+
 class FaceOut(BaseModel):
     id: int | None
     box: list[int]  # x, y, width, height in image pixels
     label: str
     score: float
     probs: dict[str, float]
+    landmarks: list[list[float]] | None  # eyes, nose tip, mouth corners (x, y), image-left first; None: the detector has none
+    pose: PoseOut | None
 
 
 class ImageSize(BaseModel):
