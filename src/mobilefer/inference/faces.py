@@ -141,11 +141,18 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def face_crop(frame: np.ndarray, box: Box, margin: float) -> np.ndarray:
-    """A square crop around ``box`` grown by ``margin`` of its side per edge, clamped to the frame."""
-    h, w = frame.shape[:2]
+def crop_region(shape: tuple[int, ...], box: Box, margin: float) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the square around ``box`` grown by ``margin`` of its side per edge,
+    clamped to a frame of ``shape`` (H, W, ...): where :func:`face_crop` cuts."""
+    h, w = shape[:2]
     side = max(box.w, box.h) * (1.0 + 2.0 * margin)
     cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
     x0, y0 = max(0, int(round(cx - side / 2))), max(0, int(round(cy - side / 2)))
     x1, y1 = min(w, int(round(cx + side / 2))), min(h, int(round(cy + side / 2)))
+    return x0, y0, x1, y1
+
+
+def face_crop(frame: np.ndarray, box: Box, margin: float) -> np.ndarray:
+    """A square crop around ``box`` grown by ``margin`` of its side per edge, clamped to the frame."""
+    x0, y0, x1, y1 = crop_region(frame.shape, box, margin)
     return frame[y0:y1, x0:x1]

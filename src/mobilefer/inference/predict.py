@@ -56,6 +56,7 @@ class PredictConfig:
     margin: float | None = None  # default: the model's own
     classes: list[str] | None = None  # for .pth models
     threads: int | None = None  # ONNX Runtime intra-op threads (None: up to 4)
+    explain: bool = False  # with out: a picture of why, for each face of each photo
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -74,6 +75,8 @@ class PredictConfig:
         check_output_file(self.json, "--json")
         check_output_file(self.csv, "--csv")
         check_output_dir(self.out, "--out")
+        if self.explain and not self.out:
+            raise ConfigError("--explain draws each face's explanation into --out: give --out DIR")
         if self.show:
             check_display()
 
@@ -240,6 +243,8 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
                     with atomic_path(target) as tmp:
                         tmp.write_bytes(cv2.imencode(".jpg", result.image)[1].tobytes())
                     summary.written.append(str(target))
+                    if config.explain:
+                        summary.written += _write_explanations(rec, source, result, out / name)
                 if config.show and _show(result.image):
                     stopped = True
                     break
@@ -267,6 +272,24 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
         if written:
             summary.written.append(written)
     return stopped
+
+
+def _write_explanations(rec: EmotionRecognizer, source: str, result: FrameResult, stem: Path) -> list[str]:
+    """``STEM_face<id>_explain.jpg`` for each face of a photo: the face with its explanation
+    (:meth:`EmotionRecognizer.explain`) over it; the paths written."""
+    from mobilefer.inference.draw import explanation_overlay
+
+    image = cv2.imread(source)  # the photo as read, without the boxes drawn on result.image
+    if image is None:
+        return []
+    written = []
+    for face in result.faces:
+        target = stem.with_name(f"{stem.name}_face{face.id}_explain.jpg")
+        picture = explanation_overlay(image, face, rec.explain(image, face))
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(cv2.imencode(".jpg", picture)[1].tobytes())
+        written.append(str(target))
+    return written
 
 
 def check_display() -> None:

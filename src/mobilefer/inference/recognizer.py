@@ -19,10 +19,11 @@ from PIL import Image
 
 from mobilefer.errors import ConfigError, SourceError, whole
 from mobilefer.data.images import as_bgr_frame, bgr_to_rgb
-from mobilefer.data.preprocess import preprocess
+from mobilefer.data.preprocess import normalize_batch, preprocess
 from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
                                            face_crop, video_search_min_face)
+from mobilefer.inference.explain import deletion_map, face_base, over_box
 from mobilefer.inference.live import VideoFaces
 from mobilefer.inference.pose import Pose, head_pose
 from mobilefer.inference.sources import Frame, Lookahead, expand_sources, iter_frames, source_kind
@@ -167,6 +168,23 @@ class EmotionRecognizer:
         if not crops:
             return np.zeros((0, self.meta.num_classes), dtype=np.float32)
         return self.classifier(preprocess(crops, self.meta))
+
+    def explain(self, image: str | Path | bytes | Image.Image | np.ndarray, face: "Face | Box") -> np.ndarray:
+        """Why ``face`` of ``image`` got its label: float32 (box height, box width), higher where
+        covering the face lowers its label's probability more (see :mod:`.explain`; negative
+        where covering it raises it). ``image`` as :meth:`recognize` takes it; ``face`` one of
+        its faces (its label is explained) or a box (the label the model gives it). One batch of
+        MASKS covered copies a face."""
+        frame = as_bgr_frame(image)
+        box = face if isinstance(face, Box) else Box(*face.box)
+        base, square = face_base(bgr_to_rgb(frame), box, self.margin, self.meta.channels, self.meta.base_size)
+
+        def classify(batch: np.ndarray) -> np.ndarray:
+            return self.classifier(normalize_batch(batch, self.meta))
+
+        label = (self.classes.index(face.label) if isinstance(face, Face)
+                 else int(np.argmax(classify(base[None])[0])))
+        return over_box(deletion_map(base, classify, label), square, box)
 
     def label_faces(self, boxes: list[Box], probs: np.ndarray, ids: list[int] | None = None) -> list[Face]:
         """Typed faces from boxes and their class probabilities (ids default to positions)."""
