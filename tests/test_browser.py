@@ -749,3 +749,47 @@ def test_a_transparent_png_reads_as_python_reads_it(static_page, astronaut_bgr, 
     page, problems = open_a_photo_in_the_browser(static_page, photo)
     faces_agree(page.evaluate("window.mobilefer.last.faces"), recognizer.recognize(photo), tolerance=2e-3)
     assert problems == []
+
+
+def test_the_page_shows_landmarks_pose_and_why_in_both_modes(server, open_page, astronaut_bgr, recognizer, tmp_path):
+    """A photo's faces carry their five points and pose in both modes (the page's head_pose equal
+    to Python's); "Why?" draws the explanation, and the browser's own map passes the deletion
+    test on the model as Python runs it."""
+    from mobilefer.data.images import bgr_to_rgb
+    from mobilefer.data.preprocess import normalize_batch
+    from mobilefer.inference.explain import deletion_drops, face_base
+    from mobilefer.inference.faces import Box
+    from mobilefer.inference.pose import head_pose
+
+    photo = tmp_path / "portrait.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    page, problems = open_page()
+    page.goto(server)
+    page.wait_for_function("() => document.getElementById('model').textContent.includes('mobilenet_v3')")
+    for mode in ("server", "browser"):
+        page.select_option("#mode", mode)
+        if mode == "browser":
+            page.wait_for_function(ENGINE_READY, timeout=90_000)
+        page.set_input_files("#file", str(photo))
+        page.wait_for_function("() => document.getElementById('status').textContent.startsWith('portrait.jpg: 1 face')",
+                               timeout=30_000)
+        face = page.evaluate("window.mobilefer.last.faces[0]")
+        assert len(face["landmarks"]) == 5, mode
+        want = head_pose(face["landmarks"])
+        assert [face["pose"][k] for k in ("yaw", "pitch", "roll")] == pytest.approx(
+            [want.yaw, want.pitch, want.roll], abs=0.051), mode
+        assert page.locator("#faces li .pose").first.inner_text().startswith("yaw ")
+        page.locator("#faces li .why").first.click()
+        page.wait_for_function("() => document.body.dataset.explained === '0'", timeout=60_000)
+        assert "rests on most" in page.locator("#status").inner_text()
+        explanation = page.evaluate("window.mobilefer.explanation")
+        page.evaluate("delete document.body.dataset.explained")
+    # the browser's map, judged on the model as Python runs it
+    base, _ = face_base(bgr_to_rgb(astronaut_bgr), Box(*face["box"]), recognizer.margin, recognizer.meta.channels,
+                        recognizer.meta.base_size)
+    heat = np.array(explanation["weights"], np.float32).reshape(explanation["rows"], explanation["cols"])
+    label = recognizer.classes.index(face["label"])
+    top, chance = deletion_drops(base, heat, lambda b: recognizer.classifier(normalize_batch(b, recognizer.meta)),
+                                 label)
+    assert top > chance
+    assert problems == []

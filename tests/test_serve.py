@@ -65,6 +65,30 @@ def test_recognize_returns_predicts_faces_for_a_raw_jpeg(client, jpeg, bundled_m
     assert {"receive", "queue", "decode", "detect", "classify", "total"} <= set(body["timing_ms"])
 
 
+def test_a_face_is_explained_on_request_as_the_runtime_explains_it(client, jpeg, tmp_path):
+    import cv2
+    import numpy as np
+
+    plain = post(client, jpeg).json()
+    assert plain["explanation"] is None
+    r = client.post("/v1/recognize?explain=0", content=jpeg, headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["faces"] == plain["faces"] and "explain" in body["timing_ms"]
+    got = body["explanation"]
+    x, y, w, h = body["faces"][0]["box"]
+    assert got["face"] == 0 and max(got["rows"], got["cols"]) == 48 and len(got["weights"]) == got["rows"] * got["cols"]
+    assert got["rows"] / got["cols"] == pytest.approx(h / w, rel=0.05)
+    (tmp_path / "photo.jpg").write_bytes(jpeg)
+    rec = EmotionRecognizer.load(detector="auto")
+    frame = cv2.imread(str(tmp_path / "photo.jpg"))
+    want = cv2.resize(rec.explain(frame, rec.recognize(frame)[0]), (got["cols"], got["rows"]), interpolation=cv2.INTER_AREA)
+    assert np.allclose(np.array(got["weights"]).reshape(want.shape), want, atol=1e-4)
+    assert client.post("/v1/recognize?explain=5", content=jpeg,
+                       headers={"Content-Type": "image/jpeg"}).json()["explanation"] is None  # no such face
+    assert client.post("/v1/recognize?explain=-1", content=jpeg).status_code == 422
+
+
 @pytest.mark.parametrize("fmt,ctype", [("PNG", "image/png"), ("WEBP", "image/webp"), ("JPEG", "application/octet-stream")])
 def test_png_webp_and_untyped_bodies_work(client, astronaut_bgr, fmt, ctype):
     r = post(client, encode(astronaut_bgr, fmt), ctype)

@@ -205,7 +205,7 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
     video = AnnotatedVideo(out / f"{name if kind == 'video' else 'capture'}.mp4",
                            audio_from=source if kind == "video" else None) if out and live else None
     # The timeline feeds the plot written with --out; without it nothing is kept per frame.
-    timeline: list[tuple[float, int, dict[str, float]]] | None = [] if out and live else None
+    timeline: list[tuple[float, int, dict[str, float], float | None]] | None = [] if out and live else None
     bar = None
     if config.progress and live:
         from tqdm import tqdm
@@ -233,7 +233,7 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
                     if live:
                         summary.per_face[(source, face.id)][face.label] += 1
                     if timeline is not None:
-                        timeline.append((result.time_s, face.id, face.probs))
+                        timeline.append((result.time_s, face.id, face.probs, face.pose.yaw if face.pose else None))
                 if out or config.show:
                     draw_faces(result.image, result.faces)
                 if video:
@@ -308,8 +308,10 @@ def _show(frame) -> bool:
     return (cv2.waitKey(1) & 0xFF) == ord("q")
 
 
-def plot_timeline(timeline: list[tuple[float, int, dict[str, float]]], classes: list[str], path: Path) -> str | None:
-    """Emotion probabilities over time, one panel per tracked face; None without matplotlib."""
+def plot_timeline(timeline: list[tuple[float, int, dict[str, float], float | None]], classes: list[str],
+                  path: Path) -> str | None:
+    """Emotion probabilities over time, one panel per tracked face, with its yaw (degrees, on the
+    panel's right axis) where the detector gives landmarks; None without matplotlib."""
     try:
         import matplotlib
 
@@ -320,7 +322,7 @@ def plot_timeline(timeline: list[tuple[float, int, dict[str, float]]], classes: 
         return None
     from mobilefer.inference.draw import colour
 
-    seen = Counter(face_id for _, face_id, _ in timeline)
+    seen = Counter(face_id for _, face_id, _, _ in timeline)
     ids = sorted(face_id for face_id, _ in seen.most_common(TIMELINE_FACES))  # a readable plot
     left_out = sorted(set(seen) - set(ids))
     if left_out:
@@ -328,13 +330,21 @@ def plot_timeline(timeline: list[tuple[float, int, dict[str, float]]], classes: 
                     ", ".join(f"#{i}" for i in left_out))
     fig, axes = plt.subplots(len(ids), 1, figsize=(9, 2.2 * len(ids)), squeeze=False, sharex=True, dpi=100)
     for ax, face_id in zip(axes[:, 0], ids):
-        points = [(t, p) for t, i, p in timeline if i == face_id]
-        times = [t for t, _ in points]
+        points = [(t, p, yaw) for t, i, p, yaw in timeline if i == face_id]
+        times = [t for t, _, _ in points]
         for c in classes:
             b, g, r = colour(c)
-            ax.plot(times, [p[c] for _, p in points], label=c, color=(r / 255, g / 255, b / 255))
+            ax.plot(times, [p[c] for _, p, _ in points], label=c, color=(r / 255, g / 255, b / 255))
         ax.set_ylabel(f"face #{face_id}")
         ax.set_ylim(0, 1)
+        turns = [(t, yaw) for t, _, yaw in points if yaw is not None]
+        if turns:  # where the face looks: a turned face's emotion is read less surely
+            side = ax.twinx()
+            side.plot([t for t, _ in turns], [yaw for _, yaw in turns], color="0.45", linestyle="--", linewidth=1,
+                      label="yaw")
+            side.set_ylim(-90, 90)
+            side.set_ylabel("yaw (°)", fontsize=7)
+            side.tick_params(labelsize=7)
     axes[0, 0].legend(loc="upper right", ncol=len(classes), fontsize=7)
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()

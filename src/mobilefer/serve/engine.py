@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from mobilefer import web
@@ -39,6 +40,10 @@ def release_memory() -> None:
         pass
 
 
+# An explanation goes out over its face's box at most this many cells on its longer side.
+EXPLAIN_CELLS = 48
+
+
 @dataclass
 class Recognition:
     faces: list[Face]
@@ -46,6 +51,7 @@ class Recognition:
     width: int
     height: int
     timing_ms: dict[str, float]
+    explanation: dict[str, Any] | None = None  # the asked face's map: {"face", "rows", "cols", "weights"}
 
 
 class _Slot:
@@ -92,20 +98,33 @@ class Engine:
         return name
 
     def recognize(self, frame: np.ndarray, detector: str | None = None, min_face: int | None = None,
-                  max_faces: int | None = None, video: bool = False) -> Recognition:
+                  max_faces: int | None = None, video: bool = False, explain: int | None = None) -> Recognition:
         """uint8 (H, W, 3) BGR frame -> faces; blocking, called from the executor.
 
         ``detector``: a name from :meth:`resolve_detector` (default: the server's); ``video``: a
-        camera or video frame (see :meth:`EmotionRecognizer.recognize_frame`)."""
+        camera or video frame (see :meth:`EmotionRecognizer.recognize_frame`); ``explain``: the
+        index of a face to explain (:meth:`EmotionRecognizer.explain`), its map at most
+        EXPLAIN_CELLS across."""
         name = detector or self.default_detector
         timing: dict[str, float] = {}
+        explanation = None
         slot = self._slots.get()
         try:
-            faces = slot.recognizer(name).recognize_frame(frame, min_face=min_face, max_faces=max_faces, video=video,
-                                                               timing=timing)
+            rec = slot.recognizer(name)
+            faces = rec.recognize_frame(frame, min_face=min_face, max_faces=max_faces, video=video, timing=timing)
+            if explain is not None and explain < len(faces):
+                start = time.perf_counter()
+                heat = rec.explain(frame, faces[explain])
+                scale = min(1.0, EXPLAIN_CELLS / max(heat.shape))
+                if scale < 1:
+                    size = (max(1, round(heat.shape[1] * scale)), max(1, round(heat.shape[0] * scale)))
+                    heat = cv2.resize(heat, size, interpolation=cv2.INTER_AREA)
+                explanation = {"face": explain, "rows": heat.shape[0], "cols": heat.shape[1],
+                               "weights": [round(float(v), 5) for v in heat.ravel()]}
+                timing["explain"] = 1000 * (time.perf_counter() - start)
         finally:
             self._slots.put(slot)
-        return Recognition(faces, name, frame.shape[1], frame.shape[0], timing)
+        return Recognition(faces, name, frame.shape[1], frame.shape[0], timing, explanation)
 
     def release_when_idle(self, idle: Callable[[], bool]) -> None:
         """Trim freed memory on a thread of its own once no request is left: at most once a

@@ -71,6 +71,21 @@ def detector_settings() -> dict[str, Any]:
             "video_detect_pixels": d.VIDEO_DETECT_PIXELS}
 
 
+def pose_settings() -> dict[str, Any]:
+    """inference/pose.py's proportions and limits, for the page's head_pose."""
+    from mobilefer.inference import pose
+
+    return {"nose_depth": pose.NOSE_DEPTH, "nose_height": pose.NOSE_HEIGHT, "turned_yaw": pose.TURNED_YAW,
+            "turned_pitch": pose.TURNED_PITCH}
+
+
+def explain_settings() -> dict[str, Any]:
+    """inference/explain.py's masks, for the page's explain."""
+    from mobilefer.inference import explain
+
+    return {"masks": explain.MASKS, "share": explain.SHARE, "seed": explain.SEED}
+
+
 def follow_settings() -> dict[str, Any]:
     """How a video's faces are followed between whole-frame detections (inference/follow.py, live.py)
     and how often each is classified (recognizer.py)."""
@@ -92,7 +107,8 @@ def site_info(meta: ModelMeta, name: str, *, server: bool, unavailable: str | No
     """site.json: the model, the detector, where the browser finds them, and whether a server
     answers /v1/recognize. ``unavailable`` says why the page cannot run the model itself."""
     return {"mobilefer": __version__, "server": server, "model": model_info(meta, name),
-            "detector": detector_settings(), "follow": follow_settings(), "sample": SAMPLE,
+            "detector": detector_settings(), "follow": follow_settings(), "pose": pose_settings(),
+            "explain": explain_settings(), "sample": SAMPLE,
             "browser": {"classifier": CLASSIFIER_PATH, "detector": DETECTOR_PATH, "runtime": "static/ort/",
                         "unavailable": unavailable}}
 

@@ -19,6 +19,8 @@ const MAX_SEND_WIDTH = 640;  // webcam frames are scaled to this before they are
 const state = {
   classes: [], last: null, source: null, camera: null, results: 0, rtts: [], stamps: [],
   site: null, mode: "server", engine: null, loading: null,
+  input: null,  // the still image last recognised: {file, pixels} (pixels in browser mode), for explain
+  explanation: null,  // {face, rows, cols, weights, rect}: drawn over that face until the next image
 };
 window.mobilefer = state;  // for the curious (and the browser tests)
 
@@ -189,6 +191,7 @@ function drawFaces(result) {
   if (!result) return;
   const sx = stage.width / result.image.width;
   const sy = stage.height / result.image.height;
+  if (state.explanation && result.faces[state.explanation.face]) drawExplanation(state.explanation, result, sx, sy);
   const line = Math.max(2, Math.round(stage.width / 320));
   const font = Math.max(12, Math.round(stage.width / 45));
   const boxes = result.faces.map((f) => [f.box[0] * sx, f.box[1] * sy, f.box[2] * sx, f.box[3] * sy]);
@@ -210,6 +213,15 @@ function drawFaces(result) {
     ctx.fillStyle = "#111";
     ctx.fillText(text, x + 4 - line / 2, ty + 3);
     taken.push([x - line / 2, ty, tw, font + 6]);
+    for (const [px, py] of face.landmarks || []) {  // eyes, nose tip, mouth corners
+      ctx.beginPath();
+      ctx.arc(px * sx, py * sy, Math.max(2, line), 0, 2 * Math.PI);
+      ctx.fillStyle = "#fff";
+      ctx.fill();
+      ctx.lineWidth = 1;
+      ctx.strokeStyle = "#111";
+      ctx.stroke();
+    }
     ctx.restore();
     const bars = barsPlace(face, boxes[i], taken.filter((_, j) => j !== i));
     if (bars) {
@@ -217,6 +229,30 @@ function drawFaces(result) {
       drawBars(face, bars);
     }
   });
+}
+
+// A face's explanation: red where its label rests most (a third of the peak and up), over the
+// part of the image the map covers, inside the face's box.
+function drawExplanation(e, result, sx, sy) {
+  const peak = Math.max(...e.weights);
+  if (!(peak > 0)) return;
+  const grid = document.createElement("canvas");
+  [grid.width, grid.height] = [e.cols, e.rows];
+  const g = grid.getContext("2d"), pixels = g.createImageData(e.cols, e.rows);
+  e.weights.forEach((v, i) => {
+    const a = Math.min(1, Math.max(0, (v / peak - 1 / 3) * 1.5));
+    pixels.data.set([255, 40, 0, Math.round(170 * a)], 4 * i);
+  });
+  g.putImageData(pixels, 0, 0);
+  const [bx, by, bw, bh] = result.faces[e.face].box;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(bx * sx, by * sy, bw * sx, bh * sy);
+  ctx.clip();
+  ctx.imageSmoothingEnabled = true;
+  const [x, y, w, h] = e.rect;
+  ctx.drawImage(grid, x * sx, y * sy, w * sx, h * sy);
+  ctx.restore();
 }
 
 const overlaps = (a, b) => a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3];
@@ -263,6 +299,24 @@ function listFaces(result) {
     const head = document.createElement("strong");
     head.textContent = `${face.label} ${(100 * face.score).toFixed(0)} %`;
     item.append(head);
+    if (face.pose) {
+      const pose = document.createElement("div");
+      pose.className = "pose";
+      const p = face.pose;
+      pose.textContent = `yaw ${p.yaw.toFixed(0)}°, pitch ${p.pitch.toFixed(0)}°, roll ${p.roll.toFixed(0)}°`
+        + (p.turned ? ": turned away, read less surely" : "");
+      item.append(pose);
+    }
+    if (state.input && !state.camera) {  // a photo's face can be explained
+      const why = document.createElement("button");
+      why.type = "button";
+      why.className = "why";
+      why.textContent = "Why?";
+      why.title = "show the pixels this face's emotion rests on";
+      const index = result.faces.indexOf(face);
+      why.addEventListener("click", () => explainFace(index));
+      item.append(why);
+    }
     for (const [name, p] of Object.entries(face.probs)) {  // the model's order: rows stay put from frame to frame
       const row = document.createElement("div");
       row.className = "bar";
@@ -315,6 +369,8 @@ async function useFile(file) {
     if (state.mode === "browser" && !bitmap) throw new Error("not an image this browser can decode (JPEG, PNG, WebP)");
     const pixels = state.mode === "browser" ? pixelsOf(bitmap, bitmap.width, bitmap.height) : null;
     const result = await recognize(file, pixels, false, (step) => setStatus(`${file.name} (${step})…`));
+    state.input = { file, pixels };
+    state.explanation = null;
     if (bitmap) {
       state.source = bitmap;
       fitStage(result.image.width, result.image.height);
@@ -325,6 +381,36 @@ async function useFile(file) {
   } catch (err) {
     clearResult();  // the picture and faces of an earlier file must not stand under this error
     setStatus(`${file.name}: ${err.message}`, true);
+  }
+}
+
+// Why face ``index`` of the photo got its label: asked of the server (?explain=) or worked out
+// in this browser, then drawn over the face until the next image.
+async function explainFace(index) {
+  const face = state.last && state.last.faces[index];
+  if (!face || !state.input) return;
+  const name = state.input.file.name;
+  setStatus(`${name}: explaining face ${index + 1} (${face.label})…`);
+  try {
+    let explanation;
+    if (state.mode === "browser") {
+      explanation = { face: index, ...(await (await browserEngine()).explain(state.input.pixels, face)) };
+    } else {
+      const options = query(false);
+      const res = await fetch(`v1/recognize${options ? `${options}&` : "?"}explain=${index}`, {
+        method: "POST", body: state.input.file,
+        headers: { "Content-Type": state.input.file.type || "application/octet-stream" },
+      });
+      const body = await res.json().catch(() => ({}));
+      if (!res.ok || !body.explanation) throw new Error(`${res.status}: ${body.detail || "no explanation came back"}`);
+      explanation = { ...body.explanation, rect: face.box };
+    }
+    state.explanation = explanation;
+    show(state.last);
+    setStatus(`${name}: face ${index + 1} is ${face.label}: in red, the pixels that label rests on most`);
+    document.body.dataset.explained = String(index);
+  } catch (err) {
+    setStatus(`${name}: cannot explain face ${index + 1}: ${err.message}`, true);
   }
 }
 
@@ -349,6 +435,8 @@ async function useSample() {
 function clearResult() {
   state.source = null;
   state.last = null;
+  state.input = null;
+  state.explanation = null;
   state.rtts = [];
   state.stamps = [];
   ctx.clearRect(0, 0, stage.width, stage.height);
@@ -357,7 +445,11 @@ function clearResult() {
   $("result").textContent = "";
 }
 
-$("file").addEventListener("change", (e) => useFile(e.target.files[0]));
+$("file").addEventListener("change", (e) => {
+  const file = e.target.files[0];
+  e.target.value = "";  // the same file chosen again (in the other mode, say) is a new choice
+  useFile(file);
+});
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
@@ -404,6 +496,8 @@ async function startCamera() {
   if (state.engine) state.engine.resetVideo();
   state.source = video;
   state.last = null;
+  state.input = null;  // a camera frame is not explained (it is gone by the time a click comes)
+  state.explanation = null;
   $("camera").textContent = "Stop webcam";
   $("camera").classList.add("on");
   setStatus(state.mode === "server"

@@ -306,6 +306,35 @@ const MobileferBrowser = (() => {
     return e.map((v) => v / s);
   }
 
+  // pose.py head_pose, name for name: five points -> {yaw, pitch, roll, turned} in degrees, or null.
+  function headPose(landmarks, rules) {
+    if (!landmarks) return null;
+    const [[lx, ly], [rx, ry], [nx, ny], [mlx, mly], [mrx, mry]] = landmarks;
+    const dx = rx - lx, dy = ry - ly, spread = Math.hypot(dx, dy);
+    if (spread < 1e-6) return null;
+    const cos = dx / spread, sin = dy / spread, ex = (lx + rx) / 2, ey = (ly + ry) / 2;
+    const upright = (x, y) => [(x - ex) * cos + (y - ey) * sin, (y - ey) * cos - (x - ex) * sin];
+    const nose = upright(nx, ny), left = upright(mlx, mly), right = upright(mrx, mry);
+    const mouth = [(left[0] + right[0]) / 2, (left[1] + right[1]) / 2];
+    if (mouth[1] <= 1e-6) return null;
+    const midline = mouth[0] * nose[1] / mouth[1];
+    const deg = (a) => Math.round(a * 1800 / Math.PI) / 10;
+    const yaw = deg(Math.atan2(nose[0] - midline, rules.nose_depth * spread));
+    const pitch = deg(Math.atan2((rules.nose_height - nose[1] / mouth[1]) * mouth[1], rules.nose_depth * spread));
+    return { yaw, pitch, roll: deg(Math.atan2(dy, dx)),
+             turned: Math.abs(yaw) > rules.turned_yaw || Math.abs(pitch) > rules.turned_pitch };
+  }
+
+  // A seeded generator for explain's masks (mulberry32): the same map for the same face.
+  function seeded(seed) {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
   // ------------------------------------------------------------ the engine
   async function fetchModel(url, what) {
     let res;
@@ -373,9 +402,9 @@ const MobileferBrowser = (() => {
       const input = new ort.Tensor("float32", blob, [1, 3, small.height, small.width]);
       const feeds = { [this.detector.inputNames[0]]: input };
       const out = await this.detector.run(feeds);
-      const [heat, scale, offset] = this.detector.outputNames.slice(0, 3).map((n) => out[n]);
+      const [heat, scale, offset, marks] = this.detector.outputNames.slice(0, 4).map((n) => out[n]);
       const [hh, hw] = heat.dims.slice(2), hp = hh * hw;
-      const sx = img.width / netW, sy = img.height / netH, rects = [], scores = [];
+      const sx = img.width / netW, sy = img.height / netH, rects = [], scores = [], points = [];
       for (let i = 0; i < hp; i++) {
         const score = heat.data[i];
         if (!(score > threshold)) continue;
@@ -384,8 +413,12 @@ const MobileferBrowser = (() => {
         const cy = (ys + offset.data[i] + 0.5) * 4 + top, cx = (xs + offset.data[hp + i] + 0.5) * 4 + left;
         rects.push([(cx - sideW / 2) * sx, (cy - sideH / 2) * sy, sideW * sx, sideH * sy]);
         scores.push(score);
+        // centerface.py _Pass.read: point j's (y, x) at channels 2j, 2j + 1, fractions of the box from its corner
+        points.push(marks ? [0, 1, 2, 3, 4].map((j) => [
+          (marks.data[(2 * j + 1) * hp + i] * sideW + cx - sideW / 2) * sx,
+          (marks.data[2 * j * hp + i] * sideH + cy - sideH / 2) * sy]) : null);
       }
-      return { rects, scores };
+      return { rects, scores, points };
     }
 
     // CenterFaceDetector.detect: boxes [x, y, w, h, score], best first. A video frame is never
@@ -410,7 +443,7 @@ const MobileferBrowser = (() => {
           passes.push([{ tile: [x0, y0, x1, y1] }, ratio, null, x0, y0]);
         }
       }
-      let rects = [], scores = [];
+      let rects = [], scores = [], points = [];
       for (const [k, [source, ratio, win, x0, y0]] of passes.entries()) {
         if (onProgress) {
           onProgress(k, passes.length);
@@ -420,16 +453,67 @@ const MobileferBrowser = (() => {
         const found = await this.pass(part, ratio, threshold, win);
         rects = rects.concat(found.rects.map(([x, y, bw, bh]) => [x + x0, y + y0, bw, bh]));
         scores = scores.concat(found.scores);
+        points = points.concat(found.points.map((p) => p && p.map(([px, py]) => [px + x0, py + y0])));
       }
       const boxes = [];
       for (const i of nmsBoxes(rects, scores, threshold, r.nms)) {
         const [x, y, bw, bh] = rects[i];
         const x0 = Math.max(0, pyRound(x)), y0 = Math.max(0, pyRound(y));
         const x1 = Math.min(w, pyRound(x + bw)), y1 = Math.min(h, pyRound(y + bh));
-        if (x1 > x0 && y1 > y0) boxes.push([x0, y0, x1 - x0, y1 - y0, scores[i]]);
+        if (x1 > x0 && y1 > y0) {
+          // a box's landmarks ride on it as a property (a photo's; following makes new boxes without)
+          const box = [x0, y0, x1 - x0, y1 - y0, scores[i]];
+          box.landmarks = points[i] && points[i].map(([px, py]) => [Math.round(px * 10) / 10, Math.round(py * 10) / 10]);
+          boxes.push(box);
+        }
       }
       return boxes.filter((b) => Math.min(b[2], b[3]) >= (minBox ?? r.box_tolerance * minFace))
         .sort((a, b) => b[4] - a[4] || b[2] * b[3] - a[2] * a[3]);
+    }
+
+    // explain.py deletion_map over a face of img (RGB): copies of its base-size face, each with
+    // a random share of its pixels covered by its mean, in one batch; a pixel's weight is how much
+    // further the label's log probability falls where it is covered. Its own random masks (not
+    // numpy's): the same method as Python's, not the same numbers. Returns the map over the
+    // square of img it covers: {rows, cols, weights, rect: [x, y, side, side]}.
+    async explain(img, face) {
+      const e = this.site.explain, m = this.model, b = m.base_size;
+      const [x, y, w, h] = face.box, side0 = Math.max(w, h) * (1 + 2 * m.face_margin);
+      const crop = faceCrop(img, face.box, m.face_margin);
+      const side = Math.min(crop.width, crop.height);
+      const left = (crop.width - side) >> 1, top = (crop.height - side) >> 1;
+      const base = resizeArea(toChannels(centerSquare(crop), m.channels), b, b), c = m.channels;
+      const fill = [...Array(c).keys()].map((k) => {
+        let sum = 0;
+        for (let i = k; i < base.data.length; i += c) sum += base.data[i];
+        return Math.round(sum / (b * b));
+      });
+      const random = seeded(e.seed + 1), covered = [], copies = [base];
+      for (let n = 0; n < e.masks; n++) {
+        const mask = new Uint8Array(b * b), data = Uint8Array.from(base.data);
+        for (let i = 0; i < b * b; i++) {
+          if (random() < e.share) {
+            mask[i] = 1;
+            for (let k = 0; k < c; k++) data[i * c + k] = fill[k];
+          }
+        }
+        covered.push(mask);
+        copies.push({ data, width: b, height: b, channels: c });
+      }
+      const label = m.classes.indexOf(face.label);
+      const logs = (await this.classify(copies)).map((p) => Math.log(Math.min(1, Math.max(1e-12, p[label]))));
+      const weights = new Float32Array(b * b);
+      for (let i = 0; i < b * b; i++) {
+        let on = 0, onN = 0, off = 0, offN = 0;
+        covered.forEach((mask, n) => {
+          const fall = logs[0] - logs[n + 1];
+          if (mask[i]) { on += fall; onN++; } else { off += fall; offN++; }
+        });
+        weights[i] = on / Math.max(onN, 1) - off / Math.max(offN, 1);
+      }
+      const cx = x + w / 2, cy = y + h / 2;
+      const x0 = Math.max(0, pyRound(cx - side0 / 2)), y0 = Math.max(0, pyRound(cy - side0 / 2));
+      return { rows: b, cols: b, weights: Array.from(weights), rect: [x0 + left, y0 + top, side, side] };
     }
 
     // Face crops (RGB or gray, any size) -> class probabilities, one row per crop, with the
@@ -686,14 +770,15 @@ const MobileferBrowser = (() => {
       const t2 = performance.now();
       const classes = this.model.classes;
       const faces = boxes.map((b, i) => {
-        const p = probs[i], best = p.indexOf(Math.max(...p));
+        const p = probs[i], best = p.indexOf(Math.max(...p)), pose = headPose(b.landmarks, this.site.pose);
         return { id: ids[i], box: b.slice(0, 4), label: classes[best], score: p[best],
-                 probs: Object.fromEntries(classes.map((c, j) => [c, p[j]])), detector_score: b[4] };
+                 probs: Object.fromEntries(classes.map((c, j) => [c, p[j]])), detector_score: b[4],
+                 landmarks: b.landmarks ?? null, pose };
       });
       return { faces, classified, image: { width: img.width, height: img.height }, detector: this.rules.name,
                model: this.model.name, timing_ms: { detect: t1 - t0, classify: t2 - t1, total: t2 - t0 } };
     }
   }
 
-  return { Engine, fromRGBA, preprocess, matchPatch };
+  return { Engine, fromRGBA, preprocess, matchPatch, headPose };
 })();
