@@ -250,8 +250,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         for f in result.faces:
             top = sorted(f.probs.items(), key=lambda kv: -kv[1])[:3]
             x, y, w, h = f.box
+            pose = (f"   yaw {f.pose.yaw:.0f} pitch {f.pose.pitch:.0f} roll {f.pose.roll:.0f}"
+                    + (" (turned away)" if f.pose.turned else "")) if f.pose else ""
             print(f"  #{f.id}  box ({x}, {y}, {w}, {h})  {f.label:<9} {f.score:.2f}   "
-                  + "  ".join(f"{k} {v:.2f}" for k, v in top))
+                  + "  ".join(f"{k} {v:.2f}" for k, v in top) + pose)
     if summary.per_face or summary.kind in ("video", "webcam", "stream"):
         print(f"{summary.frames - len(summary.images)} video frames, "
               f"{summary.faces - sum(len(r.faces) for r in summary.images)} face detections")
