@@ -563,7 +563,8 @@ FOLLOWED = """async (frames) => {
             looks = 0;
             const boxes = await engine.videoBoxes({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)),
                                                    width: 640, height: 480, channels: 3});
-            seen.push({boxes: boxes.map((b) => [b[7].id, ...b.slice(0, 4)]), looks});
+            seen.push({boxes: boxes.map((b) => [b[7].id, ...b.slice(0, 4)]), looks,
+                       landmarks: boxes.map((b) => b.landmarks)});
         }
     } finally {
         follow.detect_every = every;
@@ -584,13 +585,16 @@ def test_the_page_follows_a_face_as_python_does_matching_its_patch_between_looks
 
     frames = walk_frames(astronaut_bgr)[:6]
     video = VideoFaces(recognizer.detector, IoUTracker(), every=100, min_face=20)
-    want = [[(t.id, *t.box.as_list()[:4]) for t in video(frame)[0]] for frame in frames]
+    found = [[(t.id, *t.box.as_list()[:4], t.box.landmarks) for t in video(frame)[0]] for frame in frames]
+    want = [[one[:5] for one in tracks] for tracks in found]  # (a track's box changes as it goes: read now)
     page, problems = static_page()
     got = page.evaluate(FOLLOWED, [rgb_b64(f) for f in frames])
     assert [len(one["boxes"]) for one in got] == [len(w) for w in want] == [1] * len(frames)
-    for one, boxes in zip(got, want):
+    for one, boxes, tracks in zip(got, want, found):
         assert one["boxes"][0][0] == boxes[0][0] == 0
         assert np.abs(np.array(one["boxes"][0][1:]) - boxes[0][1:]).max() <= 1, (one, boxes)
+        # its landmarks too, looked at or carried along with a patch match, as Python's
+        assert np.abs(np.array(one["landmarks"][0]) - np.array(tracks[0][5])).max() <= 1.5
     # frame 0 is searched whole; then the face (id 0) is looked at on even frames, matched on odd ones
     assert [one["looks"] for one in got[1:]] == [int(i % CHECK_EVERY == 0) for i in range(1, len(frames))]
     assert problems == []

@@ -235,7 +235,8 @@ const MobileferBrowser = (() => {
     const edgeX = (bx === 0 || bx === sw - 1) && (bx === 0 ? x0 > 0 : x1 < w);
     const edgeY = (by === 0 || by === sh - 1) && (by === 0 ? y0 > 0 : y1 < h);
     if (!(best >= f.match_min) || edgeX || edgeY) return null;
-    return [Math.min(x0 + bx * step, w - box[2]), Math.min(y0 + by * step, h - box[3]), box[2], box[3], box[4]];
+    const x = Math.min(x0 + bx * step, w - box[2]), y = Math.min(y0 + by * step, h - box[3]);
+    return carry([x, y, box[2], box[3], box[4]], box, 1, x - box[0], y - box[1]);
   }
 
   // to_base + normalize_batch: one face (uint8, any size) -> float32 (C, S, S), normalised.
@@ -323,6 +324,14 @@ const MobileferBrowser = (() => {
     const pitch = deg(Math.atan2((rules.nose_height - nose[1] / mouth[1]) * mouth[1], rules.nose_depth * spread));
     return { yaw, pitch, roll: deg(Math.atan2(dy, dx)),
              turned: Math.abs(yaw) > rules.turned_yaw || Math.abs(pitch) > rules.turned_pitch };
+  }
+
+  // faces.py Box.mapped: ``to`` (a new box array) with ``from``'s landmarks moved as the box was:
+  // each point p becomes p * scale + (dx, dy); none where ``from`` has none.
+  function carry(to, from, scale = 1, dx = 0, dy = 0) {
+    to.landmarks = from.landmarks ? from.landmarks.map(([x, y]) => [Math.round((x * scale + dx) * 10) / 10,
+                                                                    Math.round((y * scale + dy) * 10) / 10]) : null;
+    return to;
   }
 
   // A seeded generator for explain's masks (mulberry32): the same map for the same face.
@@ -597,8 +606,8 @@ const MobileferBrowser = (() => {
                     Math.trunc(box[3] * unit)];
       let best = found.reduce((a, b) => (iou(b, last) > iou(a, last) || (iou(b, last) === iou(a, last) && b[4] > a[4]) ? b : a));
       if (iou(best, last) === 0) best = found.reduce((a, b) => (b[4] > a[4] ? b : a));
-      const moved = [x0 + pyRound(best[0] / unit), y0 + pyRound(best[1] / unit), pyRound(best[2] / unit),
-                     pyRound(best[3] / unit), best[4]];
+      const moved = carry([x0 + pyRound(best[0] / unit), y0 + pyRound(best[1] / unit), pyRound(best[2] / unit),
+                           pyRound(best[3] / unit), best[4]], best, 1 / unit, x0, y0);
       return Math.min(moved[2], moved[3]) < minBox ? null : moved;
     }
 
@@ -607,8 +616,8 @@ const MobileferBrowser = (() => {
       const width = Math.min(this.site.follow.glance_width, img.width), ratio = width / img.width;
       const small = resizeArea(img, width, Math.max(1, pyRound(img.height * ratio)));
       const found = await this.detect(small, { video: true, minFace: this.rules.smallest_seen });
-      return found.map((b) => [Math.trunc(b[0] / ratio), Math.trunc(b[1] / ratio), Math.trunc(b[2] / ratio),
-                               Math.trunc(b[3] / ratio), b[4]])
+      return found.map((b) => carry([Math.trunc(b[0] / ratio), Math.trunc(b[1] / ratio), Math.trunc(b[2] / ratio),
+                                     Math.trunc(b[3] / ratio), b[4]], b, 1 / ratio))
         .filter((b) => Math.min(b[2], b[3]) >= minBox && boxes.every((o) => iou(b, o) < 0.3));
     }
 
@@ -667,8 +676,8 @@ const MobileferBrowser = (() => {
         }
         const boxes = found.map((b, bi) => {
           const last = matched.get(bi) ?? null;
-          return [...b.slice(0, 5), last?.[5] === true, weak(b) && (last === null || last[6] === true),
-                  last === null ? this.newFace() : last[7]];
+          return carry([...b.slice(0, 5), last?.[5] === true, weak(b) && (last === null || last[6] === true),
+                        last === null ? this.newFace() : last[7]], b);
         });
         // tracking.py DetectionSchedule.found: a face not followed on the frame before brings the next search nearer
         const arriving = index > 0 && boxes.some((b, bi) => !b[6] && (!matched.has(bi) || b[7].missed > 0));
@@ -686,7 +695,7 @@ const MobileferBrowser = (() => {
         const matched = (index + box[7].id) % period !== 0 && previous !== null ? matchPatch(previous, img, box, f) : null;
         const now = matched ?? await this.followOne(img, box, minBox);
         if (now && followed.every((o) => iou(now, o) < 0.5)) {
-          followed.push([...now.slice(0, 5), box[5] === true, box[6] === true && now[4] < r.threshold, box[7]]);
+          followed.push(carry([...now.slice(0, 5), box[5] === true, box[6] === true && now[4] < r.threshold, box[7]], now));
         } else {
           gone.push(box);
         }
@@ -699,7 +708,7 @@ const MobileferBrowser = (() => {
       for (const box of again) {
         const now = await this.lookNear(img, box, minBox, f.input);
         if (now && now[4] >= r.threshold && followed.every((o) => iou(now, o) < 0.5)) {
-          followed.push([...now.slice(0, 5), false, false, box[7]]);
+          followed.push(carry([...now.slice(0, 5), false, false, box[7]], now));
           this.lost = this.lost.filter((b) => b !== box);
           box[7].missed = 0;
         }
@@ -711,7 +720,7 @@ const MobileferBrowser = (() => {
           if (last !== null) this.lost = this.lost.filter((o) => o !== last);
           const face = last === null ? this.newFace() : last[7];
           face.missed = 0;
-          followed.push([...b, false, last?.[6] === true, face]);
+          followed.push(carry([...b, false, last?.[6] === true, face], b));
         }
       }
       this.boxes = followed;
