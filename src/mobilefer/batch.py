@@ -39,6 +39,7 @@ from mobilefer.errors import ConfigError, OutputError, check_fields, require, wh
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.recognizer import LANDMARK_COLUMNS, POSE_COLUMNS, RECOGNITION_RULES
 from mobilefer.inference.sources import list_sources
+from mobilefer.runtime.devices import parse_device
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class BatchConfig:
     workers: int | None = None  # recognizer actors per pool; default: one per CPU of the cluster
     batch_size: int = 16  # photos per actor call
     gpus_per_worker: float = 0.0  # > 0: each actor takes this share of a GPU and runs on CUDA
+    device: str = "auto"  # with gpus_per_worker: auto or cuda (the GPU Ray gives an actor); without: the CPU
     mode: str = "refuse"  # when out holds results: refuse, resume or overwrite
     progress: bool = False
 
@@ -76,6 +78,10 @@ class BatchConfig:
             "gpus_per_worker": (lambda v: 0 <= v <= 8, "0 (CPU) to 8"),
             "mode": (lambda v: v in MODES, " or ".join(MODES)),
         })
+        kind, _ = parse_device(self.device)
+        if kind == "cuda" and not self.gpus_per_worker:
+            raise ConfigError(f"--device {self.device}: batch runs on a GPU through Ray; give --gpus-per-worker "
+                              "(each actor's share of one)")
         out = Path(self.out)
         if out.exists() and not out.is_dir():
             raise OutputError(f"--out {out}: is a file; expected a folder")
@@ -152,7 +158,7 @@ class _Worker:
         settings = self.settings = self.SETTINGS
         self.rec = EmotionRecognizer.load(settings["model"], detector=settings["detector"],
                                           min_face=settings["min_face"], max_faces=settings["max_faces"],
-                                          threads=settings["threads"], providers=settings["providers"])
+                                          threads=settings["threads"], device=settings["device"])
         self.classes = self.rec.classes
 
 
@@ -317,7 +323,7 @@ def recognize_dataset(config: BatchConfig, images: list[str] | None = None, vide
         images, videos, _ = list_sources(config.sources)
     settings = {"model": config.model, "detector": config.detector, "min_face": config.min_face,
                 "max_faces": config.max_faces, "detect_every": config.detect_every,
-                "providers": ["CUDAExecutionProvider", "CPUExecutionProvider"] if config.gpus_per_worker else None}
+                "device": config.device if config.gpus_per_worker else "cpu"}  # Ray gives an actor its GPU
     parts = []
     for paths, worker, batch in ((images, ImageWorker, config.batch_size), (videos, VideoWorker, 1)):
         if not paths:

@@ -22,6 +22,8 @@ from mobilefer.errors import MobileferError, require
 
 log = logging.getLogger("mobilefer")
 
+DEVICE_HELP = ("where the model runs: auto (the GPU where onnxruntime-gpu opens one, else the CPU), cpu, cuda "
+               "or cuda:N")
 DETECTOR_HELP = "face detector; auto: centerface (bundled), else haar; none: each image is one face crop"
 THREADS_HELP = "CPU threads; default: the cores not already busy, up to 4 (also $MOBILEFER_THREADS)"
 
@@ -181,6 +183,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="score a stratified sample of this many images")
     p.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="images a classifier call")
     p.add_argument("--threads", type=int, help=THREADS_HELP)
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--plot", help="write a confusion-matrix heat-map PNG here")
     p.set_defaults(run=_cmd_evaluate)
@@ -234,6 +237,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, help="crop margin around a face box; default: the model's")
     p.add_argument("--classes", type=_csv_list, help="class names in output order, for .pth state_dicts")
     p.add_argument("--threads", type=int, help="ONNX Runtime threads; default: up to 4 (1 is often best for a few faces)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--explain", action="store_true",
                    help="with --out: for each face of each photo, a picture of the pixels its emotion rests on "
                         "(NAME_face<id>_explain.jpg; ~0.3 s a face)")
@@ -352,6 +356,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-faces", type=int, default=d.max_faces, help="faces per image at most")
     p.add_argument("--min-face", type=int, default=d.min_face, help="default smallest face side, pixels")
     p.add_argument("--threads", type=int, help="ONNX Runtime threads per inference; default: up to 4")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=_cmd_serve)
 
 
@@ -393,6 +398,9 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="photos per actor call")
     p.add_argument("--gpus-per-worker", type=float, default=d["gpus_per_worker"].default,
                    help="share of a GPU per actor (ONNX Runtime CUDA when installed); 0: CPU only")
+    p.add_argument("--device", default="auto",
+                   help="with --gpus-per-worker: auto (the actor's GPU where it opens, else the CPU) or cuda (an "
+                        "error where it does not); without: the CPU")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--resume", dest="mode", action="store_const", const="resume",
                       help="--out holds an earlier run: add only the sources it has not done")

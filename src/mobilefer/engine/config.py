@@ -215,8 +215,12 @@ class EvalConfig:
     workers: int | None = None
     threads: int | None = None  # inference threads (PyTorch or ONNX Runtime); default: the idle cores, up to 4
     crop_faces: bool | None = None  # None: as the model was trained (its config's crop_faces)
+    device: str = "auto"  # auto, cpu, cuda or cuda:N (runtime.devices)
 
     def __post_init__(self) -> None:
+        from mobilefer.runtime.devices import check_device
+
+        check_device(self.device)
         if not self.data:
             raise ConfigError("evaluate needs --data: labelled images (folder, zip, CSV or FER+ data)")
         check_fields(self, {

@@ -18,6 +18,7 @@ from mobilefer.engine.config import EvalConfig
 from mobilefer.engine.metrics import score
 from mobilefer.errors import MissingExtraError
 from mobilefer.runtime import load_classifier
+from mobilefer.runtime.devices import choose_device
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     without a majority label, by reason) and ``model`` (its summary). Vote data (FER+) is
     always scored against the majority label.
     """
-    clf = load_classifier(config.model, classes=config.classes, tta=config.tta, threads=config.threads)
+    clf = load_classifier(config.model, classes=config.classes, tta=config.tta, threads=config.threads,
+                          device=choose_device(config.device))
     meta = clf.meta
     usage = config.usage or ("PublicTest" if csv_has_usage(config.data) else None)
     from mobilefer.inference.detectors import LargestFaceCrop

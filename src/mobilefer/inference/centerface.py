@@ -90,13 +90,13 @@ class CenterFaceDetector:
     def __init__(self, weights: str | Path | None = None, work_width: int = WORK_WIDTH,
                  threshold: float = CENTERFACE_THRESHOLD, nms: float = CENTERFACE_NMS,
                  min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, providers: list | None = None) -> None:
         import onnxruntime as ort
 
         found, said = centerface_file(weights)
         threads = cores.budget(threads, cap=2)  # a bad $MOBILEFER_THREADS is its own error, not the file's
         try:
-            self.session = centerface_session(found, threads)
+            self.session = centerface_session(found, threads, providers)
         except Exception as exc:  # ORT's own error types, or a file that is no ONNX model
             raise DetectorUnavailable(f"{said}: not a usable CenterFace model ({str(exc).splitlines()[0][:200]})") from None
         _check_centerface(self.session, said)

@@ -74,9 +74,10 @@ def faster_centerface() -> Path:
     return chosen
 
 
-def centerface_session(path: Path, threads: int | None = None):
+def centerface_session(path: Path, threads: int | None = None, providers: list | None = None):
     """The ONNX Runtime session a CenterFace file runs in: its input dimensions freed (any image
-    size), at most 2 threads, no per-shape memory plans. Raises ONNX Runtime's own errors."""
+    size), at most 2 threads, no per-shape memory plans; on ``providers`` (runtime.devices;
+    None: the CPU). Raises ONNX Runtime's own errors."""
     import onnxruntime as ort
 
     from mobilefer import cores
@@ -89,7 +90,8 @@ def centerface_session(path: Path, threads: int | None = None):
     # faults in fresh memory: hikers 1280x720, 27-28 against 22-26 ms of CPU a frame); a pass
     # larger than a video's whole-frame search (a photo) hands its share back (centerface._Pass).
     options.enable_mem_pattern = False
-    return ort.InferenceSession(free_dimensions(path.read_bytes()), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(free_dimensions(path.read_bytes()), options,
+                                providers=providers or ["CPUExecutionProvider"])
 
 
 def probe(files: list[Path], runs: int = PROBE_RUNS) -> dict[Path, float]:

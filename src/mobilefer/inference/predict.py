@@ -31,6 +31,7 @@ from mobilefer.inference.recognizer import (LANDMARK_COLUMNS, POSE_COLUMNS, RECO
 from mobilefer.inference.sources import expand_sources, frame_count, source_kind
 from mobilefer.inference.tracking import Smoother
 from mobilefer.inference.video_out import AnnotatedVideo
+from mobilefer.runtime.devices import check_device
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class PredictConfig:
     classes: list[str] | None = None  # for .pth models
     threads: int | None = None  # ONNX Runtime intra-op threads (None: up to 4)
     explain: bool = False  # with out: a picture of why, for each face of each photo
+    device: str = "auto"  # auto, cpu, cuda or cuda:N (runtime.devices)
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -70,6 +72,7 @@ class PredictConfig:
             "margin": (lambda v: 0 <= v <= 1, "0 to 1 (a fraction of the face side)"),
             "threads": THREADS_RULE,
         })
+        check_device(self.device)
         Cadence.parse(self.every)
         Smoother.parse(self.smooth)
         check_output_file(self.json, "--json")
@@ -154,7 +157,7 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
     outputs (JSON Lines and CSV for all of them together; annotated files and a timeline per source)."""
     rec = EmotionRecognizer.load(config.model, detector=config.detector, margin=config.margin,
                                  min_face=config.min_face, max_faces=config.max_faces, classes=config.classes,
-                                 threads=config.threads)
+                                 threads=config.threads, device=config.device)
     sources, unusable = expand_sources(config.sources)
     summary = PredictSummary(kind=source_kind(sources[0]) if len(sources) == 1 else "many",
                              failed=[reason for _, reason in unusable])

@@ -21,6 +21,7 @@ from mobilefer.errors import ConfigError, SourceError, whole
 from mobilefer.data.images import as_bgr_frame, bgr_to_rgb
 from mobilefer.data.preprocess import normalize_batch, preprocess
 from mobilefer.runtime import Classifier, load_classifier
+from mobilefer.runtime.devices import choose_device
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
                                            face_crop, video_search_min_face)
 from mobilefer.inference.explain import deletion_map, face_base, over_box
@@ -154,10 +155,13 @@ class EmotionRecognizer:
     @classmethod
     def load(cls, model: str | Path | None = None, *, detector: str = "auto", margin: float | None = None,
              min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None, threads: int | None = None,
-             classes: list[str] | None = None, providers: list[str] | None = None) -> "EmotionRecognizer":
-        """From a saved model (.onnx, .safetensors, .pth with classes); no path: the bundled one."""
-        clf = load_classifier(model, classes=classes, threads=threads, providers=providers)
-        return cls(clf, create_detector(detector, min_face=min_face, max_faces=max_faces), margin)
+             classes: list[str] | None = None, device: str = "auto") -> "EmotionRecognizer":
+        """From a saved model (.onnx, .safetensors, .pth with classes); no path: the bundled one.
+        ``device``: auto, cpu, cuda or cuda:N (:func:`~mobilefer.runtime.devices.choose_device`)."""
+        where = choose_device(device)
+        clf = load_classifier(model, classes=classes, threads=threads, device=where)
+        found = create_detector(detector, min_face=min_face, max_faces=max_faces, providers=where.providers)
+        return cls(clf, found, margin)
 
     @property
     def classes(self) -> list[str]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from mobilefer.errors import MissingExtraError, importable
 from mobilefer.meta import ModelMeta
+
+if TYPE_CHECKING:
+    from mobilefer.runtime.devices import Device
 
 
 class Classifier(Protocol):
@@ -53,24 +56,30 @@ def load_classifier(
     input_size: int = 224,
     tta: str | None = None,
     threads: int | None = None,
-    providers: list[str] | None = None,
+    device: "Device | None" = None,
 ) -> Classifier:
     """Open a model for inference (bundled name, path, None: the default).
 
     ``tta`` ("none"/"flip") overrides the model's own; ``classes`` and ``input_size`` are
-    for plain ``.pth`` state_dicts only; ``providers`` (ONNX Runtime's names, e.g.
-    CUDAExecutionProvider) are used where this onnxruntime has them, else the CPU.
+    for plain ``.pth`` state_dicts only; ``device``: where it runs (:mod:`.devices`; None: the
+    CPU); a LiteRT model runs on the CPU only.
     """
+    from mobilefer.runtime.devices import CPU_DEVICE
     from mobilefer.runtime.refs import resolve_model
 
+    device = device or CPU_DEVICE
     model = resolve_model(ref)
     if model.kind == "onnx":
         from mobilefer.runtime.onnx import OnnxClassifier
 
-        clf: Classifier = OnnxClassifier(model.path, threads=threads, providers=providers)
+        clf: Classifier = OnnxClassifier(model.path, threads=threads, providers=device.providers)
     elif model.kind == "tflite":
         from mobilefer.runtime.litert import LiteRTClassifier
 
+        if device.gpu is not None:
+            from mobilefer.errors import ConfigError
+
+            raise ConfigError(f"{model.path}: a LiteRT model runs on the CPU here; use --device cpu, or the .onnx")
         clf = LiteRTClassifier(model.path, threads=threads)
     else:
         require_torch(f"{model.path}: a PyTorch model (export it to ONNX to run without PyTorch)")
@@ -79,7 +88,7 @@ def load_classifier(
 
         cores.limit_torch(threads)
         net, meta = load_model(model.path, classes=classes, input_size=input_size)
-        clf = TorchClassifier(net, meta)
+        clf = TorchClassifier(net.to(device.name), meta, device.name)
     if tta is not None:
         if tta not in ("none", "flip"):
             from mobilefer.errors import ConfigError

@@ -30,7 +30,7 @@ def session_options(threads: int | None = None):
     return options
 
 
-def open_session(path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+def open_session(path: str | Path, threads: int | None = None, providers: list | None = None):
     """An ONNX Runtime session for ``path`` (CPU unless ``providers`` names others that this
     onnxruntime has, e.g. CUDAExecutionProvider), or ModelFileError naming the file."""
     import onnxruntime as ort
@@ -39,10 +39,11 @@ def open_session(path: str | Path, threads: int | None = None, providers: list[s
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     have = set(ort.get_available_providers())
-    chosen = [p for p in (providers or []) if p in have] + ["CPUExecutionProvider"]
+    named = lambda p: p[0] if isinstance(p, tuple) else p  # noqa: E731  (a name, or (name, options))
+    chosen = [p for p in (providers or []) if named(p) in have and named(p) != "CPUExecutionProvider"]
     options = session_options(threads)  # a bad $MOBILEFER_THREADS is its own error, not the file's
     try:
-        return ort.InferenceSession(str(path), options, providers=list(dict.fromkeys(chosen)))
+        return ort.InferenceSession(str(path), options, providers=[*chosen, "CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types for corrupt files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelFileError(f"{path}: not a loadable ONNX model ({first})") from None
@@ -76,7 +77,7 @@ def _check_io(session, meta: ModelMeta, path: Path) -> None:
 class OnnxClassifier:
     """An exported model on ONNX Runtime: float32 (N, C, H, W) in, probabilities (N, K) out."""
 
-    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, providers: list | None = None) -> None:
         self.path = Path(path)
         self.session = open_session(self.path, threads, providers)
         self.meta = meta_from_session(self.session, self.path)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 from mobilefer.cores import THREADS_RULE
 from mobilefer.errors import check_fields, whole
+from mobilefer.runtime.devices import check_device
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
 from mobilefer.inference.recognizer import RECOGNITION_RULES
 
@@ -26,9 +27,11 @@ class ServeConfig:
     max_faces: int = 100  # a request may ask for fewer
     min_face: int = DEFAULT_MIN_FACE
     threads: int | None = None  # ONNX Runtime threads per inference (None: up to 4)
+    device: str = "auto"  # auto, cpu, cuda or cuda:N (runtime.devices)
     log_level: str = "info"
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         positive = (lambda v: v > 0, "a number above 0")
         check_fields(self, {
             **{k: RECOGNITION_RULES[k] for k in ("detector", "min_face", "max_faces")},

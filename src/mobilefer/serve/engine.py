@@ -23,6 +23,7 @@ from mobilefer.inference.detectors import available_detectors, create_detector, 
 from mobilefer.inference.recognizer import EmotionRecognizer, Face
 from mobilefer.serve.config import ServeConfig
 from mobilefer.runtime import resolve_model
+from mobilefer.runtime.devices import Device, choose_device
 
 
 # glibc keeps the blocks a request freed, so a worker would stay at its peak; handing them back
@@ -57,13 +58,14 @@ class Recognition:
 class _Slot:
     """The detectors one inference thread uses, created on first use (the default one at start)."""
 
-    def __init__(self, classifier: Classifier, config: ServeConfig) -> None:
-        self.classifier, self.config = classifier, config
+    def __init__(self, classifier: Classifier, config: ServeConfig, device: Device) -> None:
+        self.classifier, self.config, self.device = classifier, config, device
         self.recognizers: dict[str, EmotionRecognizer] = {}
 
     def recognizer(self, detector: str) -> EmotionRecognizer:
         if detector not in self.recognizers:
-            found = create_detector(detector, min_face=self.config.min_face, max_faces=self.config.max_faces)
+            found = create_detector(detector, min_face=self.config.min_face, max_faces=self.config.max_faces,
+                                    providers=self.device.providers)
             self.recognizers[detector] = EmotionRecognizer(self.classifier, found)
         return self.recognizers[detector]
 
@@ -73,7 +75,8 @@ class Engine:
         self.config = config
         self.model_file = resolve_model(config.model)
         self.model_path = self.model_file.path
-        self.classifier = load_classifier(self.model_path, threads=config.threads)
+        self.device = choose_device(config.device)
+        self.classifier = load_classifier(self.model_path, threads=config.threads, device=self.device)
         self.meta = self.classifier.meta
         self.detectors = available_detectors()
         self.default_detector = self.resolve_detector(config.detector)
@@ -84,7 +87,7 @@ class Engine:
         self._slots: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         blank = np.zeros((240, 320, 3), np.uint8)
         for _ in range(config.slots):
-            slot = _Slot(self.classifier, config)
+            slot = _Slot(self.classifier, config, self.device)
             rec = slot.recognizer(self.default_detector)
             rec.detector.detect(blank)  # first runs allocate; keep that off requests
             rec.classify_crops([blank])
