@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from helpers import astronaut_head, needs_centerface, room_cut_frames, seat_cut_frames, texture, walk_frames
-from mobilefer.inference.detectors import Box, CenterFaceDetector, video_min_face, video_scale
+from mobilefer.inference.detectors import Box, CenterFaceDetector, OneByOne, video_min_face, video_scale
 from mobilefer.inference.follow import (GRID, INPUT, REGION, RETRY_INPUT, FaceFollower, match_patch, _region,
                                         _smooth, _window)
 from mobilefer.inference.live import CHECK_FACES, FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
@@ -131,10 +131,14 @@ def test_a_face_growing_into_view_is_reported_before_the_next_whole_frame_search
         assert max(iou(Box(*r.faces[0].box), Box(*t.box)) for t in every[r.frame].faces) > 0.5
 
 
-class _OneFace:
-    """A detector with one 100 px face in a 640x480 frame, found again in each follow square."""
+class _Fake(OneByOne):
+    """What every detector declares (faces.FaceDetector), for the made-up ones below."""
 
-    name, smallest_seen = "fake", 24
+    name, smallest_seen, thread_safe, min_face, threshold, windows = "fake", 24, False, 20, None, False
+
+
+class _OneFace(_Fake):
+    """A detector with one 100 px face in a 640x480 frame, found again in each follow square."""
 
     def __init__(self):
         self.whole = []  # min_face of each whole-frame search
@@ -235,12 +239,13 @@ def _frames(path):
     return frames
 
 
-class _Recording:
+class _Recording(_Fake):
     """A real detector that records the thread each whole-frame search ran on."""
 
     def __init__(self, detector):
         self.inner, self.threads = detector, []
         self.name, self.smallest_seen, self.thread_safe = detector.name, detector.smallest_seen, True
+        self.min_face, self.threshold = detector.min_face, detector.threshold
 
     def detect(self, image, **kwargs):
         if image.shape[1] == 640:
@@ -281,7 +286,7 @@ def test_a_followed_face_is_matched_from_its_last_patch_where_it_moved():
     assert match_patch(flat, flat, box) is None  # nothing to match on
 
 
-class _Faces:
+class _Faces(_Fake):
     """A detector that sees ``boxes`` in a 640x480 frame, and a face in the middle of each
     follow square; it counts the follow squares it is asked about."""
 
@@ -391,7 +396,7 @@ def test_haar_never_searches_on_a_second_thread(bundled_model):
     assert VideoFaces(haar, IoUTracker(), every=10, min_face=20, ahead=lambda k: None).ahead is None
 
 
-class _Script:
+class _Script(_Fake):
     """A detector whose whole-frame search of the i-th frame finds ``frames[i]`` (boxes with any
     score, kept down to the confidence asked for), with CenterFace's threshold of 0.5."""
 
@@ -429,7 +434,7 @@ def test_a_known_face_is_kept_on_weaker_evidence_than_a_new_one():
     assert _reported(frames) == [[0], [0], [0], [], []]  # the new face never scores 0.5; one gone stays gone
 
 
-class _WhereLooked:
+class _WhereLooked(_Fake):
     """A detector that sees one face at ``face`` (x, y, side) with the i-th call's score
     ``scores[i]``, in whole frames and in the squares following looks at (at the frame's scale):
     each pixel of the frames it is given holds its own coordinates (see :func:`_coordinates`), so a
@@ -493,21 +498,21 @@ def test_a_weak_box_only_continues_a_track_seen_on_the_last_frame():
     assert [t.id for t in tracker.update([Box(200, 0, 50, 50, 0.6)], confidence=0.5)] == [1]  # strong: rejoins
 
 
-class _MissesSmallSquares:
+class _MissesSmallSquares(_Fake):
     """A detector whose whole-frame search finds one 20 px face, and which finds it again only in
     follow squares of RETRY_INPUT px (it misses it in the first, INPUT px one)."""
 
-    name, smallest_seen, threshold = "fake", 24, 0.5
+    name, smallest_seen, threshold, windows = "fake", 24, 0.5, True
     pass_size = staticmethod(CenterFaceDetector.pass_size)
 
     def __init__(self, face):
-        self.face, self.windows = face, []
+        self.face, self.looked = face, []
 
     def detect(self, image, *, min_face=None, max_faces=None, upscale=True, confidence=None, min_box=None,
                scale=None, window=None):
         if window is None:
             return [self.face]
-        self.windows.append(window)
+        self.looked.append(window)
         return [Box(301, 203, 20, 20, 0.9)] if window[2] - window[0] == RETRY_INPUT else []
 
 
@@ -518,8 +523,8 @@ def test_a_face_the_first_square_misses_is_looked_for_again_in_a_larger_one_both
     frame = texture()
     for _ in range(3):  # the whole-frame search, a patch match, the detector's turn
         tracks, _, _ = video(frame)
-    assert [t.id for t in tracks] == [0] and [w[2] - w[0] for w in detector.windows] == [INPUT, RETRY_INPUT]
-    for x0, y0, x1, y1 in detector.windows:
+    assert [t.id for t in tracks] == [0] and [w[2] - w[0] for w in detector.looked] == [INPUT, RETRY_INPUT]
+    for x0, y0, x1, y1 in detector.looked:
         assert (x0 % GRID, y0 % GRID) == (0, 0)
         assert x0 <= face.x and face.x + face.w <= x1 and y0 <= face.y and face.y + face.h <= y1
 

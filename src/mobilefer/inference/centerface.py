@@ -86,6 +86,7 @@ class CenterFaceDetector:
     name = "centerface"
     smallest_seen = SMALLEST_SEEN["centerface"]
     thread_safe = True  # an ONNX Runtime session runs calls from several threads at once
+    windows = True
 
     def __init__(self, weights: str | Path | None = None, work_width: int = WORK_WIDTH,
                  threshold: float = CENTERFACE_THRESHOLD, nms: float = CENTERFACE_NMS,

@@ -27,7 +27,7 @@ from mobilefer.inference.centerface import (BUNDLED_CENTERFACE, CENTERFACE_NMS, 
                                             centerface_fp32, centerface_weights)
 from mobilefer.inference.faces import (BOX_TOLERANCE, DEFAULT_MIN_FACE, LARGE_FACE_PASS, MAX_DETECT_PIXELS,
                                        MAX_TILES, MAX_UPSCALE, SMALLEST_SEEN, VIDEO_DETECT_PIXELS, WORK_WIDTH, Box,
-                                       FaceDetector, Landmarks, face_crop, video_min_face, video_scale,
+                                       FaceDetector, Landmarks, OneByOne, face_crop, video_min_face, video_scale,
                                        video_search_min_face)
 from mobilefer.inference.haar import HaarDetector
 
@@ -45,14 +45,17 @@ __all__ = [  # what other modules take from here, wherever it is defined
 ]
 
 
-class WholeImage:
+class WholeImage(OneByOne):
     """The whole frame is the face: for images that are already face crops."""
 
     name = "none"
     thread_safe = True
+    smallest_seen = 1
+    threshold = None
+    windows = False
 
-    def __init__(self, **_options) -> None:
-        pass
+    def __init__(self, min_face: int = DEFAULT_MIN_FACE, **_options) -> None:
+        self.min_face = min_face
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
                upscale: bool = True, confidence: float | None = None, min_box: int | None = None,

@@ -66,8 +66,14 @@ class Box:
 
 
 class FaceDetector(Protocol):
+    """What every detector declares, so no caller has to probe for it."""
+
     name: str
     thread_safe: bool  # detect() may run on two threads at once (a video's whole-frame search ahead)
+    smallest_seen: int  # the smallest face side it finds reliably, in pixels of the copy it looks at
+    min_face: int  # its smallest face in source pixels, when a call names none
+    threshold: float | None  # the calibrated score it keeps a face from (CenterFace); None: uncalibrated
+    windows: bool  # detect(scale=, window=) looks at a window of a whole-frame pass, sized by pass_size()
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
                upscale: bool = True, confidence: float | None = None, min_box: int | None = None,
@@ -82,9 +88,18 @@ class FaceDetector(Protocol):
         at the frame at exactly this scale, in one pass (a followed face's square, looked at as the
         whole-frame search looks at it); the boxes still come back in the frame's pixels. Detectors
         with a ``pass_size`` (CenterFace) also take ``window``: with ``scale``, look only at the
-        pixels (x0, y0, x1, y1) of the whole frame's pass at that scale, as that pass sees them,
-        and ``detect_many([(frame, options), ...])``: several calls' boxes from one network run
-        (:class:`~.follow.FaceFollower` uses it where there)."""
+        pixels (x0, y0, x1, y1) of the whole frame's pass at that scale, as that pass sees them."""
+
+    def detect_many(self, looks: list[tuple[np.ndarray, dict]]) -> list[list[Box]]:
+        """``detect(image, **options)`` for each look, in order (CenterFace: one network run for
+        all of a size)."""
+
+
+class OneByOne:
+    """detect_many for a detector that looks at one image at a time."""
+
+    def detect_many(self, looks: list[tuple[np.ndarray, dict]]) -> list[list[Box]]:
+        return [self.detect(image, **options) for image, options in looks]
 
 
 def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
@@ -120,7 +135,7 @@ def video_search_min_face(detector: FaceDetector, frame: np.ndarray, min_face: i
     """:func:`video_min_face` of ``frame`` for ``detector`` (``min_face`` where it has no
     smallest face it sees): what a video's whole-frame search of it looks for."""
     h, w = frame.shape[:2]
-    return video_min_face(w, h, min_face, getattr(detector, "smallest_seen", min_face))
+    return video_min_face(w, h, min_face, detector.smallest_seen)
 
 
 def _finish(boxes: list[Box], min_face: int, max_faces: int | None, min_box: int | None = None) -> list[Box]:

@@ -118,7 +118,7 @@ class FaceFollower:
         width = min(GLANCE_WIDTH, frame.shape[1])
         small = shrink(frame, width)
         ratio = width / frame.shape[1]
-        smallest = getattr(self.detector, "smallest_seen", 24)
+        smallest = self.detector.smallest_seen
         found = [b.mapped(int(b.x / ratio), int(b.y / ratio), int(b.w / ratio), int(b.h / ratio), 1 / ratio)
                  for b in self.detector.detect(small, min_face=smallest, upscale=False)]
         return [b for b in found if min(b.w, b.h) >= min_box and all(iou(b, other) < 0.3 for other in boxes)]
@@ -131,8 +131,7 @@ class FaceFollower:
             return []
         squares = [self._square(frame, box, side_in) for box in boxes]
         wanted = [(image, options) for image, options, _ in filter(None, squares)]
-        many = getattr(self.detector, "detect_many", None)
-        found = iter(many(wanted) if many else [self.detector.detect(image, **options) for image, options in wanted])
+        found = iter(self.detector.detect_many(wanted))
         return [None if square is None else _pick(box, next(found), *square[2], min_box)
                 for box, square in zip(boxes, squares)]
 
@@ -146,7 +145,7 @@ class FaceFollower:
         ratio = _ratio(box, scale, side_in)
         # a face that halved its size from one frame to the next is another face (or a false one)
         seen = max(8, int(max(box.w, box.h) * ratio / 2))  # pixels, as looked at
-        pass_size = getattr(self.detector, "pass_size", None)
+        pass_size = self.detector.pass_size if self.detector.windows else None
         if ratio == scale and pass_size is not None:
             # as the whole-frame search looks at it: its pixels, resampled as it resamples them
             window = _window(box, w, h, pass_size(w, h, scale), side_in)

@@ -8,15 +8,17 @@ import cv2
 import numpy as np
 
 from mobilefer.errors import DetectorUnavailable
-from mobilefer.inference.faces import (DEFAULT_MIN_FACE, MAX_UPSCALE, SMALLEST_SEEN, WORK_WIDTH, Box, _finish,
-                                       _work_ratio)
+from mobilefer.inference.faces import (DEFAULT_MIN_FACE, MAX_UPSCALE, SMALLEST_SEEN, WORK_WIDTH, Box, OneByOne,
+                                       _finish, _work_ratio)
 
 
-class HaarDetector:
+class HaarDetector(OneByOne):
     name = "haar"
     smallest_seen = SMALLEST_SEEN["haar"]
     # an OpenCV CascadeClassifier keeps per-call state: one caller at a time (serve gives each slot its own)
     thread_safe = False
+    threshold = None  # its score is a cascade's level weight, not a probability
+    windows = False
 
     def __init__(self, work_width: int = WORK_WIDTH, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
                  scale_factor: float = 1.1, min_neighbors: int = 5) -> None:

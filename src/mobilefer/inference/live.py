@@ -94,7 +94,7 @@ class VideoFaces:
         self.detector, self.tracker = detector, tracker
         self.schedule = DetectionSchedule(every)
         self.min_face = min_face
-        self.ahead = ahead if getattr(detector, "thread_safe", False) else None
+        self.ahead = ahead if detector.thread_safe else None
         self.follower = FaceFollower(detector)
         self.cuts = CutDetector()
         self._index = -1
@@ -140,7 +140,7 @@ class VideoFaces:
         period = max(CHECK_EVERY, -(-len(live) // CHECK_FACES))
         check = [(self._index + t.id) % period == 0 for t in live]
         tracks = self.tracker.moved(live, self.follower.follow(image, [t.box for t in live], hidden, previous, check))
-        threshold = getattr(self.detector, "threshold", 0.0)
+        threshold = self.detector.threshold or 0.0
         lost = sorted((t for t in self.tracker.tracks if 1 < t.missed <= LOOK_AGAIN), key=lambda t: t.missed)
         if lost:  # faces lost on the frames before, looked for again where they were
             lost = lost[:LOOK_AGAIN_FACES]
@@ -170,7 +170,7 @@ class VideoFaces:
         detection reports such a face from the first frame it scores that; a search that lands
         on a frame it scores 0.45 would leave it until the next one: hikers on 6 versions,
         recall 0.948 -> 0.952, extra faces 2.3 -> 2.1 %)."""
-        return self.tracker.update(boxes, confidence=getattr(self.detector, "threshold", None),
+        return self.tracker.update(boxes, confidence=self.detector.threshold,
                                    hold=self.schedule.every > 1)
 
     def _shown(self, tracks: list[Track], whole_min: int) -> list[Track]:

@@ -218,7 +218,7 @@ class EmotionRecognizer:
         milliseconds spent in ``detect`` and ``classify``."""
         start = time.perf_counter()
         if video:
-            smallest = getattr(self.detector, "min_face", DEFAULT_MIN_FACE) if min_face is None else min_face
+            smallest = self.detector.min_face if min_face is None else min_face
             boxes = self.detector.detect(frame, upscale=False, max_faces=max_faces,
                                          min_face=video_search_min_face(self.detector, frame, smallest))
         else:
@@ -288,7 +288,7 @@ class EmotionRecognizer:
             raise ConfigError(f"--detect-every {detect_every!r}: expected {expected}")
         cadence = every if isinstance(every, Cadence) else Cadence.parse(every)
         smoother = Smoother.parse(VIDEO_SMOOTH if smooth is None and not still else smooth)
-        min_face = getattr(self.detector, "min_face", DEFAULT_MIN_FACE)
+        min_face = self.detector.min_face
         last_classified_t = -1e9
         # A frame's faces are classified on a second thread while the next frame's faces are
         # found (decoding runs on a third, see sources.py): results come out in order, the same
