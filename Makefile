@@ -6,12 +6,12 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # torch 2.14.1 / torchvision 0.29.1 install from this machine's local wheel store.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: test demo serve bench bench-serve browser clean
+.PHONY: test demo serve bench bench-serve browser clean wheel-test
 
-$(VENV)/.dev: pyproject.toml
+$(VENV)/.dev: pyproject.toml packages/fer2013/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) $(TORCH)
-	$(PIP) -e '.[train,export,serve,ray,test,video]'
+	$(PIP) -e '.[train,export,serve,ray,test,video]' -e ./packages/fer2013
 	touch $@
 
 # LiteRT's converter (litert-torch) pins typing-extensions < 4.13, older than the serve and ray
@@ -19,15 +19,33 @@ $(VENV)/.dev: pyproject.toml
 $(VENV)-litert/.ok: pyproject.toml
 	$(PYTHON) -m venv $(VENV)-litert
 	$(VENV)-litert/bin/python -m pip install --quiet --disable-pip-version-check $(TORCH)
-	$(VENV)-litert/bin/python -m pip install --quiet --disable-pip-version-check -e '.[litert]' pytest
+	$(VENV)-litert/bin/python -m pip install --quiet --disable-pip-version-check -e '.[litert]' pytest \
+		-e ./packages/fer2013
 	touch $@
 
-$(VENV)-demo/.runtime: pyproject.toml
-	$(PYTHON) -m venv $(VENV)-demo
-	$(VENV)-demo/bin/python -m pip install --quiet --disable-pip-version-check .
+# The runtime venv holds what a user gets: the wheels built from this tree (mobilefer and
+# mobilefer-fer2013), installed as a package index would install them, without PyTorch.
+WHEEL_MAX_MB := 40
+$(VENV)-demo/.runtime: pyproject.toml packages/fer2013/pyproject.toml $(shell git ls-files src packages 2>/dev/null)
+	test -d $(VENV)-demo || $(PYTHON) -m venv $(VENV)-demo
+	rm -rf dist
+	$(VENV)-demo/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps -w dist . ./packages/fer2013
+	@size=$$(du -m dist/mobilefer-[0-9]*.whl | cut -f1); echo "mobilefer wheel: $$size MB"; \
+		test $$size -le $(WHEEL_MAX_MB) || (echo "the wheel is over $(WHEEL_MAX_MB) MB" && exit 1)
+	$(VENV)-demo/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall \
+		"$$(ls dist/mobilefer-[0-9]*.whl)[serve,plot]" dist/mobilefer_fer2013-*.whl pytest scikit-image httpx
 	touch $@
 
-test: $(VENV)/.dev $(VENV)-litert/.ok
+# The torch-free tests against the installed wheels, not the source tree: a file missing from a
+# wheel fails here (the bundled CenterFace as installed, not the tree's).
+wheel-test: $(VENV)-demo/.runtime
+	cd /tmp && $(CURDIR)/$(VENV)-demo/bin/python -c "import importlib.util as u, mobilefer; \
+		assert 'site-packages' in mobilefer.__file__ and u.find_spec('torch') is None, mobilefer.__file__"
+	MOBILEFER_CENTERFACE= $(VENV)-demo/bin/python -m pytest -q -p no:cacheprovider tests/test_api_inputs.py \
+		tests/test_pose.py tests/test_explain.py tests/test_serve.py tests/test_live.py tests/test_video.py \
+		tests/test_onnx_shapes.py -m "not slow"
+
+test: $(VENV)/.dev $(VENV)-litert/.ok wheel-test
 	$(PY) -m pytest -q
 	MOBILEFER_REQUIRE_LITERT=1 $(VENV)-litert/bin/python -m pytest -q tests/test_litert.py
 
@@ -37,7 +55,6 @@ demo: $(VENV)-demo/.runtime
 
 # The HTTP service and page on http://127.0.0.1:8000/ from the runtime venv (no PyTorch).
 serve: $(VENV)-demo/.runtime
-	$(VENV)-demo/bin/python -m pip install --quiet --disable-pip-version-check '.[serve]'
 	$(VENV)-demo/bin/mobilefer serve
 
 bench: $(VENV)/.dev
@@ -51,4 +68,4 @@ browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 clean:
-	rm -rf $(VENV) $(VENV)-demo $(VENV)-litert out build *.egg-info
+	rm -rf $(VENV) $(VENV)-demo $(VENV)-litert out build dist *.egg-info

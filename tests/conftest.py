@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # runs faster; tests/test_centerface_choice.py covers the choice, in a cache of its own.
 os.environ.setdefault("MOBILEFER_CENTERFACE", str(Path(__file__).resolve().parents[1] / "src" / "mobilefer"
                                                   / "weights" / "centerface_int8.onnx"))
+
+# The suite's own cache (the PyTorch weights made from the bundled ONNX files, CenterFace's
+# timing), shared by its processes and never the user's.
+os.environ.setdefault("XDG_CACHE_HOME", str(Path(tempfile.gettempdir()) / f"mobilefer-tests-{os.getuid()}"))
 
 # Three trivially separable "emotions": mean brightness tells them apart.
 LEVELS = {"happy": 215, "sad": 40, "Surprised": 128}

@@ -133,6 +133,26 @@ def astronaut_head(astronaut_bgr, side: int):
     return cv2.resize(head, None, fx=side / w, fy=side / w, interpolation=cv2.INTER_AREA)
 
 
+def composite(astronaut_bgr, scales=(0.5, 1.0, 1.6)):
+    """A 1200x700 frame with the astronaut's head pasted at several scales; returns frame and boxes."""
+    import cv2
+    import numpy as np
+
+    from conftest import ASTRONAUT_FACE
+
+    x, y, w, h = ASTRONAUT_FACE
+    head = astronaut_bgr[max(0, y - 40): y + h + 40, max(0, x - 40): x + w + 40]
+    canvas = np.full((700, 1200, 3), 90, dtype=np.uint8)
+    boxes, left = [], 20
+    for s in scales:
+        patch = cv2.resize(head, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        top = 100
+        canvas[top: top + patch.shape[0], left: left + patch.shape[1]] = patch
+        boxes.append((left + int(40 * s), top + int((y - max(0, y - 40)) * s), int(w * s), int(h * s)))
+        left += patch.shape[1] + 40
+    return canvas, boxes
+
+
 def walk_frames(astronaut_bgr) -> list:
     """16 frames of 640x480: a face walking right 9 px a frame; from frame 4 a small second face
     (too small for the thumbnail glance) stands still on the right."""

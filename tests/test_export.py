@@ -7,11 +7,12 @@ from helpers import run_without_torch
 from mobilefer.checkpoint import read_meta, save_model
 from mobilefer.export.onnx import export_onnx
 from mobilefer.errors import ModelFileError
-from mobilefer.runtime import OnnxClassifier, read_onnx_meta
+from mobilefer.runtime import OnnxClassifier, read_onnx_meta, resolve_model
 from mobilefer.meta import ModelMeta
 from mobilefer.models import create_model
 
 ROOT = Path(__file__).parents[1]
+ROOT_WEIGHTS = ROOT / "src" / "mobilefer" / "weights"
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +98,45 @@ def test_predict_and_evaluate_run_without_torch(tmp_path, folder_data, checkpoin
     assert done.returncode == 2 and "mobilefer[train]" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_models_pytorch_weights_come_back_from_its_onnx_export_bit_for_bit(checkpoint, tmp_path):
+    """safetensors -> ONNX -> safetensors gives the same tensors and metadata; and the bundled
+    ONNX file -> the safetensors made from it -> ONNX gives the same initializers."""
+    import dataclasses
+
+    import onnx
+    from onnx import numpy_helper
+    from safetensors.numpy import load_file
+
+    from mobilefer.runtime.derive import checkpoint_of, weights_from_onnx
+
+    exported = export_onnx(checkpoint, tmp_path / "m.onnx").path
+    state, _ = weights_from_onnx(exported)
+    original = load_file(str(checkpoint))
+    assert set(state) == set(original)
+    assert all(state[k].dtype == original[k].dtype and np.array_equal(state[k], original[k]) for k in original)
+    made = checkpoint_of(exported)
+    assert dataclasses.asdict(read_meta(made)) == dataclasses.asdict(read_meta(checkpoint))
+    assert checkpoint_of(exported) == made  # made once
+
+    bundled = resolve_model("ferplus-small").path
+    made = load_file(str(resolve_model("ferplus-small", torch_weights=True).path))
+    assert len([k for k in made if k.endswith("num_batches_tracked")]) == 34 and made["features.0.1.num_batches_tracked"] > 0
+    again = export_onnx(resolve_model("ferplus-small", torch_weights=True).path, tmp_path / "again.onnx").path
+    initializers = lambda path: {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}  # noqa: E731
+    first, second = initializers(bundled), initializers(again)
+    assert set(first) == set(second) and all(np.array_equal(first[k], second[k]) for k in first)
+    with pytest.raises(ValueError, match="holds no PyTorch weights"):  # an INT8 file has none to give
+        weights_from_onnx(ROOT_WEIGHTS / "centerface_int8.onnx")
+
+
 def test_bundled_models_describe_themselves():
     from mobilefer.data.ferplus import EMOTIONS
     from mobilefer.runtime import BUNDLED, DEFAULT_MODEL, read_meta
 
     assert DEFAULT_MODEL == "ferplus-small"
     for name, entry in BUNDLED.items():
-        meta = read_onnx_meta(entry.path("onnx"))
-        torch_meta = read_meta(entry.path("safetensors"))  # one model, two formats
+        meta = read_onnx_meta(entry.path())
+        torch_meta = read_meta(resolve_model(name, torch_weights=True).path)  # made from the ONNX file
         assert (torch_meta.classes, torch_meta.input_size, torch_meta.face_margin) == (
             meta.classes, meta.input_size, meta.face_margin), name
         assert meta.base_size == 48 and meta.channels == 1 and meta.tta == "flip"

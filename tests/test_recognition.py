@@ -5,27 +5,12 @@ import torch
 from PIL import Image
 
 from conftest import ASTRONAUT_FACE, box_iou
-from helpers import needs_centerface
+from helpers import composite, needs_centerface
 from mobilefer.data.augment import eval_transform
 from mobilefer.data.preprocess import to_base
 from mobilefer.inference.detectors import BOX_TOLERANCE, Box, centerface_fp32, create_detector, face_crop
 from mobilefer.inference.recognizer import Cadence, EmotionRecognizer
 
-
-
-def composite(astronaut_bgr, scales=(0.5, 1.0, 1.6)):
-    """A 1200x700 frame with the astronaut's head pasted at several scales; returns frame and boxes."""
-    x, y, w, h = ASTRONAUT_FACE
-    head = astronaut_bgr[max(0, y - 40): y + h + 40, max(0, x - 40): x + w + 40]
-    canvas = np.full((700, 1200, 3), 90, dtype=np.uint8)
-    boxes, left = [], 20
-    for s in scales:
-        patch = cv2.resize(head, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-        top = 100
-        canvas[top: top + patch.shape[0], left: left + patch.shape[1]] = patch
-        boxes.append((left + int(40 * s), top + int((y - max(0, y - 40)) * s), int(w * s), int(h * s)))
-        left += patch.shape[1] + 40
-    return canvas, boxes
 
 
 @pytest.mark.parametrize("name", ["haar", pytest.param("centerface", marks=needs_centerface)])

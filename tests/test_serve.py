@@ -116,7 +116,7 @@ def test_exif_orientation_is_applied(client, astronaut_bgr):
 
 
 def test_query_options_choose_detector_and_bound_faces(client, astronaut_bgr):
-    from test_recognition import composite
+    from helpers import composite
 
     frame, truth = composite(astronaut_bgr)
     data = encode(frame)

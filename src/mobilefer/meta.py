@@ -12,6 +12,8 @@ from typing import Any
 
 FORMAT = "mobilefer/1"
 METADATA_KEY = "mobilefer"  # key of the JSON blob in safetensors headers and ONNX metadata_props
+# key of an ONNX file's state entries no forward pass reads ({name: int}), so its weights come back whole
+BUFFERS_KEY = "mobilefer.buffers"
 
 
 @dataclass

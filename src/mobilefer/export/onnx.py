@@ -7,6 +7,7 @@ inputs (calibration images when given) - the max abs difference of probabilities
 """
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import numpy as np
 from mobilefer.atomic import atomic_path, check_output_file
 from mobilefer.cores import THREADS_RULE
 from mobilefer.errors import ConfigError, MobileferError, check_fields, whole
-from mobilefer.meta import METADATA_KEY, ModelMeta
+from mobilefer.meta import BUFFERS_KEY, METADATA_KEY, ModelMeta
 from mobilefer.quiet import others_quiet
 
 log = logging.getLogger(__name__)
@@ -110,13 +111,41 @@ def _check_inputs(meta: ModelMeta, calib_data: str | None, count: int, seed: int
     return normalize_batch(base.reshape(count, meta.base_size, meta.base_size, meta.channels), meta)
 
 
-def _attach_metadata(onnx_path: Path, meta: ModelMeta, out: Path) -> None:
+def _buffers(model, raw: Path) -> dict[str, dict]:
+    """What the exported file ``raw`` lacks of the model's state, for its metadata, so that its
+    weights come back whole: ``ints``, the whole-number scalars no forward pass reads
+    (BatchNorm's num_batches_tracked), and ``same_as``, tensors the exporter stored once for
+    several names because their values are equal (an untrained model's BatchNorm statistics)."""
+    import onnx
+    import torch
+
+    stored = {t.name for t in onnx.load(str(raw)).graph.initializer}
+    state = model.state_dict()
+    ints, same_as = {}, {}
+    for name, value in state.items():
+        if name in stored:
+            continue
+        if value.ndim == 0 and not value.is_floating_point():
+            ints[name] = int(value)
+            continue
+        twin = next((k for k in stored if k in state and state[k].shape == value.shape
+                     and torch.equal(state[k], value)), None)
+        if twin is None:
+            raise MobileferError(f"the export lost the model's tensor {name}; its weights could not come back")
+        same_as[name] = twin
+    return {"ints": ints, "same_as": same_as}
+
+
+def _attach_metadata(onnx_path: Path, meta: ModelMeta, out: Path, buffers: dict | None = None) -> None:
     import onnx
 
     model = onnx.load(str(onnx_path))
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, meta.to_json()
+    if buffers:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = BUFFERS_KEY, json.dumps(buffers, sort_keys=True)
     for key, value in (("classes", ",".join(meta.classes)), ("arch", meta.arch)):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
@@ -193,10 +222,15 @@ def _write_onnx(model, meta: ModelMeta, example, calib: np.ndarray | None, opset
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
+        # BatchNorms kept as nodes, not folded into the convolutions: the file's weights are the
+        # model's own tensors under their own names, so its PyTorch weights come back from it
+        # bit for bit (runtime.derive.weights_from_onnx); ONNX Runtime folds them when it loads.
         torch.onnx.export(
             model, (example,), str(raw), input_names=["input"], output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset, dynamo=False,
+            training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False,
         )
+        unquantized = raw
         if calib is not None:
             from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
             from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -218,7 +252,7 @@ def _write_onnx(model, meta: ModelMeta, example, calib: np.ndarray | None, opset
                     quantize_static(str(prepared), str(quantized), _Calibration(calib, "input"),
                                     calibrate_method=CalibrationMethod.MinMax, **settings)
             raw = quantized
-        _attach_metadata(raw, meta, out)
+        _attach_metadata(raw, meta, out, _buffers(model, unquantized))
 
 
 def verify(model, meta: ModelMeta, out: Path, open_runtime, config: ExportConfig, calibration: str) -> ExportReport:

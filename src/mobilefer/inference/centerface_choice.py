@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mobilefer.runtime.derive import cache_dir
 from mobilefer.runtime.refs import WEIGHTS_DIR
 
 INT8 = WEIGHTS_DIR / "centerface_int8.onnx"
@@ -32,7 +33,7 @@ PROBE_RUNS = 5
 
 
 def cache_file() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mobilefer" / "centerface.json"
+    return cache_dir() / "centerface.json"
 
 
 def machine_key() -> str:

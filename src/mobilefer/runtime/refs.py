@@ -18,23 +18,33 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 @dataclass(frozen=True)
 class Bundled:
-    """A model shipped inside the package: ONNX for the runtime, safetensors to fine-tune or export."""
+    """A model shipped as one ONNX file: in this package, or in the optional package ``package``
+    (the FER2013 models, ``pip install 'mobilefer[fer2013]'``). Its PyTorch weights, for
+    fine-tuning and export, are made from it the first time they are needed (:mod:`.derive`)."""
 
     onnx: str
-    safetensors: str | None = None
+    package: str | None = None  # the distribution's import name, where it is not this package
 
-    def path(self, kind: str) -> Path | None:
-        name = self.onnx if kind == "onnx" else self.safetensors
-        return WEIGHTS_DIR / name if name else None
+    def path(self) -> Path | None:
+        """Where its ONNX file is, or None where its package is not installed."""
+        if self.package is None:
+            return WEIGHTS_DIR / self.onnx
+        import importlib.util
+
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or spec.origin is None:
+            return None
+        return Path(spec.origin).parent / "weights" / self.onnx
 
 
 BUNDLED: dict[str, Bundled] = {
     # eight emotions, ten annotators' labels (FER+): fine-tuned from the FER2013 models below
-    "ferplus-small": Bundled("ferplus_mobilenet_v3_small.onnx", "ferplus_mobilenet_v3_small.safetensors"),
-    "ferplus-large": Bundled("ferplus_mobilenet_v3_large.onnx", "ferplus_mobilenet_v3_large.safetensors"),
-    # seven emotions (FER2013's labels): the FER+ models' start, for users of that label set
-    "fer2013-small": Bundled("fer2013_mobilenet_v3_small.onnx", "fer2013_mobilenet_v3_small.safetensors"),
-    "fer2013-large": Bundled("fer2013_mobilenet_v3_large.onnx", "fer2013_mobilenet_v3_large.safetensors"),
+    "ferplus-small": Bundled("ferplus_mobilenet_v3_small.onnx"),
+    "ferplus-large": Bundled("ferplus_mobilenet_v3_large.onnx"),
+    # seven emotions (FER2013's labels): the FER+ models' start, for users of that label set, in
+    # a package of their own (mobilefer-fer2013) so that every install does not carry them
+    "fer2013-small": Bundled("fer2013_mobilenet_v3_small.onnx", "mobilefer_fer2013"),
+    "fer2013-large": Bundled("fer2013_mobilenet_v3_large.onnx", "mobilefer_fer2013"),
 }
 DEFAULT_MODEL = "ferplus-small"
 
@@ -68,14 +78,18 @@ def _unknown_name(text: str) -> ModelFileError:
 
 def _bundled(name: str, torch_weights: bool) -> ModelFile:
     entry = BUNDLED[name]
-    kind = "safetensors" if torch_weights else "onnx"
-    path = entry.path(kind)
+    path = entry.path()
     if path is None:
-        raise ModelFileError(f"bundled model {name} ships no PyTorch weights, only ONNX; "
-                             "it can be used for inference but not fine-tuned or exported")
+        raise ModelFileError(f"bundled model {name} ships in the package {entry.package.replace('_', '-')}, which "
+                             f"is not installed: pip install 'mobilefer[fer2013]' (from a clone: pip install "
+                             f"./packages/fer2013)")
     if not path.is_file():
         raise ModelFileError(f"bundled model {name} is missing its file {path}; reinstall mobilefer")
-    return ModelFile(path, kind, name)
+    if torch_weights:  # made from the ONNX file once, kept in the user's cache
+        from mobilefer.runtime.derive import checkpoint_of
+
+        return ModelFile(checkpoint_of(path), "safetensors", name)
+    return ModelFile(path, "onnx", name)
 
 
 def resolve_model(ref: str | Path | None = None, *, torch_weights: bool = False) -> ModelFile:
@@ -106,6 +120,6 @@ def resolve_model(ref: str | Path | None = None, *, torch_weights: bool = False)
     if torch_weights and kind in ("onnx", "tflite"):
         raise ModelFileError(f"{path}: an {'ONNX' if kind == 'onnx' else 'LiteRT'} export holds no trainable "
                              f"PyTorch weights; start from a "
-                             f".safetensors checkpoint (mobilefer train writes them; bundled models ship one: "
-                             f"{', '.join(bundled_names())})")
+                             f".safetensors checkpoint (mobilefer train writes them) or a bundled name "
+                             f"({', '.join(bundled_names())})")
     return ModelFile(path, kind, text)
