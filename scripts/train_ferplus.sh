@@ -11,7 +11,7 @@
 # is shared). Each writes its checkpoint every epoch: run the script again with the same OUT_DIR
 # to resume an interrupted run exactly where it stopped (a finished one is kept). Logs:
 # OUT_DIR/{small,small160,large,large192}.log. At the end it writes the shipped files,
-# OUT_DIR/ferplus_mobilenet_v3_{small,large}.{safetensors,onnx}.
+# OUT_DIR/ferplus_mobilenet_v3_{small,large}.onnx.
 # Environment: EPOCHS_SMALL (12), EPOCHS_SMALL160 (6), EPOCHS_LARGE (6), EPOCHS_LARGE192 (2),
 # THREADS (1 each), EXTRA_ARGS (appended, e.g. "--limit 400 --val-limit 200" for a smoke run),
 # MOBILEFER (the command).
@@ -54,12 +54,11 @@ wait -n || status=$?
 tail -n 3 "$out/small160.log" "$out/large192.log"
 [[ $status == 0 ]] || exit $status
 
-# The files that ship (src/mobilefer/weights/): each run's best epoch as safetensors (to
-# fine-tune) and as ONNX (the runtime), the ONNX checked against PyTorch on FER+ Valid faces.
+# The files that ship (src/mobilefer/weights/): each run's best epoch as ONNX, checked against
+# PyTorch on FER+ Valid faces; its BatchNorms kept, so fine-tuning makes its safetensors from it.
 for arch in small large; do
     run_dir=$out/small160
     [[ $arch == large ]] && run_dir=$out/large192
-    cp "$run_dir/best.safetensors" "$out/ferplus_mobilenet_v3_$arch.safetensors"
     $mobilefer export --model "$run_dir/best.safetensors" --out "$out/ferplus_mobilenet_v3_$arch.onnx" \
         --calib-data "$data/ferplus_valid.zip"
 done
