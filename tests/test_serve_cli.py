@@ -80,3 +80,48 @@ def test_large_photos_leave_the_server_near_its_idle_size(astronaut_bgr):
         time.sleep(2.0)  # the worker trims once it has been idle a moment
         after = _rss_mb(proc.pid)
     assert after < idle + 100, f"idle {idle:.0f} MB, after three large photos {after:.0f} MB"
+
+
+def test_ray_flags_are_checked_before_anything_starts(capsys):
+    from mobilefer.cli import main
+    from mobilefer.errors import ConfigError
+    from mobilefer.serve.ray_serve import RayPlan
+
+    assert RayPlan.parse_autoscale(" 1, 4 ") == (1, 4) and RayPlan.parse_autoscale(None) is None
+    for bad in ("4", "a,b", "1;4"):
+        with pytest.raises(ConfigError, match="expected MIN,MAX"):
+            RayPlan.parse_autoscale(bad)
+    with pytest.raises(ConfigError, match="MIN <= MAX"):
+        RayPlan(autoscale=(3, 1))
+    with pytest.raises(ConfigError, match="--replicas 0"):
+        RayPlan(replicas=0)
+    assert main(["serve", "--replicas", "3"]) == 2  # Ray's flags without --ray
+    assert "go with --ray" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a local Ray cluster starts (~20 s)
+def test_serve_on_ray_answers_as_serve_does_through_each_replica(astronaut_bgr, tmp_path):
+    """Two replicas of the same app behind Ray Serve's proxy: the same faces as the one-process
+    service, the page with its headers, the limits (a non-image is 415), each replica's own pid."""
+    import cv2
+
+    from mobilefer.inference.recognizer import EmotionRecognizer
+
+    jpeg = cv2.imencode(".jpg", astronaut_bgr)[1].tobytes()
+    (tmp_path / "photo.jpg").write_bytes(jpeg)
+    want = [f.to_dict() for f in EmotionRecognizer.load().recognize(tmp_path / "photo.jpg")]
+    with serve_in_child("--ray", "--replicas", "2", timeout_s=180) as (url, proc):
+        pids = set()
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for i in range(40):  # the proxy spreads requests: both replicas answer within a few
+                r = c.post("/v1/recognize", content=jpeg, headers={"content-type": "image/jpeg"})
+                assert r.status_code == 200 and r.json()["faces"] == want
+                pids.add(c.get("/healthz").json()["pid"])
+                if len(pids) == 2 and i >= 5:
+                    break
+            assert len(pids) == 2  # both replicas answered
+            page = c.get("/")
+            assert page.status_code == 200 and page.headers["cross-origin-opener-policy"] == "same-origin"
+            assert c.post("/v1/recognize", content=b"not an image").status_code == 415
+        proc.send_signal(__import__("signal").SIGINT)  # shuts the local cluster down
+        proc.wait(60)

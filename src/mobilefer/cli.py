@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mobilefer import __version__, cores
-from mobilefer.errors import MobileferError, require
+from mobilefer.errors import ConfigError, MobileferError, require
 
 log = logging.getLogger("mobilefer")
 
@@ -357,6 +357,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-face", type=int, default=d.min_face, help="default smallest face side, pixels")
     p.add_argument("--threads", type=int, help="ONNX Runtime threads per inference; default: up to 4")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--ray", action="store_true",
+                   help="serve on Ray Serve: replicas of this app across a Ray cluster (needs mobilefer[ray])")
+    p.add_argument("--replicas", type=int, help="with --ray: this many replicas; default: 2")
+    p.add_argument("--autoscale", metavar="MIN,MAX", help="with --ray: between MIN and MAX replicas, by load")
+    p.add_argument("--address", help="with --ray: the cluster (auto, ray://HOST:10001); default: a local one")
     p.set_defaults(run=_cmd_serve)
 
 
@@ -368,6 +373,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     config = _config(ServeConfig, args, log_level="debug" if args.verbose else "info")
     check_can_listen(config.host, config.port)
+    if args.ray:
+        from mobilefer.serve.ray_serve import RayPlan, serve_on_ray
+
+        plan = RayPlan(args.replicas or 2, RayPlan.parse_autoscale(args.autoscale), args.address)
+        serve_on_ray(config, plan)
+        return 0
+    if args.autoscale or args.address or args.replicas is not None:
+        raise ConfigError("--replicas, --autoscale and --address go with --ray")
     print(f"mobilefer serving on http://{'[' + config.host + ']' if ':' in config.host else config.host}:{config.port}/ "
           f"(API docs at /docs); Ctrl-C stops", file=sys.stderr)
     serve(config)
