@@ -39,7 +39,9 @@ def test_round_trip_then_evaluate_with_json_and_plot(tiny_run, tmp_path):
     report = evaluate(EvalConfig(model=str(run / "best.safetensors"), data=str(data),
                                  json=str(tmp_path / "r.json"), plot=str(tmp_path / "cm.png")))
     saved = json.loads((tmp_path / "r.json").read_text())
-    assert set(saved) == {"accuracy", "macro_f1", "num_samples", "per_class", "confusion_matrix"}
+    assert set(saved) == {"accuracy", "balanced_accuracy", "macro_f1", "num_samples", "per_class", "confusion_matrix",
+                          "calibration"}
+    assert 0 <= saved["calibration"]["ece"] <= 1 and sum(b["count"] for b in saved["calibration"]["bins"]) == 72
     assert set(saved["per_class"]["sad"]) == {"precision", "recall", "f1", "support"}
     assert saved["confusion_matrix"]["labels"] == ["happy", "sad", "surprise"]
     assert np.array(saved["confusion_matrix"]["matrix"]).sum() == saved["num_samples"] == 72
@@ -138,3 +140,19 @@ def test_lr_schedule_warms_up_then_decays():
     assert values[0] < values[9] == pytest.approx(peak)
     assert values[-1] < 0.05 * peak
     assert all(a >= b for a, b in zip(values[10:], values[11:]))
+
+
+def test_balanced_accuracy_and_calibration_say_what_accuracy_hides():
+    """A model that calls every face the majority class: accuracy 0.9, balanced accuracy 0.5; a
+    model 0.95 sure of faces it gets right 3 times in 4 is off by 0.2 in calibration."""
+    from mobilefer.engine.metrics import calibration, score
+
+    truth = np.array([0] * 90 + [1] * 10)
+    lazy = score(truth, np.zeros(100, int), ["neutral", "sad"])
+    assert lazy["accuracy"] == pytest.approx(0.9) and lazy["balanced_accuracy"] == pytest.approx(0.5)
+    probs = np.tile([0.95, 0.05], (100, 1))
+    labels = np.array([0] * 75 + [1] * 25)
+    found = calibration(probs, labels)
+    assert found["ece"] == pytest.approx(0.2) and found["bins"] == [{"confidence": 0.95, "accuracy": 0.75,
+                                                                      "count": 100}]
+    assert calibration(np.zeros((0, 2)), np.zeros(0))["ece"] == 0.0

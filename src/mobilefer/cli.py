@@ -125,7 +125,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help=f"crop margin around detected faces, a fraction of the face side (predict, and "
                         f"--crop-faces); default: the start model's, else {FACE_MARGIN} (the crop that matches "
                         "FER-style face crops)")
-    p.add_argument("--select", choices=("macro_f1", "accuracy"), default=d.select, help="val metric that picks best")
+    p.add_argument("--select", choices=("macro_f1", "accuracy", "balanced_accuracy"), default=d.select,
+                   help="val metric that picks the best epoch (balanced_accuracy: the mean of the classes' recalls)")
     p.add_argument("--tta", choices=("none", "flip"),
                    help="test-time augmentation, kept in the model; default: the start model's, else none")
     p.add_argument("--patience", type=int, default=d.patience, help="early stop after N epochs without gain (0: off)")

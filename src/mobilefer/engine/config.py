@@ -88,7 +88,7 @@ class TrainConfig:
     flip: bool = True
     jitter: float = 0.25  # brightness/contrast strength
     erase: float = 0.25  # probability of random erasing
-    select: str = "macro_f1"  # val metric that picks best: macro_f1 or accuracy
+    select: str = "macro_f1"  # val metric that picks best: macro_f1, accuracy or balanced_accuracy
     tta: str | None = None  # "flip": validate (and later predict) with flip averaging; default: the start model's, else none
     patience: int = 0  # stop after this many epochs without improvement; 0 = never
     # exponential moving average of the weights (0 = off): validated, selected and saved
@@ -109,7 +109,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.scale = tuple(self.scale)  # JSON round trip turns tuples into lists
-        choices = {"select": ("macro_f1", "accuracy"), "balance": ("none", "sqrt", "inverse"),
+        choices = {"select": ("macro_f1", "accuracy", "balanced_accuracy"), "balance": ("none", "sqrt", "inverse"),
                    "tta": ("none", "flip"), "labels": LABEL_MODES}
         positive_int = (whole(1), "a whole number of at least 1")
         check_fields(self, {

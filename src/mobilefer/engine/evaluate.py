@@ -15,7 +15,7 @@ from mobilefer.atomic import atomic_path, write_text
 from mobilefer.data.preprocess import normalize_batch
 from mobilefer.data.readers import csv_has_usage, describe_skipped, load_images
 from mobilefer.engine.config import EvalConfig
-from mobilefer.engine.metrics import score
+from mobilefer.engine.metrics import calibration, score
 from mobilefer.errors import MissingExtraError
 from mobilefer.runtime import load_classifier
 from mobilefer.runtime.devices import choose_device
@@ -45,7 +45,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         clf(normalize_batch(data.images[i : i + config.batch_size], meta))
         for i in range(0, len(data), config.batch_size)
     ])
-    result = score(data.labels, probs.argmax(1), meta.classes)
+    result = {**score(data.labels, probs.argmax(1), meta.classes), "calibration": calibration(probs, data.labels)}
     if config.json:
         write_text(config.json, json.dumps(result, indent=2) + "\n")
     if config.plot:
@@ -57,7 +57,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
 
 
 def plot_confusion(result: dict[str, Any], path: str, title: str = "") -> None:
-    """Row-normalised confusion matrix heat-map with counts, written as PNG."""
+    """Row-normalised confusion matrix heat-map with counts and, where the report has them, the
+    reliability plot beside it, written as PNG."""
     try:
         import matplotlib
 
@@ -68,7 +69,11 @@ def plot_confusion(result: dict[str, Any], path: str, title: str = "") -> None:
     labels = result["confusion_matrix"]["labels"]
     cm = np.array(result["confusion_matrix"]["matrix"], dtype=np.float64)
     share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.6 + 0.8 * len(labels)), dpi=120)
+    side = 0.6 + 0.8 * len(labels)
+    bins = result.get("calibration", {}).get("bins", [])
+    fig, axes = plt.subplots(1, 2 if bins else 1, figsize=((side + 0.4) + (side if bins else 0), side), dpi=120,
+                             squeeze=False)
+    ax = axes[0, 0]
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -78,8 +83,19 @@ def plot_confusion(result: dict[str, Any], path: str, title: str = "") -> None:
         for j in range(len(labels)):
             ax.text(j, i, f"{share[i, j]:.2f}\n{int(cm[i, j])}", ha="center", va="center", fontsize=7,
                     color="white" if share[i, j] > 0.5 else "black")
-    ax.set_title(f"{title}\naccuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}", fontsize=9)
+    ax.set_title(f"{title}\naccuracy {result['accuracy']:.3f}, balanced {result['balanced_accuracy']:.3f}, "
+                 f"macro-F1 {result['macro_f1']:.3f}", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046)
+    if bins:  # the reliability plot: how often a face is right against the model's confidence in it
+        rel = axes[0, 1]
+        rel.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1)
+        rel.bar([b["confidence"] for b in bins], [b["accuracy"] for b in bins], width=1 / 15, alpha=0.7,
+                edgecolor="black", linewidth=0.5)
+        rel.set_xlim(0, 1)
+        rel.set_ylim(0, 1)
+        rel.set_xlabel("confidence (top probability)")
+        rel.set_ylabel("accuracy")
+        rel.set_title(f"reliability: ECE {result['calibration']['ece']:.3f}", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

@@ -34,6 +34,9 @@ def report(cm: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
     present = support > 0
     return {
         "accuracy": float(tp.sum() / total) if total else 0.0,
+        # the mean recall of the classes present: a model that calls every face neutral scores
+        # 1 / classes here, whatever share of the faces are neutral
+        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "num_samples": total,
         "per_class": {
@@ -53,6 +56,25 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dic
     return report(confusion_matrix(y_true, y_pred, len(classes)), classes)
 
 
+def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> dict[str, Any]:
+    """How far the top probability is from how often it is right: the expected calibration error
+    (the bins' |accuracy - confidence| weighted by their share of faces) over ``bins`` equal
+    confidence bins, and each bin's (confidence, accuracy, count) for a reliability plot."""
+    probs, y_true = np.asarray(probs, dtype=np.float64), np.asarray(y_true)
+    if not len(probs):
+        return {"ece": 0.0, "bins": []}
+    confidence, right = probs.max(1), probs.argmax(1) == y_true
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    rows, ece = [], 0.0
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            conf, acc = float(confidence[chosen].mean()), float(right[chosen].mean())
+            ece += chosen.mean() * abs(acc - conf)
+            rows.append({"confidence": round(conf, 4), "accuracy": round(acc, 4), "count": int(chosen.sum())})
+    return {"ece": float(ece), "bins": rows}
+
+
 def format_report(result: dict[str, Any]) -> str:
     """The report as a terminal table: per-class rows, then the confusion matrix."""
     classes = result["confusion_matrix"]["labels"]
@@ -66,6 +88,10 @@ def format_report(result: dict[str, Any]) -> str:
     lines.append(
         f"{'accuracy':<{width}}  {result['accuracy']:9.3f}   macro-F1 {result['macro_f1']:.3f}   n={result['num_samples']}"
     )
+    lines.append(f"{'balanced':<{width}}  {result['balanced_accuracy']:9.3f}   (the mean of the classes' recalls)")
+    if "calibration" in result:
+        lines.append(f"{'ECE':<{width}}  {result['calibration']['ece']:9.3f}   (expected calibration error, "
+                     f"{len(result['calibration']['bins'])} bins)")
     lines.append("")
     lines.append("confusion matrix (rows: true, columns: predicted)")
     cell = max(6, *(len(c[:8]) + 1 for c in classes))

@@ -359,7 +359,7 @@ def train(config: TrainConfig, typed: Collection[str] | None = None) -> TrainRes
             "val_acc": round(result["accuracy"], 5), "val_macro_f1": round(result["macro_f1"], 5),
             "seconds": round(seconds, 2), "images_per_s": round(seen * info.world / seconds, 1),
         }
-        current = broadcast_float(result["accuracy"] if config.select == "accuracy" else result["macro_f1"], info, device)
+        current = broadcast_float(result[config.select], info, device)
         state["history"].append(row)
         state["epoch"] = epoch + 1
         improved = current > state["best_score"]
