@@ -391,7 +391,7 @@ def test_a_camera_faces_probabilities_are_averaged_as_pythons_video_smoothing_do
         frames.append(rgb_b64(frame))
     smoothed = [np.array(list(p.values())) for p in page.evaluate(SMOOTHED_FRAMES, [frames, None])]
     raw = [np.array(list(p.values())) for p in page.evaluate(SMOOTHED_FRAMES, [frames, 1])]
-    assert np.abs(raw[1] - raw[0]).max() > 0.01  # two readings that differ
+    assert np.abs(raw[1] - raw[0]).max() > 0.002  # two readings that differ (far beyond the 1e-5 below)
     assert np.allclose(smoothed[0], raw[0], atol=1e-6)
     assert np.allclose(smoothed[1], alpha * raw[1] + (1 - alpha) * raw[0], atol=1e-5)
     assert problems == []

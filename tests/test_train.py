@@ -156,3 +156,39 @@ def test_balanced_accuracy_and_calibration_say_what_accuracy_hides():
     assert found["ece"] == pytest.approx(0.2) and found["bins"] == [{"confidence": 0.95, "accuracy": 0.75,
                                                                       "count": 100}]
     assert calibration(np.zeros((0, 2)), np.zeros(0))["ece"] == 0.0
+
+
+def test_a_temperature_fitted_on_validation_makes_the_probabilities_honest():
+    """The same logits made twice as confident are fitted twice the temperature, and the fitted
+    temperature brings the calibration error down."""
+    from mobilefer.engine.calibrate import fit_temperature, probabilities
+    from mobilefer.engine.metrics import calibration
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 4000)
+    honest = rng.normal(0, 1, (4000, 4))
+    honest[np.arange(4000), labels] += 1.5  # the right class a little ahead
+    sure = 2 * honest  # the same ranking, twice as confident
+    temperature = fit_temperature([sure], labels)
+    assert temperature == pytest.approx(2 * fit_temperature([honest], labels), rel=0.02)
+    assert calibration(probabilities([sure], temperature), labels)["ece"] < \
+        calibration(probabilities([sure], 1.0), labels)["ece"] / 2
+
+
+def test_every_runtime_divides_the_logits_by_the_models_temperature(bundled_model):
+    from mobilefer.runtime import load_classifier, read_meta
+    from mobilefer.runtime.probs import softmax
+
+    clf = load_classifier(bundled_model)
+    assert read_meta(bundled_model).temperature != 1.0  # the bundled model is calibrated
+    x = np.random.default_rng(1).normal(0, 1, (3, clf.meta.channels, clf.meta.input_size, clf.meta.input_size))
+    x = x.astype(np.float32)
+    clf.meta.tta = "none"
+    raw = clf.logits(x)
+    assert np.allclose(clf(x), softmax(raw / clf.meta.temperature), atol=1e-6)
+    from mobilefer.runtime import resolve_model
+
+    torch_clf = load_classifier(resolve_model("ferplus-small", torch_weights=True).path)  # made from the ONNX
+    torch_clf.meta.tta = "none"
+    assert torch_clf.meta.temperature == clf.meta.temperature
+    assert np.allclose(torch_clf(x), clf(x), atol=1e-5)

@@ -35,6 +35,9 @@ class ModelMeta:
     std: list[float]
     face_margin: float = 0.15  # extra border around a detected face box, as a fraction of its side
     tta: str = "none"  # "none" or "flip": test-time augmentation the model was selected with
+    # logits are divided by this before the softmax, in every runtime: fitted on validation data
+    # so that a face's top probability says how often such a face is right (engine/calibrate.py)
+    temperature: float = 1.0
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
@@ -51,6 +54,8 @@ class ModelMeta:
             raise ValueError("a model needs at least one class")
         if self.tta not in ("none", "flip"):
             raise ValueError(f"tta must be 'none' or 'flip', got {self.tta!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be above 0, got {self.temperature!r}")
 
     @property
     def num_classes(self) -> int:

@@ -17,8 +17,8 @@ def predict_tensors(model: nn.Module, images: torch.Tensor, meta: ModelMeta, bat
     for i in range(0, len(images), batch):
         x = eval_transform(images[i : i + batch], meta).contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-            p = model(x).float().softmax(1)
+            p = (model(x).float() / meta.temperature).softmax(1)
             if meta.tta == "flip":
-                p = (p + model(x.flip(3)).float().softmax(1)) / 2
+                p = (p + (model(x.flip(3)).float() / meta.temperature).softmax(1)) / 2
         out.append(p.float())
     return torch.cat(out) if out else torch.zeros(0, meta.num_classes)

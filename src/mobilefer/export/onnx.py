@@ -271,7 +271,7 @@ def verify(model, meta: ModelMeta, out: Path, open_runtime, config: ExportConfig
         out.unlink(missing_ok=True)
         raise
     with torch.inference_mode():
-        expected = model(torch.from_numpy(inputs)).softmax(1).numpy()
+        expected = (model(torch.from_numpy(inputs)) / meta.temperature).softmax(1).numpy()
     diff = float(np.abs(got - expected).max())
     agreement = float((got.argmax(1) == expected.argmax(1)).mean())
     name = "LiteRT" if config.format == "tflite" else "ONNX Runtime"

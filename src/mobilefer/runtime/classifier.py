@@ -37,9 +37,10 @@ class TorchClassifier:
 
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
-            p = self.model(t).float().softmax(1)
+            temperature = self.meta.temperature
+            p = (self.model(t).float() / temperature).softmax(1)
             if self.meta.tta == "flip":
-                p = (p + self.model(t.flip(3)).float().softmax(1)) / 2
+                p = (p + (self.model(t.flip(3)).float() / temperature).softmax(1)) / 2
         return p.cpu().numpy()
 
 

@@ -14,11 +14,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def probabilities(logits, x: np.ndarray, meta: ModelMeta) -> np.ndarray:
-    """float32 (N, C, H, W) -> probabilities (N, K) from ``logits`` (a function of a batch), with
-    the model's flip averaging (both views in one call); the numpy runtimes' shared __call__."""
+    """float32 (N, C, H, W) -> probabilities (N, K) from ``logits`` (a function of a batch), at the
+    model's temperature, with its flip averaging (both views in one call); the numpy runtimes'
+    shared __call__."""
     if len(x) == 0:
         return np.zeros((0, meta.num_classes), dtype=np.float32)
     if meta.tta == "flip":
-        both = softmax(logits(np.concatenate([x, x[..., ::-1]])))
+        both = softmax(logits(np.concatenate([x, x[..., ::-1]])) / meta.temperature)
         return (both[: len(x)] + both[len(x):]) / 2
-    return softmax(logits(x))
+    return softmax(logits(x) / meta.temperature)

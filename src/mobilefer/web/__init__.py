@@ -56,7 +56,8 @@ def model_info(meta: ModelMeta, name: str) -> dict[str, Any]:
     """What a page (and GET /v1/model) says about a model: everything its preprocessing needs."""
     return {"name": name, "arch": meta.arch, "classes": meta.classes, "input_size": meta.input_size,
             "channels": meta.channels, "base_size": meta.base_size, "mean": meta.mean, "std": meta.std,
-            "face_margin": meta.face_margin, "tta": meta.tta, "metrics": meta.metrics, "data": meta.data,
+            "face_margin": meta.face_margin, "tta": meta.tta, "temperature": meta.temperature,
+            "metrics": meta.metrics, "data": meta.data,
             "created": meta.created}
 
 

@@ -544,12 +544,12 @@ const MobileferBrowser = (() => {
       });
       const input = new ort.Tensor("float32", x, [views * n, m.channels, s, s]);
       const out = await this.classifier.run({ [this.classifier.inputNames[0]]: input });
-      const logits = out[this.classifier.outputNames[0]].data, k = m.classes.length;
+      const logits = out[this.classifier.outputNames[0]].data, k = m.classes.length, t = m.temperature ?? 1;
       const rows = [];
-      for (let i = 0; i < n; i++) {
-        let p = softmax(Array.from(logits.subarray(i * k, (i + 1) * k)));
+      for (let i = 0; i < n; i++) {  // at the model's temperature, as runtime/probs.py
+        let p = softmax(Array.from(logits.subarray(i * k, (i + 1) * k), (v) => v / t));
         if (views === 2) {
-          const q = softmax(Array.from(logits.subarray((n + i) * k, (n + i + 1) * k)));
+          const q = softmax(Array.from(logits.subarray((n + i) * k, (n + i + 1) * k), (v) => v / t));
           p = p.map((v, j) => (v + q[j]) / 2);
         }
         rows.push(p);
