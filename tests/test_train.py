@@ -192,3 +192,12 @@ def test_every_runtime_divides_the_logits_by_the_models_temperature(bundled_mode
     torch_clf.meta.tta = "none"
     assert torch_clf.meta.temperature == clf.meta.temperature
     assert np.allclose(torch_clf(x), clf(x), atol=1e-5)
+
+
+def test_a_run_fits_its_best_epochs_temperature_on_validation(tiny_run):
+    """The best epoch's file carries the temperature fitted on the validation images (kept in its
+    metrics with the calibration error it leaves), and the last epoch's file is left alone."""
+    _, run, _ = tiny_run
+    best, last = read_meta(run / "best.safetensors"), read_meta(run / "last.safetensors")
+    assert best.metrics["temperature"] == best.temperature > 0 and 0 <= best.metrics["ece"] <= 1
+    assert last.temperature == 1.0

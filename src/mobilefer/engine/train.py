@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from mobilefer import cores
 from mobilefer.atomic import write_text
-from mobilefer.checkpoint import read_weights, save_model, start_from
+from mobilefer.checkpoint import load_model, read_weights, save_model, start_from
 from mobilefer.data.augment import Augment, train_transform
 from mobilefer.data.readers import LabeledImages, csv_has_usage, describe_skipped, load_images, stratified_split
 from mobilefer.engine.config import AUTO_START, TrainConfig
@@ -386,12 +386,40 @@ def train(config: TrainConfig, typed: Collection[str] | None = None) -> TrainRes
             log.info("no %s gain for %d epochs: stopping early", config.select, config.patience)
             break
 
+    if info.main and (out / "best.safetensors").is_file():
+        _calibrate(out / "best.safetensors", val_images, val_labels, device)
     if info.enabled:
         torch.distributed.barrier()
     skipped = train_set.skipped + val_set.skipped
     if skipped and info.main:
         log.warning(describe_skipped(skipped))
     return TrainResult(out / "best.safetensors", out / "last.safetensors", state["best_metrics"], state["history"], skipped)
+
+
+def _calibrate(best: Path, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> None:
+    """Fit the best epoch's temperature on the validation images (engine/calibrate.py) and keep
+    it in its metadata, so every runtime gives probabilities that say how often it is right."""
+    from mobilefer.data.augment import eval_transform
+    from mobilefer.engine.calibrate import fit_temperature, probabilities
+    from mobilefer.engine.metrics import calibration
+
+    model, meta = load_model(best, device=str(device))
+    model = model.to(memory_format=torch.channels_last)
+    views = [[], []] if meta.tta == "flip" else [[]]
+    with torch.no_grad():
+        for i in range(0, len(images), 512):
+            x = eval_transform(images[i:i + 512], meta).contiguous(memory_format=torch.channels_last)
+            views[0].append(model(x).float().cpu().numpy())
+            if len(views) == 2:
+                views[1].append(model(x.flip(3)).float().cpu().numpy())
+    logits = [np.concatenate(v) for v in views]
+    truth = labels.cpu().numpy()
+    meta.temperature = fit_temperature(logits, truth)
+    before = calibration(probabilities(logits, 1.0), truth)["ece"]
+    after = calibration(probabilities(logits, meta.temperature), truth)["ece"]
+    meta.metrics = {**meta.metrics, "temperature": meta.temperature, "ece": round(after, 4)}
+    save_model(model, meta, best)
+    log.info("temperature %.3f fitted on validation: calibration error %.3f -> %.3f", meta.temperature, before, after)
 
 
 # Settings a resumed run may take anew: they change how fast it runs, not what it learns. So does
