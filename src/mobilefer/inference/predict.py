@@ -237,6 +237,8 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
                         summary.per_face[(source, face.id)][face.label] += 1
                     if timeline is not None:
                         timeline.append((result.time_s, face.id, face.probs, face.pose.yaw if face.pose else None))
+                # a photo's explanations come from its pixels before anything is drawn on them
+                pictures = _explanations(rec, result) if out and config.explain and not live else []
                 if out or config.show:
                     draw_faces(result.image, result.faces)
                 if video:
@@ -246,8 +248,11 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
                     with atomic_path(target) as tmp:
                         tmp.write_bytes(cv2.imencode(".jpg", result.image)[1].tobytes())
                     summary.written.append(str(target))
-                    if config.explain:
-                        summary.written += _write_explanations(rec, source, result, out / name)
+                    for face_id, picture in pictures:
+                        target = out / f"{name}_face{face_id}_explain.jpg"
+                        with atomic_path(target) as tmp:
+                            tmp.write_bytes(cv2.imencode(".jpg", picture)[1].tobytes())
+                        summary.written.append(str(target))
                 if config.show and _show(result.image):
                     stopped = True
                     break
@@ -277,22 +282,13 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
     return stopped
 
 
-def _write_explanations(rec: EmotionRecognizer, source: str, result: FrameResult, stem: Path) -> list[str]:
-    """``STEM_face<id>_explain.jpg`` for each face of a photo: the face with its explanation
-    (:meth:`EmotionRecognizer.explain`) over it; the paths written."""
+def _explanations(rec: EmotionRecognizer, result: FrameResult) -> list[tuple[int, Any]]:
+    """(face id, picture of the face with its explanation over it) for each face of a photo's
+    result, from its frame as decoded (:meth:`EmotionRecognizer.explain`)."""
     from mobilefer.inference.draw import explanation_overlay
 
-    image = cv2.imread(source)  # the photo as read, without the boxes drawn on result.image
-    if image is None:
-        return []
-    written = []
-    for face in result.faces:
-        target = stem.with_name(f"{stem.name}_face{face.id}_explain.jpg")
-        picture = explanation_overlay(image, face, rec.explain(image, face))
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(cv2.imencode(".jpg", picture)[1].tobytes())
-        written.append(str(target))
-    return written
+    return [(face.id, explanation_overlay(result.image, face, rec.explain(result.image, face)))
+            for face in result.faces]
 
 
 def check_display() -> None:
