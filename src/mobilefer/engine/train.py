@@ -41,7 +41,7 @@ from mobilefer.engine.distill import load_teacher, mix, teacher_probs
 from mobilefer.engine.ema import WeightAverage
 from mobilefer.engine.metrics import score
 from mobilefer.engine.runtime import broadcast_float, pick_device, seed_everything, setup_distributed
-from mobilefer.engine.scoring import predict_tensors
+from mobilefer.engine.scoring import logit_views, predict_tensors
 from mobilefer.engine.state import load_state, save_state
 from mobilefer.errors import ConfigError, DatasetError, OutputError, flag
 from mobilefer.meta import ModelMeta, library_versions
@@ -399,20 +399,12 @@ def train(config: TrainConfig, typed: Collection[str] | None = None) -> TrainRes
 def _calibrate(best: Path, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> None:
     """Fit the best epoch's temperature on the validation images (engine/calibrate.py) and keep
     it in its metadata, so every runtime gives probabilities that say how often it is right."""
-    from mobilefer.data.augment import eval_transform
     from mobilefer.engine.calibrate import fit_temperature, probabilities
     from mobilefer.engine.metrics import calibration
 
     model, meta = load_model(best, device=str(device))
     model = model.to(memory_format=torch.channels_last)
-    views = [[], []] if meta.tta == "flip" else [[]]
-    with torch.no_grad():
-        for i in range(0, len(images), 512):
-            x = eval_transform(images[i:i + 512], meta).contiguous(memory_format=torch.channels_last)
-            views[0].append(model(x).float().cpu().numpy())
-            if len(views) == 2:
-                views[1].append(model(x.flip(3)).float().cpu().numpy())
-    logits = [np.concatenate(v) for v in views]
+    logits = [v.cpu().numpy() for v in logit_views(model, images, meta)]
     truth = labels.cpu().numpy()
     meta.temperature = fit_temperature(logits, truth)
     before = calibration(probabilities(logits, 1.0), truth)["ece"]
