@@ -19,7 +19,7 @@ from mobilefer import cores
 from mobilefer.errors import DetectorUnavailable
 from mobilefer.inference.centerface_choice import FP32, INT8, centerface_session, faster_centerface
 from mobilefer.inference.faces import (DEFAULT_MIN_FACE, LARGE_FACE_PASS, MAX_DETECT_PIXELS, MAX_TILES, MAX_UPSCALE,
-                                       SMALLEST_SEEN, VIDEO_DETECT_PIXELS, WORK_WIDTH, Box, _finish, _gray_or_bgr, iou)
+                                       SMALLEST_SEEN, VIDEO_DETECT_PIXELS, WORK_WIDTH, Box, finish_boxes, gray_or_bgr, iou)
 from mobilefer.inference.pose import head_pose
 
 # CenterFace keeps boxes scoring at least this (its heatmap is calibrated) and merges boxes that
@@ -176,7 +176,7 @@ class CenterFaceDetector:
             return found
         # a still image's rolled faces only (upscale: a photo): on video every look would pay it
         # (the selfie clip: 15 % more network runs, ~8 % of the frame rate)
-        return [[self._upright(_gray_or_bgr(image), box) for box in boxes] if options.get("upscale", True) else boxes
+        return [[self._upright(gray_or_bgr(image), box) for box in boxes] if options.get("upscale", True) else boxes
                 for (image, options), boxes in zip(looks, found)]
 
     def _upright(self, image: np.ndarray, box: Box) -> Box:
@@ -208,7 +208,7 @@ class CenterFaceDetector:
         need (or ``scale``, or a ``window`` of that pass), a copy LARGE_FACE_PASS times smaller
         where one can show a large face, and tiles of a photo too large for it."""
         min_face = self.min_face if min_face is None else min_face
-        frame = _gray_or_bgr(frame)
+        frame = gray_or_bgr(frame)
         h, w = frame.shape[:2]
         wanted = min(MAX_UPSCALE[self.name] if upscale else 1.0,
                      max(self.work_width / w, self.smallest_seen / max(1, min_face)))
@@ -298,7 +298,7 @@ class _Plan:
                 points = None if np.isnan(marks[i]).any() else tuple((round(float(px), 1), round(float(py), 1))
                                                                      for px, py in marks[i])
                 boxes.append(Box(x0, y0, x1 - x0, y1 - y0, float(scores[i]), points))
-        return _finish(boxes, self.min_face, self.max_faces, self.min_box)
+        return finish_boxes(boxes, self.min_face, self.max_faces, self.min_box)
 
 
 def _tiles(width: int, height: int, ratio: float, overlap: int) -> list[tuple[int, int, int, int]]:

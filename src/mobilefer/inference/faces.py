@@ -37,7 +37,7 @@ MAX_TILES = 6  # a large photo is looked at whole, then in at most this many til
 # size did as well (0.63 %, 0.982) for a quarter of the pass. In process, 640x480, medians of 3:
 # hikers 54.1 against 56.8 frames/s without it, selfie 74.0 against 77.4 (with the half: 47.0, 65.5).
 LARGE_FACE_PASS = 4
-WORK_WIDTH = 320  # a frame is looked at about this wide (see _work_ratio)
+WORK_WIDTH = 320  # a frame is looked at about this wide (see work_ratio)
 Landmarks = tuple[tuple[float, float], ...]  # (x, y) of the eyes, nose tip and mouth corners, image-left first
 
 
@@ -102,13 +102,14 @@ class OneByOne:
         return [self.detect(image, **options) for image, options in looks]
 
 
-def _gray_or_bgr(frame: np.ndarray) -> np.ndarray:
+def gray_or_bgr(frame: np.ndarray) -> np.ndarray:
+    """A frame as the detectors take it: 3-channel BGR (a gray frame expanded, alpha dropped)."""
     if frame.ndim == 2:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     return frame[:, :, :3]
 
 
-def _work_ratio(width: int, height: int, work_width: int, min_face: int, smallest_seen: int,
+def work_ratio(width: int, height: int, work_width: int, min_face: int, smallest_seen: int,
                 max_upscale: float = 1.0) -> float:
     """Scale of Haar's copy of a frame: towards ``work_width``, but keeping a ``min_face`` face at
     ``smallest_seen`` px or more; enlarged up to ``max_upscale`` at most; never over
@@ -138,7 +139,8 @@ def video_search_min_face(detector: FaceDetector, frame: np.ndarray, min_face: i
     return video_min_face(w, h, min_face, detector.smallest_seen)
 
 
-def _finish(boxes: list[Box], min_face: int, max_faces: int | None, min_box: int | None = None) -> list[Box]:
+def finish_boxes(boxes: list[Box], min_face: int, max_faces: int | None, min_box: int | None = None) -> list[Box]:
+    """A detector's boxes kept as every detector keeps them: large enough, best first, at most ``max_faces``."""
     # A detector's box for a face of side s measures s give or take a fifth: a face of
     # min_face pixels must not be dropped because its box came out a little small.
     smallest = BOX_TOLERANCE * min_face if min_box is None else min_box

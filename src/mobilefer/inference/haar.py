@@ -9,7 +9,7 @@ import numpy as np
 
 from mobilefer.errors import DetectorUnavailable
 from mobilefer.inference.faces import (DEFAULT_MIN_FACE, MAX_UPSCALE, SMALLEST_SEEN, WORK_WIDTH, Box, OneByOne,
-                                       _finish, _work_ratio)
+                                       finish_boxes, work_ratio)
 
 
 class HaarDetector(OneByOne):
@@ -34,7 +34,7 @@ class HaarDetector(OneByOne):
                scale: float | None = None) -> list[Box]:
         min_face = self.min_face if min_face is None else min_face
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
-        ratio = scale or _work_ratio(gray.shape[1], gray.shape[0], self.work_width, min_face, self.smallest_seen,
+        ratio = scale or work_ratio(gray.shape[1], gray.shape[0], self.work_width, min_face, self.smallest_seen,
                                      MAX_UPSCALE[self.name] if upscale else 1.0)
         small = gray if ratio == 1 else cv2.resize(
             gray, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR)
@@ -48,4 +48,4 @@ class HaarDetector(OneByOne):
             Box(int(x / ratio), int(y / ratio), int(w / ratio), int(h / ratio), float(s))
             for (x, y, w, h), s in zip(found, np.ravel(weights))
         ]
-        return _finish(boxes, min_face, self.max_faces if max_faces is None else max_faces, min_box)
+        return finish_boxes(boxes, min_face, self.max_faces if max_faces is None else max_faces, min_box)

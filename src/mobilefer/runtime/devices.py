@@ -12,9 +12,8 @@ import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-
 from mobilefer.errors import ConfigError, MissingExtraError
+from mobilefer.runtime.refs import WEIGHTS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ def gpu_works(index: int) -> bool:
     """Whether ONNX Runtime opens a session on CUDA device ``index`` (a small bundled model)."""
     import onnxruntime as ort
 
-    probe = Path(__file__).resolve().parent.parent / "weights" / "centerface_int8.onnx"
+    probe = WEIGHTS_DIR / "centerface_int8.onnx"
     try:
         session = ort.InferenceSession(str(probe), providers=[(CUDA, {"device_id": index}), CPU])
     except Exception as exc:  # ORT's own error types
