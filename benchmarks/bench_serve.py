@@ -85,6 +85,15 @@ def start_server(args: argparse.Namespace, queue: int) -> tuple[subprocess.Popen
     raise SystemExit("server did not start")
 
 
+async def send(http: httpx.AsyncClient, image: bytes) -> tuple[str, httpx.Response | None]:
+    """One POST /v1/recognize of a JPEG: (its status code, or the transport error's name; the response)."""
+    try:
+        r = await http.post("/v1/recognize", content=image, headers={"content-type": "image/jpeg"})
+    except httpx.HTTPError as exc:
+        return type(exc).__name__, None
+    return str(r.status_code), r
+
+
 async def load(url: str, images: list[bytes], clients: int, duration: float, pid: int) -> dict:
     latencies: list[float] = []
     codes: dict[str, int] = {}
@@ -96,16 +105,11 @@ async def load(url: str, images: list[bytes], clients: int, duration: float, pid
         i = k
         while time.perf_counter() < stop:
             start = time.perf_counter()
-            try:
-                r = await http.post("/v1/recognize", content=images[i % len(images)],
-                                    headers={"content-type": "image/jpeg"})
-                key = str(r.status_code)
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - start)
-                elif r.status_code == 503:
-                    await asyncio.sleep(min(1.0, float(r.headers.get("retry-after", 1))))
-            except httpx.HTTPError as exc:
-                key = type(exc).__name__
+            key, r = await send(http, images[i % len(images)])
+            if key == "200":
+                latencies.append(time.perf_counter() - start)
+            elif key == "503":
+                await asyncio.sleep(min(1.0, float(r.headers.get("retry-after", 1))))
             codes[key] = codes.get(key, 0) + 1
             i += 1
 

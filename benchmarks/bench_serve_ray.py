@@ -25,6 +25,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_serve import sample_jpegs, send  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -73,12 +75,7 @@ async def load(url: str, images: list[bytes], clients: int, duration: float, kil
         i = k
         while time.perf_counter() < stop:
             start = time.perf_counter()
-            try:
-                r = await http.post("/v1/recognize", content=images[i % len(images)],
-                                    headers={"content-type": "image/jpeg"})
-                key = str(r.status_code)
-            except httpx.HTTPError as exc:
-                key = type(exc).__name__
+            key, _ = await send(http, images[i % len(images)])
             codes[key] = codes.get(key, 0) + 1
             if key == "200":
                 latencies.append(time.perf_counter() - start)
@@ -114,7 +111,6 @@ async def load(url: str, images: list[bytes], clients: int, duration: float, kil
 
 
 def main() -> None:
-    from bench_serve import sample_jpegs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=32)
