@@ -118,6 +118,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--balance", choices=("none", "sqrt", "inverse"), default=d.balance, help="class weights in the loss")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips in augmentation")
     p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
+    p.add_argument("--degrade", type=float, default=d.degrade,
+                   help="share of training faces blurred, noised or lit dimly or from one side, as cameras "
+                        "show faces (evaluate --shift measures such faces)")
     p.add_argument("--crop-faces", action="store_true",
                    help="the images are photos, not face crops: train on each one's largest face, cropped as "
                         "predict crops faces (an image without a face is skipped and listed)")
@@ -185,6 +188,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="images a classifier call")
     p.add_argument("--threads", type=int, help=THREADS_HELP)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--shift", type=int, metavar="SEED",
+                   help="score a shifted copy of the data made from this seed: each face gets one real-world "
+                        "change (blur, noise, JPEG, dim or uneven light, a turn of up to 20 degrees, a looser or "
+                        "tighter crop, a hand or glasses), and each change's accuracy is reported")
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--plot", help="write a confusion-matrix heat-map PNG here")
     p.set_defaults(run=_cmd_evaluate)
@@ -200,6 +207,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if result.get("dropped"):
         left = ", ".join(f"{n} {why}" for why, n in result["dropped"].items())
         print(f"scored on majority labels; left out {sum(result['dropped'].values())} image(s): {left}")
+    if "shift" in result:
+        changes = ", ".join(f"{name} {c['accuracy']:.3f}" for name, c in result["shift"]["by_change"].items())
+        print(f"shifted copy (seed {result['shift']['seed']}), accuracy by change: {changes}")
     print(format_report(result))  # skipped files were listed, each with its reason, as they were read
     return 0
 

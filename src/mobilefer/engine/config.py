@@ -88,6 +88,7 @@ class TrainConfig:
     flip: bool = True
     jitter: float = 0.25  # brightness/contrast strength
     erase: float = 0.25  # probability of random erasing
+    degrade: float = 0.0  # share of faces blurred, noised or lit badly (data.augment)
     select: str = "macro_f1"  # val metric that picks best: macro_f1, accuracy or balanced_accuracy
     tta: str | None = None  # "flip": validate (and later predict) with flip averaging; default: the start model's, else none
     patience: int = 0  # stop after this many epochs without improvement; 0 = never
@@ -132,6 +133,7 @@ class TrainConfig:
             "bn_momentum": (lambda v: 0 < v <= 1, "above 0, at most 1"),
             "face_margin": (lambda v: 0 <= v <= 1, "0 to 1 (a fraction of the face side)"),
             "erase": (lambda v: 0 <= v <= 1, "a probability from 0 to 1"),
+            "degrade": (lambda v: 0 <= v <= 1, "a share from 0 to 1"),
             "jitter": (lambda v: 0 <= v <= 1, "0 to 1"),
             "patience": (whole(0), "0 (off) or more epochs"),
         })
@@ -216,6 +218,7 @@ class EvalConfig:
     threads: int | None = None  # inference threads (PyTorch or ONNX Runtime); default: the idle cores, up to 4
     crop_faces: bool | None = None  # None: as the model was trained (its config's crop_faces)
     device: str = "auto"  # auto, cpu, cuda or cuda:N (runtime.devices)
+    shift: int | None = None  # score the shifted copy of the data made from this seed (data.shift)
 
     def __post_init__(self) -> None:
         from mobilefer.runtime.devices import check_device
@@ -229,6 +232,7 @@ class EvalConfig:
             "workers": (whole(1), "a whole number of at least 1"),
             "threads": THREADS_RULE,
             "tta": (lambda v: v in ("none", "flip"), "none or flip"),
+            "shift": (whole(0), "a seed: a whole number of at least 0"),
         })
         check_output_file(self.json, "--json")
         check_output_file(self.plot, "--plot")

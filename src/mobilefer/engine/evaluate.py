@@ -14,6 +14,7 @@ import numpy as np
 from mobilefer.atomic import atomic_path, write_text
 from mobilefer.data.preprocess import normalize_batch
 from mobilefer.data.readers import csv_has_usage, describe_skipped, load_images
+from mobilefer.data.shift import CHANGES, shift_faces
 from mobilefer.engine.config import EvalConfig
 from mobilefer.engine.metrics import calibration, score
 from mobilefer.errors import MissingExtraError
@@ -41,11 +42,16 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         config.data, usage=usage, channels=meta.channels, base_size=meta.base_size,
         classes=meta.classes, workers=config.workers, limit=config.limit, pixels=config.pixels, crop=crop,
     )
+    images, changes = data.images, None
+    if config.shift is not None:
+        images, changes = shift_faces(images, config.shift)
     probs = np.concatenate([
-        clf(normalize_batch(data.images[i : i + config.batch_size], meta))
-        for i in range(0, len(data), config.batch_size)
+        clf(normalize_batch(images[i : i + config.batch_size], meta))
+        for i in range(0, len(images), config.batch_size)
     ])
     result = {**score(data.labels, probs.argmax(1), meta.classes), "calibration": calibration(probs, data.labels)}
+    if changes is not None:
+        result["shift"] = {"seed": config.shift, "by_change": by_change(data.labels, probs.argmax(1), changes)}
     if config.json:
         write_text(config.json, json.dumps(result, indent=2) + "\n")
     if config.plot:
@@ -54,6 +60,18 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         log.warning(describe_skipped(data.skipped))
     return {**result, "skipped": [reason for _, reason in data.skipped], "dropped": data.dropped,
             "model": meta.summary()}
+
+
+def by_change(labels: np.ndarray, predicted: np.ndarray, changes: list[str]) -> dict[str, dict[str, Any]]:
+    """Each change's faces and accuracy, in the order :data:`mobilefer.data.shift.CHANGES` lists them."""
+    changes_arr = np.asarray(changes)
+    out = {}
+    for name in CHANGES:
+        pick = changes_arr == name
+        if not pick.any():
+            continue
+        out[name] = {"faces": int(pick.sum()), "accuracy": float((labels[pick] == predicted[pick]).mean())}
+    return out
 
 
 def plot_confusion(result: dict[str, Any], path: str, title: str = "") -> None:

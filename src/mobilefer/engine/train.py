@@ -301,7 +301,8 @@ def train(config: TrainConfig, typed: Collection[str] | None = None) -> TrainRes
     val_images, val_labels = _to_device(val_set, device)
     weights = class_weights(train_set.labels, meta.num_classes, config.balance)
     weights = weights.to(device) if weights is not None else None
-    aug = Augment(config.scale, config.rotate, config.translate, config.flip, config.jitter, config.erase)
+    aug = Augment(config.scale, config.rotate, config.translate, config.flip, config.jitter, config.erase,
+                  config.degrade)
     per_rank = math.ceil(len(train_set) / info.world)
     steps = max(1, per_rank // config.batch_size)  # drop the ragged last batch: BatchNorm needs > 1 image
     total, warmup = steps * config.epochs, round(steps * config.warmup_epochs)

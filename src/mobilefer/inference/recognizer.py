@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from mobilefer.errors import ConfigError, SourceError, whole
+from mobilefer.errors import ConfigError, SourceError, check_fields, whole
 from mobilefer.data.images import as_bgr_frame, bgr_to_rgb
 from mobilefer.data.preprocess import normalize_batch, preprocess
 from mobilefer.runtime import Classifier, load_classifier
@@ -35,6 +36,10 @@ from mobilefer.inference.tracking import IoUTracker, Smoother, Track
 LANDMARK_NAMES = ("eye_l", "eye_r", "nose", "mouth_l", "mouth_r")
 LANDMARK_COLUMNS = [f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"]
 POSE_COLUMNS = ["yaw", "pitch", "roll"]
+
+# The label of a face whose top probability is under the recognizer's ``uncertain`` threshold;
+# its score and probs stay the model's, so the top class is still there to read.
+UNCERTAIN = "uncertain"
 
 
 @dataclass
@@ -57,6 +62,11 @@ class Face:
                 "probs": {k: round(v, 4) for k, v in self.probs.items()},
                 "landmarks": [list(p) for p in self.landmarks] if self.landmarks else None,
                 "pose": self.pose.to_dict() if self.pose else None}
+
+    @property
+    def top(self) -> str:
+        """The class with the highest probability, also when ``label`` is UNCERTAIN."""
+        return max(self.probs, key=self.probs.get)
 
     def columns(self) -> dict[str, float | None]:
         """The landmarks and pose as flat columns (LANDMARK_COLUMNS, POSE_COLUMNS; None: none)."""
@@ -115,7 +125,13 @@ RECOGNITION_RULES = {
     "detect_every": (whole(1), "a whole number of frames, at least 1"),
     "min_face": (whole(1), "a face side of at least 1 pixel"),
     "max_faces": (whole(1), "at least 1 face"),
+    "uncertain": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < 1.0, "a probability from 0 (never uncertain) up to, not including, 1"),
 }
+
+
+def check_uncertain(value: float, name: str = "uncertain") -> None:
+    """One line naming ``name`` when ``value`` is no threshold for UNCERTAIN."""
+    check_fields(SimpleNamespace(**{name: value}), {name: RECOGNITION_RULES["uncertain"]})
 
 
 @dataclass(frozen=True)
@@ -147,21 +163,26 @@ class Cadence:
 class EmotionRecognizer:
     """Detector + classifier; the classifier's metadata decides all face preprocessing."""
 
-    def __init__(self, classifier: Classifier, detector: FaceDetector, margin: float | None = None) -> None:
+    def __init__(self, classifier: Classifier, detector: FaceDetector, margin: float | None = None,
+                 uncertain: float = 0.0) -> None:
         self.classifier, self.detector = classifier, detector
         self.meta = classifier.meta
         self.margin = self.meta.face_margin if margin is None else margin
+        check_uncertain(uncertain)
+        self.uncertain = uncertain  # a face whose top probability is under it is labelled UNCERTAIN
 
     @classmethod
     def load(cls, model: str | Path | None = None, *, detector: str = "auto", margin: float | None = None,
              min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None, threads: int | None = None,
-             classes: list[str] | None = None, device: str = "auto") -> "EmotionRecognizer":
+             classes: list[str] | None = None, device: str = "auto", uncertain: float = 0.0) -> "EmotionRecognizer":
         """From a saved model (.onnx, .safetensors, .pth with classes); no path: the bundled one.
-        ``device``: auto, cpu, cuda or cuda:N (:func:`~mobilefer.runtime.devices.choose_device`)."""
+        ``device``: auto, cpu, cuda or cuda:N (:func:`~mobilefer.runtime.devices.choose_device`);
+        ``uncertain``: label a face UNCERTAIN when its top probability is under this (0: never)."""
+        check_uncertain(uncertain)
         where = choose_device(device)
         clf = load_classifier(model, classes=classes, threads=threads, device=where)
         found = create_detector(detector, min_face=min_face, max_faces=max_faces, providers=where.providers)
-        return cls(clf, found, margin)
+        return cls(clf, found, margin, uncertain)
 
     @property
     def classes(self) -> list[str]:
@@ -186,7 +207,7 @@ class EmotionRecognizer:
         def classify(batch: np.ndarray) -> np.ndarray:
             return self.classifier(normalize_batch(batch, self.meta))
 
-        label = (self.classes.index(face.label) if isinstance(face, Face)
+        label = (self.classes.index(face.top) if isinstance(face, Face)
                  else int(np.argmax(classify(base[None])[0])))
         return over_box(deletion_map(base, classify, label), square, box)
 
@@ -195,7 +216,8 @@ class EmotionRecognizer:
         faces = []
         for i, (box, p) in enumerate(zip(boxes, probs)):
             k = int(np.argmax(p))
-            faces.append(Face(tuple(box.as_list()), self.classes[k], float(p[k]),
+            label = UNCERTAIN if p[k] < self.uncertain else self.classes[k]
+            faces.append(Face(tuple(box.as_list()), label, float(p[k]),
                               {c: float(v) for c, v in zip(self.classes, p)},
                               ids[i] if ids is not None else i, box.score, box.landmarks, head_pose(box.landmarks)))
         return faces
