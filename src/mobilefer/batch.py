@@ -58,6 +58,7 @@ class BatchConfig:
     min_face: int = DEFAULT_MIN_FACE
     max_faces: int | None = None
     detect_every: int | None = None  # videos; None: as predict
+    uncertain: float = 0.0  # a face whose top probability is under this is labelled "uncertain"
     address: str | None = None  # None: a local Ray with this machine's cores; "auto" or ray://host:port
     workers: int | None = None  # recognizer actors per pool; default: one per CPU of the cluster
     batch_size: int = 16  # photos per actor call
@@ -158,7 +159,8 @@ class _Worker:
         settings = self.settings = self.SETTINGS
         self.rec = EmotionRecognizer.load(settings["model"], detector=settings["detector"],
                                           min_face=settings["min_face"], max_faces=settings["max_faces"],
-                                          threads=settings["threads"], device=settings["device"])
+                                          threads=settings["threads"], device=settings["device"],
+                                          uncertain=settings["uncertain"])
         self.classes = self.rec.classes
 
 
@@ -322,7 +324,7 @@ def recognize_dataset(config: BatchConfig, images: list[str] | None = None, vide
     if images is None or videos is None:
         images, videos, _ = list_sources(config.sources)
     settings = {"model": config.model, "detector": config.detector, "min_face": config.min_face,
-                "max_faces": config.max_faces, "detect_every": config.detect_every,
+                "max_faces": config.max_faces, "detect_every": config.detect_every, "uncertain": config.uncertain,
                 "device": config.device if config.gpus_per_worker else "cpu"}  # Ray gives an actor its GPU
     parts = []
     for paths, worker, batch in ((images, ImageWorker, config.batch_size), (videos, VideoWorker, 1)):

@@ -168,6 +168,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+UNCERTAIN_HELP = ("label a face 'uncertain' when its top probability (calibrated) is under P, e.g. 0.5; its "
+                  "probabilities are still reported; default: 0, never")
+
+
 # ---------------------------------------------------------------- evaluate
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     from mobilefer.engine.config import EvalConfig
@@ -245,6 +249,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="smallest face side in pixels (video frames over half a megapixel: at least what a "
                         "half-megapixel copy shows, 32 px on 720p, 48 on 1080p)")
     p.add_argument("--max-faces", type=int, help="at most this many faces per frame; default: all")
+    p.add_argument("--uncertain", type=float, default=0.0, metavar="P", help=UNCERTAIN_HELP)
     p.add_argument("--margin", type=float, help="crop margin around a face box; default: the model's")
     p.add_argument("--classes", type=_csv_list, help="class names in output order, for .pth state_dicts")
     p.add_argument("--threads", type=int, help="ONNX Runtime threads; default: up to 4 (1 is often best for a few faces)")
@@ -366,6 +371,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-megapixels", type=float, default=d.max_megapixels, help="larger images get 413")
     p.add_argument("--max-faces", type=int, default=d.max_faces, help="faces per image at most")
     p.add_argument("--min-face", type=int, default=d.min_face, help="default smallest face side, pixels")
+    p.add_argument("--uncertain", type=float, default=0.0, metavar="P",
+                   help=UNCERTAIN_HELP + " (a request's ?uncertain= overrides it)")
     p.add_argument("--threads", type=int, help="ONNX Runtime threads per inference; default: up to 4")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--ray", action="store_true",
@@ -415,6 +422,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
                    help=DETECTOR_HELP)
     p.add_argument("--min-face", type=int, default=d["min_face"].default, help="smallest face side in pixels")
     p.add_argument("--max-faces", type=int, help="at most this many faces per image or frame; default: all")
+    p.add_argument("--uncertain", type=float, default=0.0, metavar="P", help=UNCERTAIN_HELP)
     p.add_argument("--detect-every", type=int, help="videos: as predict --detect-every")
     p.add_argument("--address", help="join a running Ray cluster: auto, or ray://HOST:10001; "
                                      "default: start a local Ray with this machine's cores")

@@ -58,6 +58,7 @@ class PredictConfig:
     classes: list[str] | None = None  # for .pth models
     threads: int | None = None  # ONNX Runtime intra-op threads (None: up to 4)
     explain: bool = False  # with out: a picture of why, for each face of each photo
+    uncertain: float = 0.0  # a face whose top probability is under this is labelled "uncertain"
     device: str = "auto"  # auto, cpu, cuda or cuda:N (runtime.devices)
     progress: bool = False
 
@@ -157,7 +158,7 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
     outputs (JSON Lines and CSV for all of them together; annotated files and a timeline per source)."""
     rec = EmotionRecognizer.load(config.model, detector=config.detector, margin=config.margin,
                                  min_face=config.min_face, max_faces=config.max_faces, classes=config.classes,
-                                 threads=config.threads, device=config.device)
+                                 threads=config.threads, device=config.device, uncertain=config.uncertain)
     sources, unusable = expand_sources(config.sources)
     summary = PredictSummary(kind=source_kind(sources[0]) if len(sources) == 1 else "many",
                              failed=[reason for _, reason in unusable])

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -67,6 +67,11 @@ class Face:
     def top(self) -> str:
         """The class with the highest probability, also when ``label`` is UNCERTAIN."""
         return max(self.probs, key=self.probs.get)
+
+    def with_uncertain(self, threshold: float) -> "Face":
+        """This face labelled UNCERTAIN when its top probability is under ``threshold``, else by
+        its top class."""
+        return replace(self, label=UNCERTAIN if self.score < threshold else self.top)
 
     def columns(self) -> dict[str, float | None]:
         """The landmarks and pose as flat columns (LANDMARK_COLUMNS, POSE_COLUMNS; None: none)."""
@@ -216,10 +221,9 @@ class EmotionRecognizer:
         faces = []
         for i, (box, p) in enumerate(zip(boxes, probs)):
             k = int(np.argmax(p))
-            label = UNCERTAIN if p[k] < self.uncertain else self.classes[k]
-            faces.append(Face(tuple(box.as_list()), label, float(p[k]),
-                              {c: float(v) for c, v in zip(self.classes, p)},
-                              ids[i] if ids is not None else i, box.score, box.landmarks, head_pose(box.landmarks)))
+            face = Face(tuple(box.as_list()), self.classes[k], float(p[k]), {c: float(v) for c, v in zip(self.classes, p)},
+                        ids[i] if ids is not None else i, box.score, box.landmarks, head_pose(box.landmarks))
+            faces.append(face.with_uncertain(self.uncertain))
         return faces
 
     def crops(self, frame: np.ndarray, boxes: list[Box]) -> list[np.ndarray]:

@@ -59,7 +59,7 @@ class PoseOut(BaseModel):
 class FaceOut(BaseModel):
     id: int | None
     box: list[int]  # x, y, width, height in image pixels
-    label: str
+    label: str  # a class, or "uncertain": its top probability (score) is under the threshold
     score: float
     probs: dict[str, float]
     landmarks: list[list[float]] | None  # eyes, nose tip, mouth corners (x, y), image-left first; None: the detector has none
@@ -187,6 +187,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                                                f"{VIDEO_DETECT_PIXELS:,} pixels), not as a photo"),
         explain: int | None = Query(None, ge=0, le=10_000, description="also explain the face at this index of "
                                     "faces: which of its pixels its emotion rests on (~0.3 s)"),
+        uncertain: float | None = Query(None, ge=0, lt=1, description="label a face \"uncertain\" when its top "
+                                        f"probability is under this (default {config.uncertain:g}: "
+                                        + ("never" if not config.uncertain else "the server's") + ")"),
     ) -> dict:
         start = time.perf_counter()
         try:
@@ -209,7 +212,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 def work():  # decode and recognise on the slot's thread, off the event loop
                     image = decode_upload(data, config.max_pixels)
                     decoded = time.perf_counter()
-                    result = engine.recognize(image, name, min_face, max_faces, video, explain)
+                    result = engine.recognize(image, name, min_face, max_faces, video, explain, uncertain)
                     del image
                     if result.width * result.height > RELEASE_AFTER_PIXELS:
                         release_memory()  # a large photo's buffers go back to the system now

@@ -26,6 +26,7 @@ class ServeConfig:
     max_megapixels: float = 40.0  # larger images get 413, checked before decoding
     max_faces: int = 100  # a request may ask for fewer
     min_face: int = DEFAULT_MIN_FACE
+    uncertain: float = 0.0  # default when a request names none: a face under it is labelled "uncertain"
     threads: int | None = None  # ONNX Runtime threads per inference (None: up to 4)
     device: str = "auto"  # auto, cpu, cuda or cuda:N (runtime.devices)
     log_level: str = "info"
@@ -34,7 +35,7 @@ class ServeConfig:
         check_device(self.device)
         positive = (lambda v: v > 0, "a number above 0")
         check_fields(self, {
-            **{k: RECOGNITION_RULES[k] for k in ("detector", "min_face", "max_faces")},
+            **{k: RECOGNITION_RULES[k] for k in ("detector", "min_face", "max_faces", "uncertain")},
             "port": (whole(0, 65535), "a port from 0 to 65535"), "workers": (whole(1, 64), "1 to 64 processes"),
             "slots": (whole(1, 64), "1 to 64"), "queue": (whole(0), "0 or more requests"),
             "queue_timeout_s": positive, "read_timeout_s": positive, "max_upload_mb": positive,

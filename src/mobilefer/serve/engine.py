@@ -101,13 +101,15 @@ class Engine:
         return name
 
     def recognize(self, frame: np.ndarray, detector: str | None = None, min_face: int | None = None,
-                  max_faces: int | None = None, video: bool = False, explain: int | None = None) -> Recognition:
+                  max_faces: int | None = None, video: bool = False, explain: int | None = None,
+                  uncertain: float | None = None) -> Recognition:
         """uint8 (H, W, 3) BGR frame -> faces; blocking, called from the executor.
 
         ``detector``: a name from :meth:`resolve_detector` (default: the server's); ``video``: a
         camera or video frame (see :meth:`EmotionRecognizer.recognize_frame`); ``explain``: the
         index of a face to explain (:meth:`EmotionRecognizer.explain`), its map at most
-        EXPLAIN_CELLS across."""
+        EXPLAIN_CELLS across; ``uncertain``: the threshold under which a face is labelled
+        "uncertain" (default: the server's)."""
         name = detector or self.default_detector
         timing: dict[str, float] = {}
         explanation = None
@@ -115,6 +117,8 @@ class Engine:
         try:
             rec = slot.recognizer(name)
             faces = rec.recognize_frame(frame, min_face=min_face, max_faces=max_faces, video=video, timing=timing)
+            threshold = self.config.uncertain if uncertain is None else uncertain
+            faces = [face.with_uncertain(threshold) for face in faces]
             if explain is not None and explain < len(faces):
                 start = time.perf_counter()
                 heat = rec.explain(frame, faces[explain])
@@ -161,7 +165,7 @@ class Engine:
 
     def site_info(self) -> dict[str, Any]:
         return web.site_info(self.meta, web.display_name(self.model_file), server=True,
-                             unavailable=self.browser_unavailable()) | {
+                             unavailable=self.browser_unavailable(), uncertain=self.config.uncertain) | {
             "detectors": self.detectors, "default_detector": self.default_detector}
 
     def detector_model(self) -> bytes:

@@ -104,10 +104,12 @@ def follow_settings() -> dict[str, Any]:
             "look_again_faces": live.LOOK_AGAIN_FACES, "max_missed": IoUTracker().max_missed}
 
 
-def site_info(meta: ModelMeta, name: str, *, server: bool, unavailable: str | None = None) -> dict[str, Any]:
+def site_info(meta: ModelMeta, name: str, *, server: bool, unavailable: str | None = None,
+              uncertain: float = 0.0) -> dict[str, Any]:
     """site.json: the model, the detector, where the browser finds them, and whether a server
-    answers /v1/recognize. ``unavailable`` says why the page cannot run the model itself."""
-    return {"mobilefer": __version__, "server": server, "model": model_info(meta, name),
+    answers /v1/recognize. ``unavailable`` says why the page cannot run the model itself;
+    ``uncertain`` is the page's first threshold for labelling a face "uncertain"."""
+    return {"mobilefer": __version__, "server": server, "model": model_info(meta, name), "uncertain": uncertain,
             "detector": detector_settings(), "follow": follow_settings(), "pose": pose_settings(),
             "explain": explain_settings(), "sample": SAMPLE,
             "browser": {"classifier": CLASSIFIER_PATH, "detector": DETECTOR_PATH, "runtime": "static/ort/",

@@ -11,7 +11,7 @@ const ctx = stage.getContext("2d");
 const video = $("video");
 const COLORS = {
   angry: "#ff5252", disgust: "#8bc34a", fear: "#b388ff", happy: "#ffd740", neutral: "#b0bec5",
-  sad: "#40c4ff", surprise: "#ff9100", boring: "#a1887f", stress: "#f06292",
+  sad: "#40c4ff", surprise: "#ff9100", boring: "#a1887f", stress: "#f06292", uncertain: "#eeeeee",
 };
 const FALLBACK = ["#4fb3ff", "#69f0ae", "#ffab40", "#ea80fc", "#ff6e40", "#c6ff00"];
 const MAX_SEND_WIDTH = 640;  // webcam frames are scaled to this before they are recognised
@@ -49,6 +49,7 @@ async function loadSite() {
   state.site = site;
   if (site.server) document.body.dataset.server = "yes";
   state.classes = site.model.classes;
+  $("uncertain").value = String(Math.round(100 * (site.uncertain || 0)));
   const acc = site.model.metrics && typeof site.model.metrics.accuracy === "number"
     ? `, validation accuracy ${(100 * site.model.metrics.accuracy).toFixed(1)} %` : "";
   $("model").textContent = `${site.model.name}: ${site.model.arch}, ${site.model.classes.length} classes${acc}`;
@@ -117,6 +118,7 @@ function query(video) {
   const detector = $("detector").value, options = [];
   if (detector) options.push(`detector=${encodeURIComponent(detector)}`);
   if (video) options.push("video=true");
+  if (uncertainBelow()) options.push(`uncertain=${uncertainBelow()}`);
   return options.length ? `?${options.join("&")}` : "";
 }
 
@@ -343,8 +345,23 @@ function listFaces(result) {
   $("face-count").textContent = String(result.faces.length);
 }
 
+// The threshold under which a face is labelled "uncertain" (recognizer.py Face.with_uncertain):
+// applied to every result shown, in either mode, and again when it changes.
+function uncertainBelow() {
+  const percent = Number($("uncertain").value);
+  return Number.isFinite(percent) ? Math.max(0, Math.min(99, percent)) / 100 : 0;
+}
+
+const topClass = (face) => Object.keys(face.probs).reduce((a, b) => (face.probs[b] > face.probs[a] ? b : a));
+
+function withUncertain(result) {
+  const below = uncertainBelow();
+  for (const face of result.faces) face.label = face.score < below ? "uncertain" : topClass(face);
+  return result;
+}
+
 function show(result) {
-  state.last = result;
+  state.last = withUncertain(result);
   listFaces(result);
   if (state.source instanceof ImageBitmap) {  // a still image: redraw once
     ctx.drawImage(state.source, 0, 0, stage.width, stage.height);
@@ -390,7 +407,8 @@ async function explainFace(index) {
   const face = state.last && state.last.faces[index];
   if (!face || !state.input) return;
   const name = state.input.file.name;
-  setStatus(`${name}: explaining face ${index + 1} (${face.label})…`);
+  const top = topClass(face);  // an uncertain face's most likely emotion is explained
+  setStatus(`${name}: explaining face ${index + 1} (${top})…`);
   try {
     let explanation;
     if (state.mode === "browser") {
@@ -407,7 +425,8 @@ async function explainFace(index) {
     }
     state.explanation = explanation;
     show(state.last);
-    setStatus(`${name}: face ${index + 1} is ${face.label}: in red, the pixels that label rests on most`);
+    setStatus(`${name}: face ${index + 1} is ${face.label === top ? top : `${face.label}, most likely ${top}`}: `
+      + `in red, the pixels ${top} rests on most`);
     document.body.dataset.explained = String(index);
   } catch (err) {
     setStatus(`${name}: cannot explain face ${index + 1}: ${err.message}`, true);
@@ -459,6 +478,7 @@ drop.addEventListener("drop", (e) => {
   useFile(e.dataTransfer.files[0]);
 });
 $("mode").addEventListener("change", (e) => setMode(e.target.value));
+$("uncertain").addEventListener("change", () => { if (state.last) show(state.last); });
 
 // ------------------------------------------------------------------ webcam
 const grab = document.createElement("canvas");

@@ -509,7 +509,7 @@ const MobileferBrowser = (() => {
         covered.push(mask);
         copies.push({ data, width: b, height: b, channels: c });
       }
-      const label = m.classes.indexOf(face.label);
+      const label = m.classes.indexOf(Object.keys(face.probs).reduce((a, b) => (face.probs[b] > face.probs[a] ? b : a)));
       const logs = (await this.classify(copies)).map((p) => Math.log(Math.min(1, Math.max(1e-12, p[label]))));
       const weights = new Float32Array(b * b);
       for (let i = 0; i < b * b; i++) {
