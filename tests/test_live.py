@@ -134,7 +134,7 @@ def test_a_face_growing_into_view_is_reported_before_the_next_whole_frame_search
 class _Fake(OneByOne):
     """What every detector declares (faces.FaceDetector), for the made-up ones below."""
 
-    name, smallest_seen, thread_safe, min_face, threshold, windows = "fake", 24, False, 20, None, False
+    name, smallest_seen, thread_safe, min_face, threshold, windows, proposals = "fake", 24, False, 20, None, False, False
 
 
 class _OneFace(_Fake):

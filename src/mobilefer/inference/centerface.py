@@ -87,6 +87,7 @@ class CenterFaceDetector:
     smallest_seen = SMALLEST_SEEN["centerface"]
     thread_safe = True  # an ONNX Runtime session runs calls from several threads at once
     windows = True
+    proposals = True
 
     def __init__(self, weights: str | Path | None = None, work_width: int = WORK_WIDTH,
                  threshold: float = CENTERFACE_THRESHOLD, nms: float = CENTERFACE_NMS,

@@ -53,6 +53,7 @@ class WholeImage(OneByOne):
     smallest_seen = 1
     threshold = None
     windows = False
+    proposals = False
 
     def __init__(self, min_face: int = DEFAULT_MIN_FACE, **_options) -> None:
         self.min_face = min_face

@@ -74,6 +74,9 @@ class FaceDetector(Protocol):
     min_face: int  # its smallest face in source pixels, when a call names none
     threshold: float | None  # the calibrated score it keeps a face from (CenterFace); None: uncalibrated
     windows: bool  # detect(scale=, window=) looks at a window of a whole-frame pass, sized by pass_size()
+    # a video's searches for large faces may start from a mobile detector's proposals (.blazeface):
+    # its looks around them give the boxes, scores and landmarks its own search would
+    proposals: bool
 
     def detect(self, frame: np.ndarray, *, min_face: int | None = None, max_faces: int | None = None,
                upscale: bool = True, confidence: float | None = None, min_box: int | None = None,

@@ -123,6 +123,16 @@ class FaceFollower:
                  for b in self.detector.detect(small, min_face=smallest, upscale=False)]
         return [b for b in found if min(b.w, b.h) >= min_box and all(iou(b, other) < 0.3 for other in boxes)]
 
+    def proposed(self, frame: np.ndarray, proposals: list[Box], min_box: int) -> list[Box]:
+        """The detector's boxes for another detector's ``proposals`` (BlazeFace's): each looked for in
+        a square around it as a followed face is (:meth:`follow`); two proposals of one face give
+        it once. Best first."""
+        boxes: list[Box] = []
+        for box in sorted(filter(None, self.follow(frame, proposals, min_box)), key=lambda b: -b.score):
+            if all(iou(box, other) < 0.5 for other in boxes):
+                boxes.append(box)
+        return boxes
+
     def _look(self, frame: np.ndarray, boxes: list[Box], min_box: int, side_in: int) -> list[Box | None]:
         """Each of ``boxes``' faces looked for in one square ``side_in`` px across as looked at: a
         window of the whole-frame search's pixels (on its GRID lattice), or a smooth copy of a

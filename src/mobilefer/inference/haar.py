@@ -19,6 +19,7 @@ class HaarDetector(OneByOne):
     thread_safe = False
     threshold = None  # its score is a cascade's level weight, not a probability
     windows = False
+    proposals = False
 
     def __init__(self, work_width: int = WORK_WIDTH, min_face: int = DEFAULT_MIN_FACE, max_faces: int | None = None,
                  scale_factor: float = 1.1, min_neighbors: int = 5) -> None:

@@ -30,6 +30,12 @@ ran there (its bounds come from the faces followed after the search before, eith
 search run on the current frame and taken in frames later measures worse: no faster on a busy
 2-core machine, and faces coming into view wait longer (hikers' recall 0.902 against 0.935).
 
+A whole-frame search for faces no smaller than a mobile detector finds (:mod:`.blazeface`, the
+``proposer``: 40 px and up in a 640x480 frame) takes that detector's boxes as proposals and has
+the detector look at a square around each, as it follows a face: the same boxes, scores and
+landmarks at a fraction of the cost. The searches for every face, the first frame's and each
+cut's, stay the detector's own.
+
 Whole-frame searches of HD frames look at VIDEO_DETECT_PIXELS pixels (see
 :func:`~.detectors.video_min_face`), and so does following (:func:`~.detectors.video_scale`):
 a face is reported when the whole-frame search would report it. ``every=1`` detects the whole
@@ -43,7 +49,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from mobilefer.inference.blazeface import BlazeFace
 from mobilefer.inference.detectors import BOX_TOLERANCE, Box, FaceDetector, video_search_min_face
+from mobilefer.inference.faces import finish_boxes
 from mobilefer.inference.follow import FOLLOW_CONFIDENCE, GLANCE_EVERY, FaceFollower, match_patch
 from mobilefer.inference.tracking import CutDetector, DetectionSchedule, IoUTracker, Track
 
@@ -87,11 +95,13 @@ def _unseen_box(min_face: int) -> int:
 class VideoFaces:
     """Tracks of one video's faces; call it with each frame in order. ``ahead`` (k -> the frame
     k frames after the last one given, or None) lets each scheduled whole-frame search start
-    early (a file read ahead); the tracks are the same with it or without."""
+    early (a file read ahead); the tracks are the same with it or without. ``proposer``: the
+    mobile detector whose boxes the searches for large enough faces start from (None: every
+    search is the detector's own)."""
 
     def __init__(self, detector: FaceDetector, tracker: IoUTracker, every: int, min_face: int,
-                 ahead: Callable[[int], np.ndarray | None] | None = None) -> None:
-        self.detector, self.tracker = detector, tracker
+                 ahead: Callable[[int], np.ndarray | None] | None = None, proposer: BlazeFace | None = None) -> None:
+        self.detector, self.tracker, self.proposer = detector, tracker, proposer
         self.schedule = DetectionSchedule(every)
         self.min_face = min_face
         self.ahead = ahead if detector.thread_safe else None
@@ -192,8 +202,17 @@ class VideoFaces:
         return whole_min, _unseen_box(whole_min)
 
     def _detect(self, image: np.ndarray, min_face: int, min_box: int) -> list[Box]:
+        h, w = image.shape[:2]
+        if self.proposer is not None and min_face >= self.proposer.smallest_face(w, h):
+            return self._proposed(image, min_face, min_box)
         return self.detector.detect(image, upscale=False, min_face=min_face, min_box=min_box,
                                     confidence=FOLLOW_CONFIDENCE)
+
+    def _proposed(self, image: np.ndarray, min_face: int, min_box: int) -> list[Box]:
+        """A whole-frame search from the proposer's boxes: the detector looks at a square around
+        each, as around a followed face; two looks that found one face give it once."""
+        boxes = self.follower.proposed(image, self.proposer.detect(image), min_box)
+        return finish_boxes(boxes, min_face, None, min_box)
 
     def _start_early(self) -> None:
         """Start the next scheduled whole-frame search now, on a thread of its own, where its

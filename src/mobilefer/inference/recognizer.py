@@ -25,6 +25,7 @@ from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.runtime.devices import choose_device
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
                                            face_crop, video_search_min_face)
+from mobilefer.inference.blazeface import MODEL as BLAZEFACE_MODEL, BlazeFace
 from mobilefer.inference.explain import deletion_map, face_base, over_box
 from mobilefer.inference.live import VideoFaces
 from mobilefer.inference.pose import Pose, head_pose
@@ -175,6 +176,9 @@ class EmotionRecognizer:
         self.margin = self.meta.face_margin if margin is None else margin
         check_uncertain(uncertain)
         self.uncertain = uncertain  # a face whose top probability is under it is labelled UNCERTAIN
+        # a video's searches for large faces start from BlazeFace's proposals (live.VideoFaces)
+        self.proposals = detector.proposals and BLAZEFACE_MODEL.exists()
+        self._proposer: BlazeFace | None = None
 
     @classmethod
     def load(cls, model: str | Path | None = None, *, detector: str = "auto", margin: float | None = None,
@@ -302,6 +306,11 @@ class EmotionRecognizer:
         for i, one in enumerate(sources):
             yield from self._stream_one(one, every, smooth, detect_every, template if i == 0 else template.fresh())
 
+    def _blazeface(self) -> BlazeFace:
+        if self._proposer is None:
+            self._proposer = BlazeFace()
+        return self._proposer
+
     def _stream_one(self, source: str, every: str | Cadence | None, smooth: str | None, detect_every: int | None,
                     tracker: IoUTracker) -> Iterator[FrameResult]:
         """:meth:`stream` of one image, video, webcam or stream."""
@@ -327,7 +336,8 @@ class EmotionRecognizer:
                 ahead = _images_ahead(frames)
             else:
                 ahead = None
-            video = None if still else VideoFaces(self.detector, tracker, detect_every, min_face, ahead)
+            video = None if still else VideoFaces(self.detector, tracker, detect_every, min_face, ahead,
+                                                  self._blazeface() if self.proposals else None)
             for frame in frames:
                 if frame.error:
                     failed = FrameResult(frame.source, frame.index, frame.time_s, error=frame.error)
