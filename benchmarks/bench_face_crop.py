@@ -21,6 +21,7 @@ import numpy as np
 from mobilefer.data.readers import load_images
 from mobilefer.inference.detectors import face_crop
 from mobilefer.inference.recognizer import EmotionRecognizer
+from mobilefer.inference.sources import iter_frames
 
 PAD = 4  # enlargement of each 48 px face, and the border around it in face sides
 
@@ -76,15 +77,8 @@ def main() -> None:
     print(f"\nreal clips ({rec.detector.name}, every {args.every}th frame): faces whose top class changes "
           f"between margins {margins[0]} and {margins[1]}, mean top-class probability of each")
     for clip in clips:
-        cap = cv2.VideoCapture(str(clip))
-        index, changed, total, conf = 0, 0, 0, {m: [] for m in margins}
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            index += 1
-            if index % args.every:
-                continue
+        changed, total, conf = 0, 0, {m: [] for m in margins}
+        for frame in (f.image for f in iter_frames(str(clip)) if (f.index + 1) % args.every == 0):
             for box in rec.detector.detect(frame):
                 p = {m: rec.classify_crops([cv2.cvtColor(face_crop(frame, box, m), cv2.COLOR_BGR2RGB)])[0]
                      for m in margins}

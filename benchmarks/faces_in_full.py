@@ -50,6 +50,7 @@ def main() -> None:
     from mobilefer.inference.explain import deletion_drops, deletion_map, face_base
     from mobilefer.inference.faces import Box, iou
     from mobilefer.inference.pose import head_pose
+    from mobilefer.inference.sources import iter_frames
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "data" / "videos")
@@ -74,15 +75,7 @@ def main() -> None:
 
     flips, sums, ours, theirs, seconds = [], [], [], [], []
     for clip in sorted(args.videos.glob("*.mp4")):
-        cap = cv2.VideoCapture(str(clip))
-        index = -1
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            index += 1
-            if index % args.every:
-                continue
+        for frame in (f.image for f in iter_frames(str(clip)) if f.index % args.every == 0):
             mirror = detector.detect(frame[:, ::-1].copy())
             for face in rec.recognize(frame):
                 box = Box(*face.box)
@@ -102,7 +95,6 @@ def main() -> None:
                 ours.append(top > chance)
                 top, chance = deletion_drops(base, occlusion(base, classify, label), classify, label)
                 theirs.append(top > chance)
-        cap.release()
     print(f"\nyaw in the mirror: {sum(flips)} of {len(flips)} faces turned over 15 degrees turn the other way; "
           f"median |yaw + mirrored yaw| {np.median(sums):.1f} degrees over {len(sums)} faces")
     print(f"deletion test (top tenth against a random tenth): explanation {sum(ours)} of {len(ours)}, "

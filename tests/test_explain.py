@@ -13,6 +13,7 @@ from mobilefer.data.preprocess import normalize_batch
 from mobilefer.inference.explain import deletion_drops, deletion_map, face_base, over_box
 from mobilefer.inference.faces import Box
 from mobilefer.inference.recognizer import EmotionRecognizer
+from mobilefer.inference.sources import iter_frames
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 ASTRONAUT = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
@@ -60,16 +61,8 @@ def test_the_deletion_test_holds_on_most_real_faces(rec):
     """Every 200th frame of the shared clips (webcam montage, handheld selfie, hikers)."""
     results = []
     for clip in sorted(VIDEOS.glob("*.mp4")):
-        cap = cv2.VideoCapture(str(clip))
-        index = -1
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            index += 1
-            if index % 200 == 0:
-                results += [deletion_holds(rec, frame, face) for face in rec.recognize(frame)]
-        cap.release()
+        for frame in (f.image for f in iter_frames(str(clip)) if f.index % 200 == 0):
+            results += [deletion_holds(rec, frame, face) for face in rec.recognize(frame)]
     assert len(results) >= 8 and np.mean(results) >= 0.75, results
 
 
