@@ -1,0 +1,60 @@
+"""What a prior correction stored in the model would do: logits minus tau * log(the training
+prior), on FER+ Valid and on its shifted copy (evaluate --shift 0).
+
+    python benchmarks/prior_correction.py [--model ferplus-small] [--data ../shared/data/ferplus]
+
+For each tau: accuracy, balanced accuracy, macro-F1 and the recall of contempt, disgust and fear
+(the rare classes). tau 0 is the model as shipped; tau 1 the balanced posterior (Menon et al.
+2021, logit adjustment). The prior is the share of each class among FER+ Train's faces (each
+face's most voted emotion), read from the data.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+RARE = ("contempt", "disgust", "fear")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="ferplus-small")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ferplus"))
+    parser.add_argument("--taus", default="0,0.1,0.2,0.3,0.5,0.7,1")
+    args = parser.parse_args()
+
+    from mobilefer.data.preprocess import normalize_batch
+    from mobilefer.data.readers import load_images
+    from mobilefer.data.shift import shift_faces
+    from mobilefer.engine.metrics import score
+    from mobilefer.runtime import load_classifier
+
+    clf = load_classifier(args.model, threads=1)
+    meta = clf.meta
+    train = load_images(str(Path(args.data) / "ferplus_train.zip"), channels=meta.channels, base_size=meta.base_size,
+                        classes=meta.classes)
+    prior = np.bincount(train.labels, minlength=meta.num_classes) / len(train)
+    valid = load_images(str(Path(args.data) / "ferplus_valid.zip"), channels=meta.channels,
+                        base_size=meta.base_size, classes=meta.classes)
+
+    def probs(images):
+        return np.concatenate([clf(normalize_batch(images[i:i + 256], meta)) for i in range(0, len(images), 256)])
+
+    sets = {"Valid": probs(valid.images), "shifted": probs(shift_faces(valid.images, 0)[0])}
+    print(f"{args.model}; prior: " + ", ".join(f"{c} {p:.3f}" for c, p in zip(meta.classes, prior)))
+    print("| tau | set | accuracy | balanced | macro-F1 | " + " | ".join(f"{c} recall" for c in RARE) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(RARE))
+    for tau in (float(t) for t in args.taus.split(",")):
+        for name, p in sets.items():
+            r = score(valid.labels, (np.log(np.clip(p, 1e-12, 1)) - tau * np.log(prior)).argmax(1), meta.classes)
+            rare = " | ".join(f"{r['per_class'][c]['recall']:.2f}" for c in RARE)
+            print(f"| {tau:g} | {name} | {r['accuracy']:.3f} | {r['balanced_accuracy']:.3f} | {r['macro_f1']:.3f} | {rare} |")
+
+
+if __name__ == "__main__":
+    main()
