@@ -320,7 +320,7 @@ def test_browser_probabilities_equal_pythons_on_the_same_crops(static_page, astr
 CAMERA_FRAMES = """async ([b64, rates]) => {
     const engine = window.mobilefer.engine, follow = engine.site.follow, rate = follow.classify_rate;
     const img = {data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 480, channels: 3};
-    engine.resetVideo();
+    engine.camera.resetVideo();
     const answers = [];
     try {
         for (const r of rates) {
@@ -329,7 +329,7 @@ CAMERA_FRAMES = """async ([b64, rates]) => {
         }
     } finally {
         follow.classify_rate = rate;
-        engine.resetVideo();
+        engine.camera.resetVideo();
     }
     return answers;
 }"""
@@ -355,7 +355,7 @@ def test_a_camera_face_keeps_its_id_and_is_classified_at_the_rate_python_uses(st
 
 SMOOTHED_FRAMES = """async ([frames, smooth]) => {
     const engine = window.mobilefer.engine, follow = engine.site.follow, was = [follow.classify_rate, follow.smooth];
-    engine.resetVideo();
+    engine.camera.resetVideo();
     const answers = [];
     try {
         follow.classify_rate = 1e9;  // every frame due
@@ -367,7 +367,7 @@ SMOOTHED_FRAMES = """async ([frames, smooth]) => {
         }
     } finally {
         [follow.classify_rate, follow.smooth] = was;
-        engine.resetVideo();
+        engine.camera.resetVideo();
     }
     return answers;
 }"""
@@ -444,7 +444,7 @@ def test_the_page_brings_the_next_search_nearer_when_a_face_arrives_as_python_do
     page, problems = open_page()
     page.goto(site)
     page.wait_for_function(ENGINE_READY, timeout=90_000)
-    page.evaluate("() => { window.mobilefer.engine.site.follow.detect_every = 6; window.mobilefer.engine.resetVideo(); }")
+    page.evaluate("() => { window.mobilefer.engine.site.follow.detect_every = 6; window.mobilefer.engine.camera.resetVideo(); }")
     upcoming = [page.evaluate(VIDEO_FRAME, [rgb_b64(f)]) for f in frames]
     got = [i for i, n in enumerate(upcoming) if i == 0 or n != upcoming[i - 1]]
     assert want == [0, 6, 9, 15] and got == want
@@ -453,13 +453,13 @@ def test_the_page_brings_the_next_search_nearer_when_a_face_arrives_as_python_do
 
 VIDEO_FRAME = """async (b64) => {
     const engine = window.mobilefer.engine;
-    await engine.videoBoxes({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 480,
+    await engine.camera.videoBoxes({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 480,
                              channels: 3});
-    return engine.nextSearch;
+    return engine.camera.nextSearch;
 }"""
 
 
-LOOK_NEAR = """async ([b64, width, height, box, side]) => window.mobilefer.engine.lookNear({
+LOOK_NEAR = """async ([b64, width, height, box, side]) => window.mobilefer.engine.camera.lookNear({
     data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width, height, channels: 3}, box, 4, side)"""
 
 
@@ -545,7 +545,7 @@ def test_the_page_matches_a_faces_patch_as_python_does(static_page):
         got = page.evaluate("""([a, b, box]) => {
             const img = (b64) => ({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640,
                                    height: 480, channels: 3});
-            return MobileferBrowser.matchPatch(img(a), img(b), box, window.mobilefer.site.follow);
+            return MobileferCamera.matchPatch(img(a), img(b), box, window.mobilefer.site.follow);
         }""", [rgb_b64(before), rgb_b64(after), [box.x, box.y, box.w, box.h, box.score]])
         assert got == (None if want is None else [want.x, want.y, want.w, want.h, want.score])
     assert problems == []
@@ -553,23 +553,23 @@ def test_the_page_matches_a_faces_patch_as_python_does(static_page):
 
 FOLLOWED = """async (frames) => {
     const engine = window.mobilefer.engine, follow = engine.site.follow, every = follow.detect_every, seen = [];
-    const look = engine.followOne.bind(engine);
+    const look = engine.camera.followOne.bind(engine.camera);
     let looks = 0;
-    engine.followOne = async (...a) => { looks += 1; return look(...a); };
+    engine.camera.followOne = async (...a) => { looks += 1; return look(...a); };
     follow.detect_every = 100;
-    engine.resetVideo();
+    engine.camera.resetVideo();
     try {
         for (const b64 of frames) {
             looks = 0;
-            const boxes = await engine.videoBoxes({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)),
+            const boxes = await engine.camera.videoBoxes({data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)),
                                                    width: 640, height: 480, channels: 3});
             seen.push({boxes: boxes.map((b) => [b[7].id, ...b.slice(0, 4)]), looks,
                        landmarks: boxes.map((b) => b.landmarks)});
         }
     } finally {
         follow.detect_every = every;
-        engine.followOne = look;
-        engine.resetVideo();
+        engine.camera.followOne = look;
+        engine.camera.resetVideo();
     }
     return seen;
 }"""

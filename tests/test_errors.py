@@ -420,10 +420,12 @@ def test_a_tflite_model_without_the_interpreter_names_the_extra(tmp_path, capsys
 
 def test_no_module_is_long_and_no_caller_probes_a_detector():
     """A detector declares what it can do (faces.FaceDetector); nobody asks getattr. No Python
-    module is over 550 lines."""
+    module and no script of the page is over 550 lines."""
     import re
 
     for path in (ROOT / "src" / "mobilefer").rglob("*.py"):
         text = path.read_text()
         assert len(text.splitlines()) <= 550, path
         assert not re.search(r"getattr\([^,)]*detector", text), path
+    for path in (ROOT / "src" / "mobilefer" / "web" / "page").glob("*.js"):
+        assert len(path.read_text().splitlines()) <= 550, path

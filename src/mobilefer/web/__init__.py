@@ -11,7 +11,8 @@ In both, the page reads ``site.json`` (:func:`site_info`) for the model's self-d
 the detector's settings, both taken from Python's own (one source), and loads
 ``models/classifier.onnx`` and ``models/detector.onnx`` (CenterFace with its input size freed)
 with ONNX Runtime Web (``ort/``, vendored: see ``scripts/vendor_onnxruntime_web.sh``).
-``page/browser.js`` writes mobilefer's preprocessing out again in JavaScript; the browser tests
+``page/browser.js`` writes mobilefer's preprocessing out again in JavaScript (and
+``page/camera.js`` its following of a video's faces); the browser tests
 compare its probabilities with the Python runtime's on the same crops.
 """
 from __future__ import annotations
