@@ -6,7 +6,8 @@ Each clip of ../shared/data/videos is recognised in this process as `mobilefer p
 (the bundled default model and detector, the default schedule), with the searches for faces of
 28 px and up (640x480) started from BlazeFace's proposals (the default) and with every search
 CenterFace's own, the two alternating, ``--rounds`` times each. For each: the median frames/s
-(recognition only: decode, faces, classification), the searches, how many started from
+(recognition only: decode, faces, classification) and CPU time a frame (all threads; on a busy
+machine the steadier figure), the searches, how many started from
 proposals, and face recall and extra faces against CenterFace's search on every frame (IoU >=
 0.3, the same frame). The machine's load average is printed with each clip.
 """
@@ -23,12 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def boxes_of(rec, clip: Path, **options) -> tuple[list[list], float]:
+def boxes_of(rec, clip: Path, **options) -> tuple[list[list], float, float]:
+    """The boxes of each frame, frames/s, and CPU milliseconds a frame (all threads)."""
     from mobilefer.inference.faces import Box
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     frames = [[Box(*face.box) for face in result.faces] for result in rec.stream(str(clip), **options)]
-    return frames, len(frames) / (time.perf_counter() - start)
+    return frames, len(frames) / (time.perf_counter() - start), 1000 * (time.process_time() - cpu) / len(frames)
 
 
 def agreement(reference: list[list], got: list[list]) -> tuple[float, float]:
@@ -61,26 +63,30 @@ def main() -> None:
         return wrapper
 
     live.VideoFaces._detect, live.VideoFaces._proposed = counted("all", detect), counted("proposed", proposed)
-    print("| clip | path | frames/s (median) | searches (from proposals) | recall | extra faces |")
-    print("|---|---|---|---|---|---|")
+    print("| clip | path | frames/s (median) | CPU ms a frame (median) | searches (from proposals) | recall | extra faces |")
+    print("|---|---|---|---|---|---|---|")
     for clip in sorted(Path(args.videos).glob("*.mp4")):
         rec.proposals = False
-        reference, _ = boxes_of(rec, clip, detect_every=1)
+        reference, _, _ = boxes_of(rec, clip, detect_every=1)
         rates: dict[bool, list[float]] = {True: [], False: []}
+        cpu: dict[bool, list[float]] = {True: [], False: []}
         rows: dict[bool, tuple] = {}
         for _ in range(args.rounds):
             for on in (True, False):
                 rec.proposals = on
                 searches.update(all=0, proposed=0)
-                frames, rate = boxes_of(rec, clip)
+                frames, rate, ms = boxes_of(rec, clip)
                 rates[on].append(rate)
+                cpu[on].append(ms)
                 rows[on] = (dict(searches), *agreement(reference, frames))  # the same every round
         for on in (True, False):
             seen, recall, extra = rows[on]
             print(f"| {clip.stem} | {'proposals' if on else 'CenterFace only'} | {statistics.median(rates[on]):.1f} | "
-                  f"{seen['all']} ({seen['proposed']}) | {recall:.3f} | {100 * extra:.1f} % |")
+                  f"{statistics.median(cpu[on]):.2f} | {seen['all']} ({seen['proposed']}) | {recall:.3f} | "
+                  f"{100 * extra:.1f} % |")
         ratio = statistics.median(rates[True]) / statistics.median(rates[False])
-        print(f"| {clip.stem} | ratio | {ratio:.2f} | | | | load {os.getloadavg()[0]:.1f}")
+        cpu_ratio = statistics.median(cpu[True]) / statistics.median(cpu[False])
+        print(f"| {clip.stem} | ratio | {ratio:.2f} | {cpu_ratio:.2f} | | | load {os.getloadavg()[0]:.1f} |")
 
 
 if __name__ == "__main__":
