@@ -158,7 +158,7 @@ def test_one_image_that_breaks_recognition_is_an_error_row_not_a_failed_batch(co
     from mobilefer.batch import ImageWorker
 
     settings = {"model": None, "detector": "auto", "min_face": 20, "max_faces": None, "detect_every": None,
-                "device": "cpu", "threads": 1}
+                "device": "cpu", "threads": 1, "uncertain": 0.0}
     worker = type("ImageWorker", (ImageWorker,), {"SETTINGS": settings})()
     real = worker.rec.recognize_many
     coffee = str(collection / "photos" / "coffee.jpg")

@@ -799,23 +799,24 @@ def test_the_page_shows_landmarks_pose_and_why_in_both_modes(server, open_page, 
     assert problems == []
 
 
-def test_a_face_under_the_pages_threshold_is_labelled_uncertain(static_page, astronaut_bgr, recognizer, tmp_path):
+def test_a_face_under_the_pages_threshold_is_labelled_uncertain(static_page, astronaut_bgr, tmp_path):
     blurred = cv2.GaussianBlur(astronaut_bgr, (0, 0), 4)  # read less surely (about 0.8)
     photo = tmp_path / "blurred.png"
     cv2.imwrite(str(photo), blurred)
-    (want,) = recognizer.recognize(blurred)[:1]
     page, problems = static_page()
     page.set_input_files("#file", str(photo))
-    page.wait_for_function("() => document.getElementById('faces').dataset.count !== '0'", timeout=30_000)
-    first = page.locator("#faces li").first
-    assert first.get_attribute("data-label") == want.top
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('blurred.png: 1 face')",
+                           timeout=30_000)
+    top, score = page.evaluate("""() => { const f = window.mobilefer.last.faces[0];
+      return [Object.keys(f.probs).reduce((a, b) => (f.probs[b] > f.probs[a] ? b : a)), f.score]; }""")
+    assert page.locator("#faces li").first.get_attribute("data-label") == top and score < 0.94
     page.locator("#uncertain").focus()  # typed, as a person would
     page.keyboard.press("Control+A")
-    page.keyboard.type(str(int(100 * want.score) + 5))
+    page.keyboard.type(str(int(100 * score) + 5))
     page.keyboard.press("Tab")  # a number input reports its change when it loses focus
     page.wait_for_function("() => document.querySelector('#faces li').dataset.label === 'uncertain'")
-    assert page.evaluate("window.mobilefer.last.faces[0].score") == pytest.approx(want.score, abs=0.02)
+    assert page.evaluate("window.mobilefer.last.faces[0].score") == score  # the probabilities stay
     page.locator("#uncertain").fill("0")
     page.locator("#uncertain").dispatch_event("change")
-    page.wait_for_function(f"() => document.querySelector('#faces li').dataset.label === '{want.top}'")
+    page.wait_for_function(f"() => document.querySelector('#faces li').dataset.label === '{top}'")
     assert problems == []

@@ -54,6 +54,10 @@ def test_a_threshold_that_is_no_probability_is_one_line(bad, bundled_model):
         PredictConfig(source="x.jpg", uncertain=bad)
     with pytest.raises(ConfigError, match="--uncertain"):
         ServeConfig(uncertain=bad)
+    from mobilefer.batch import BatchConfig
+
+    with pytest.raises(ConfigError, match="--uncertain"):
+        BatchConfig(sources=["x.jpg"], out="out", uncertain=bad)
 
 
 def test_predict_labels_uncertain_faces_in_its_outputs(tmp_path, blurred, faces, capsys):
