@@ -820,3 +820,44 @@ def test_a_face_under_the_pages_threshold_is_labelled_uncertain(static_page, ast
     page.locator("#uncertain").dispatch_event("change")
     page.wait_for_function(f"() => document.querySelector('#faces li').dataset.label === '{top}'")
     assert problems == []
+
+
+def test_server_mode_camera_faces_keep_ids_and_are_averaged_as_python_tracks_them(static_page):
+    """Server answers replayed through the page's ServerTracks against tracking.IoUTracker and
+    Track.update_probs with VIDEO_SMOOTH: two faces listed in changing order, one gone for two
+    frames, a third arriving; the same ids, labels and averaged probabilities."""
+    from mobilefer.inference.faces import Box
+    from mobilefer.inference.recognizer import VIDEO_SMOOTH
+    from mobilefer.inference.tracking import IoUTracker, Smoother
+
+    rng = np.random.default_rng(0)
+    classes = ["neutral", "happy", "sad"]
+    boxes = {"a": [100, 100, 80, 80], "b": [400, 120, 70, 70], "c": [250, 300, 60, 60]}
+    frames = []
+    for i in range(8):
+        names = ["b", "a"] if i % 2 else ["a", "b"]
+        if i in (3, 4):
+            names = ["a"]
+        if i >= 6:
+            names.append("c")
+        faces = []
+        for name in names:
+            x, y, w, h = boxes[name]
+            p = rng.dirichlet(np.ones(3))
+            faces.append({"id": len(faces), "box": [x + 4 * i, y + 2 * i, w, h], "label": "", "score": 0.0,
+                          "probs": dict(zip(classes, p.tolist()))})
+        frames.append({"faces": faces})
+    page, problems = static_page()
+    got = page.evaluate("""(frames) => {
+      const tracks = new MobileferCamera.ServerTracks(window.mobilefer.site.follow);
+      return frames.map((r) => tracks.update(r).faces.map((f) => [f.id, f.label, f.probs]));
+    }""", frames)
+    tracker, smoother = IoUTracker(), Smoother.parse(VIDEO_SMOOTH)
+    for result, answer in zip(frames, got):
+        tracks = tracker.update([Box(*f["box"]) for f in result["faces"]])
+        for track, face, (id_, label, probs) in zip(tracks, result["faces"], answer):
+            want = track.update_probs(np.array([face["probs"][c] for c in classes]), smoother)
+            assert id_ == track.id and label == classes[int(np.argmax(want))]
+            assert np.allclose([probs[c] for c in classes], want, atol=1e-9)
+    assert [[i for i, _, _ in frame] for frame in got][:3] == [[0, 1], [1, 0], [0, 1]]
+    assert got[6][-1][0] == 2 and problems == []  # the third face: a new id; "b" came back as 1

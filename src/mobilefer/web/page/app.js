@@ -13,7 +13,7 @@ const MAX_SEND_WIDTH = 640;  // webcam frames are scaled to this before they are
 
 const state = {
   classes: [], last: null, source: null, camera: null, results: 0, rtts: [], stamps: [],
-  site: null, mode: "server", engine: null, loading: null,
+  site: null, mode: "server", engine: null, loading: null, tracks: null,
   input: null,  // the still image last recognised: {file, pixels} (pixels in browser mode), for explain
   explanation: null,  // {face, rows, cols, weights, rect}: drawn over that face until the next image
 };
@@ -42,6 +42,7 @@ async function loadSite() {
   state.site = site;
   if (site.server) document.body.dataset.server = "yes";
   state.classes = site.model.classes;
+  state.tracks = new MobileferCamera.ServerTracks(site.follow);  // the server mode's camera faces
   $("uncertain").value = String(Math.round(100 * (site.uncertain || 0)));
   const acc = site.model.metrics && typeof site.model.metrics.accuracy === "number"
     ? `, validation accuracy ${(100 * site.model.metrics.accuracy).toFixed(1)} %` : "";
@@ -404,6 +405,7 @@ async function startCamera() {
   video.srcObject = state.camera;
   await video.play();
   if (state.engine) state.engine.camera.resetVideo();
+  state.tracks.reset();
   state.source = video;
   state.last = null;
   state.input = null;  // a camera frame is not explained (it is gone by the time a click comes)
@@ -457,7 +459,7 @@ async function pump() {
       } else {
         grabFrame(video, video.videoWidth, video.videoHeight, MAX_SEND_WIDTH);
         const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.85));
-        result = await recognize(blob, null, true);
+        result = state.tracks.update(await recognize(blob, null, true));
       }
       if (state.camera) show(result);
     } catch (err) {

@@ -267,5 +267,57 @@ const MobileferCamera = (() => {
     }
   }
 
-  return { CameraFaces, matchPatch };
+  // The server mode's camera: the server recognises each frame on its own, so the page keeps the
+  // faces' tracks, as tracking.py IoUTracker.update does (each face continues the track it overlaps
+  // most, IoU >= 0.3, one to one, the largest overlaps first; a track unseen for up to max_missed
+  // frames keeps its id) and averages a face's probabilities as Track.update_probs does with
+  // recognizer.VIDEO_SMOOTH (follow.smooth: the newest's weight). Both modes then give a camera
+  // face one id and a label that does not flicker.
+  class ServerTracks {
+    constructor(follow) {
+      this.follow = follow;
+      this.reset();
+    }
+
+    reset() {
+      this.tracks = [];
+      this.nextId = 0;
+    }
+
+    // A /v1/recognize answer for the next camera frame, its faces given their ids and averaged
+    // probabilities (label and score from those), in place.
+    update(result) {
+      const pairs = [];
+      this.tracks.forEach((t, ti) => result.faces.forEach((face, fi) => {
+        const overlap = iou(t.box, face.box);
+        if (overlap >= 0.3) pairs.push([overlap, ti, fi]);
+      }));
+      pairs.sort((p, q) => q[0] - p[0] || q[1] - p[1] || q[2] - p[2]);
+      const matched = new Map(), used = new Set();
+      for (const [, ti, fi] of pairs) {
+        if (used.has(ti) || matched.has(fi)) continue;
+        used.add(ti);
+        matched.set(fi, this.tracks[ti]);
+      }
+      this.tracks.forEach((t, ti) => { if (!used.has(ti)) t.missed += 1; });
+      const a = this.follow.smooth;
+      result.faces.forEach((face, fi) => {
+        let track = matched.get(fi);
+        if (track === undefined) {
+          track = { id: this.nextId++, probs: null };
+          this.tracks.push(track);
+        }
+        const p = face.probs;
+        track.probs = track.probs === null ? { ...p }
+          : Object.fromEntries(Object.keys(p).map((c) => [c, a * p[c] + (1 - a) * track.probs[c]]));
+        Object.assign(track, { box: face.box, missed: 0 });
+        const best = Object.keys(track.probs).reduce((x, y) => (track.probs[y] > track.probs[x] ? y : x));
+        Object.assign(face, { id: track.id, probs: { ...track.probs }, label: best, score: track.probs[best] });
+      });
+      this.tracks = this.tracks.filter((t) => t.missed <= this.follow.max_missed);
+      return result;
+    }
+  }
+
+  return { CameraFaces, ServerTracks, matchPatch };
 })();
