@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mobilefer.inference.faces import Box, iou
+from mobilefer.inference.faces import Box
 from mobilefer.runtime.refs import WEIGHTS_DIR
 
 MODEL = WEIGHTS_DIR / "blazeface_back.onnx"
@@ -92,12 +92,11 @@ class BlazeFace:
         score = 1 / (1 + np.exp(-logits[keep].astype(np.float64)))
         cx, cy = (raw[:, 0] + anchors[:, 0]) * side, (raw[:, 1] + anchors[:, 1]) * side
         bw, bh = raw[:, 2] * side, raw[:, 3] * side
-        boxes = [Box(int(round((x - bw_ / 2 - ox) / scale)), int(round((y - bh_ / 2 - oy) / scale)),
-                     int(round(bw_ / scale)), int(round(bh_ / scale)), float(s))
-                 for x, y, bw_, bh_, s in zip(cx, cy, bw, bh, score)]
-        kept: list[Box] = []
-        for box in sorted(boxes, key=lambda b: -b.score):
-            if box.w > 0 and box.h > 0 and all(iou(box, other) < NMS_IOU for other in kept):
-                kept.append(box)
-        return kept
+        rects = np.stack([(cx - bw / 2 - ox) / scale, (cy - bh / 2 - oy) / scale, bw / scale, bh / scale], 1)
+        boxes = []  # merged as CenterFace's passes are (centerface._Plan.boxes), best first
+        for i in np.ravel(cv2.dnn.NMSBoxes(rects.tolist(), score.tolist(), 0.0, NMS_IOU)):
+            box = Box(*(int(round(v)) for v in rects[i]), float(score[i]))
+            if box.w > 0 and box.h > 0:
+                boxes.append(box)
+        return boxes
 
