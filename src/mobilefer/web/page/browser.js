@@ -306,6 +306,12 @@ const MobileferBrowser = (() => {
     }
   }
 
+  // WebAssembly threads for `cores` logical cores, at most 4: one core is left to the page (the
+  // camera's decoding, drawing; on 2 cores one thread gives twice two's results/s, docs/benchmarks.md).
+  function wasmThreads(cores) {
+    return Math.max(1, Math.min(4, (cores || 1) - 1));
+  }
+
   class Engine {
     constructor(site, classifier, detector) {
       this.site = site;
@@ -324,7 +330,7 @@ const MobileferBrowser = (() => {
       ort.env.wasm.wasmPaths = url(site.browser.runtime);
       ort.env.logLevel = "error";  // not the graph optimizer's notes on unused initializers
       // Threads need a cross-origin isolated page (SharedArrayBuffer); a plain static host gives one.
-      ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+      ort.env.wasm.numThreads = self.crossOriginIsolated ? wasmThreads(navigator.hardwareConcurrency) : 1;
       const [cBytes, dBytes] = await Promise.all([
         fetchModel(url(site.browser.classifier), "classifier"), fetchModel(url(site.browser.detector), "face detector")]);
       const classifier = await session(cBytes, site.browser.classifier, "classifier model");
@@ -537,5 +543,5 @@ const MobileferBrowser = (() => {
   }
 
   const util = { pyRound, region, resizeArea, smooth, iou, carry, faceCrop };
-  return { Engine, fromRGBA, preprocess, headPose, util };
+  return { Engine, fromRGBA, preprocess, headPose, wasmThreads, util };
 })();
