@@ -583,7 +583,8 @@ def test_the_page_follows_a_face_as_python_does_matching_its_patch_between_looks
     """live.py's following in the page: a face walking 9 px a frame, searched whole on the first
     frame only; looked for with the detector on every other frame (its id's turn), matched from
     its patch on the frames between, and found where Python's VideoFaces finds it on each frame."""
-    from mobilefer.inference.live import CHECK_EVERY, VideoFaces
+    from mobilefer.inference.live import VideoFaces
+    from mobilefer.inference.plan import RULES
     from mobilefer.inference.tracking import IoUTracker
 
     frames = walk_frames(astronaut_bgr)[:6]
@@ -599,7 +600,7 @@ def test_the_page_follows_a_face_as_python_does_matching_its_patch_between_looks
         # its landmarks too, looked at or carried along with a patch match, as Python's
         assert np.abs(np.array(one["landmarks"][0]) - np.array(tracks[0][5])).max() <= 1.5
     # frame 0 is searched whole; then the face (id 0) is looked at on even frames, matched on odd ones
-    assert [one["looks"] for one in got[1:]] == [int(i % CHECK_EVERY == 0) for i in range(1, len(frames))]
+    assert [one["looks"] for one in got[1:]] == [int(i % RULES.check_every == 0) for i in range(1, len(frames))]
     assert problems == []
 
 

@@ -1,5 +1,6 @@
 """Faces in video between whole-frame detections: followed, joined, and new after a cut."""
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -10,8 +11,9 @@ from helpers import astronaut_head, needs_centerface, room_cut_frames, seat_cut_
 from mobilefer.inference.detectors import Box, CenterFaceDetector, OneByOne, video_min_face, video_scale
 from mobilefer.inference.follow import (GRID, INPUT, REGION, RETRY_INPUT, FaceFollower, match_patch, _region,
                                         _smooth, _window)
-from mobilefer.inference.live import CHECK_FACES, FULL_SEARCH_EVERY, SEARCH_FRACTION, VideoFaces
-from mobilefer.inference import live, recognizer
+from mobilefer.inference.live import VideoFaces
+from mobilefer.inference import recognizer
+from mobilefer.inference.plan import RULES
 from mobilefer.inference.recognizer import CLASSIFY_FACES, EmotionRecognizer
 from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou, iou_matrix
 
@@ -156,12 +158,12 @@ def test_whole_frame_searches_between_full_ones_look_for_faces_the_size_of_those
     detector = _OneFace()
     video = VideoFaces(detector, IoUTracker(), every=2, min_face=20)
     frame = np.zeros((480, 640, 3), np.uint8)
-    for _ in range(2 * (FULL_SEARCH_EVERY + 2)):
+    for _ in range(2 * (RULES.full_search_every + 2)):
         tracks, _, _ = video(frame)
         assert [t.id for t in tracks] == [0]
-    reduced = int(SEARCH_FRACTION * 100)
-    full = [0, FULL_SEARCH_EVERY]
-    assert detector.whole == [20 if i in full else reduced for i in range(FULL_SEARCH_EVERY + 2)]
+    reduced = int(RULES.search_fraction * 100)
+    full = [0, RULES.full_search_every]
+    assert detector.whole == [20 if i in full else reduced for i in range(RULES.full_search_every + 2)]
 
 
 def test_a_followed_face_is_looked_at_as_the_whole_frame_search_looks_at_it():
@@ -338,7 +340,7 @@ def test_a_crowd_costs_a_few_detector_squares_a_frame():
     boxes = [Box(40 + 150 * (i % 4), 40 + 150 * (i // 4), 40, 40, 0.9) for i in range(12)]
     detector = _Faces(boxes)
     counts, tracks = _squares_per_frame(detector, VideoFaces(detector, IoUTracker(), every=100, min_face=20), texture())
-    assert counts == [CHECK_FACES] * 6 and len(tracks) == 12  # 12 faces, each every 3rd frame; the others matched
+    assert counts == [RULES.check_faces] * 6 and len(tracks) == 12  # 12 faces, each every 3rd frame; the others matched
 
 
 def _classified_per_frame(bundled_model, tmp_path, faces: int, frames: int) -> tuple[list[list[int]], list]:
@@ -462,13 +464,12 @@ def _coordinates(width=640, height=480):
     return np.dstack([x & 255, y & 255, (x >> 8) | (y >> 8) << 2]).astype(np.uint8)
 
 
-def test_a_face_weak_at_a_search_is_followed_unseen_until_a_look_sees_it_as_a_new_face_needs(monkeypatch):
+def test_a_face_weak_at_a_search_is_followed_unseen_until_a_look_sees_it_as_a_new_face_needs():
     # a whole-frame search on frame 0 scores it 0.45 (a new face needs 0.5), looks on the frames
     # after it 0.45, then 0.8 (the detector looks on every frame: no patch matching between); at
     # 0.3 the face is lost (its first look and the larger one both miss it)
-    monkeypatch.setattr(live, "CHECK_EVERY", 1)
     detector = _WhereLooked((300, 200, 24), [0.45, 0.45, 0.8, 0.8, 0.45, 0.3, 0.3])
-    video = VideoFaces(detector, IoUTracker(), every=100, min_face=20)
+    video = VideoFaces(detector, IoUTracker(), every=100, min_face=20, rules=replace(RULES, check_every=1))
     frame = _coordinates()
     reported = [[t.id for t in video(frame)[0]] for _ in range(6)]
     assert reported == [[], [], [0], [0], [0], []]  # reported on weak evidence once known, as any face
@@ -478,12 +479,11 @@ def test_a_face_weak_at_a_search_is_followed_unseen_until_a_look_sees_it_as_a_ne
     (0.8, [[0], [], [0], [0]]),  # looked for again on frame 2: as sure as a new face needs, resumed
     (0.45, [[0], [], [], []]),  # only on weak evidence (on frames 2 and 3): stays lost
 ])
-def test_a_face_lost_by_following_is_looked_for_again_on_the_next_frames(monkeypatch, again, reported):
-    monkeypatch.setattr(live, "CHECK_EVERY", 1)
-    assert live.LOOK_AGAIN == 3
+def test_a_face_lost_by_following_is_looked_for_again_on_the_next_frames(again, reported):
+    assert RULES.look_again == 3
     # frame 0: the search finds it; frame 1: its look and the larger one miss it; then looks again
     detector = _WhereLooked((300, 200, 24), [0.9, 0.3, 0.3, again, again])
-    video = VideoFaces(detector, IoUTracker(), every=100, min_face=20)
+    video = VideoFaces(detector, IoUTracker(), every=100, min_face=20, rules=replace(RULES, check_every=1))
     frame = _coordinates()
     assert [[t.id for t in video(frame)[0]] for _ in range(4)] == reported
 

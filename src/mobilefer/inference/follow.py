@@ -23,16 +23,12 @@ from mobilefer.inference.tracking import iou
 
 REGION = 3.0  # side of the searched square, in face sides: a face may move its side per frame
 INPUT = 96  # pixels across the square the detector looks at, at least (the context a face needs)
-# Between full detections the whole frame is also glanced at, GLANCE_WIDTH px wide, every
-# GLANCE_EVERY frames: a large face coming into view (after a pan, someone stepping close) is
-# found within GLANCE_EVERY frames instead of at the next full detection, for the cost of a
-# thumbnail (every 3rd frame against every 2nd, shared 640x480 clips in one run: 4-6 % more
-# frames/s, the same recall; every 4th lost the selfie's recall, 0.981 -> 0.963).
+# Between full detections the whole frame is also glanced at (plan.LiveRules.glance_every) in a
+# copy GLANCE_WIDTH px wide: a large face coming into view is found for the cost of a thumbnail.
 GLANCE_WIDTH = 160
-GLANCE_EVERY = 3
 # A face that was there a frame ago is kept on weaker evidence than a new one (CenterFace's
 # score 0.4 instead of 0.5): a hand over the face or motion blur does not drop it. Whole-frame
-# searches keep a known face on the same evidence (live.VideoFaces._keep).
+# searches keep a known face on the same evidence (plan.LivePlan._keep).
 FOLLOW_CONFIDENCE = 0.4
 # A window of the whole-frame search's pixels starts on that search's GRID px lattice (CenterFace's
 # coarsest stride): there the detector computes nearly what the whole-frame search computes, so a
@@ -44,7 +40,7 @@ FOLLOW_CONFIDENCE = 0.4
 # more CPU).
 RETRY_INPUT = 128
 GRID = 32
-# On the frames a face is not looked for with the detector (see live.CHECK_EVERY), its last
+# On the frames a face is not looked for with the detector (see plan.LiveRules.check_every), its last
 # patch is matched in a window MATCH_MARGIN of its side wider on each edge, both reduced by a
 # whole step so the face is about MATCH_SIDE px across (normalised cross-correlation: ~0.1 ms
 # against ~1.5 for the detector); a match under MATCH_MIN (a hand over the face, a turn, a face

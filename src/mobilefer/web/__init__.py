@@ -89,20 +89,21 @@ def explain_settings() -> dict[str, Any]:
 
 
 def follow_settings() -> dict[str, Any]:
-    """How a video's faces are followed between whole-frame detections (inference/follow.py, live.py)
-    and how often each is classified (recognizer.py)."""
-    from mobilefer.inference import follow, live, recognizer
+    """How a video's faces are followed between whole-frame detections: the live plan's rules
+    (inference/plan.py LiveRules, every one), how its looks are made (follow.py) and how often each
+    face is classified (recognizer.py)."""
+    from dataclasses import asdict
+
+    from mobilefer.inference import follow, plan, recognizer
     from mobilefer.inference.tracking import IoUTracker, Smoother
 
-    return {"detect_every": recognizer.DEFAULT_VIDEO_DETECT_EVERY, "region": follow.REGION, "input": follow.INPUT,
-            "confidence": follow.FOLLOW_CONFIDENCE, "retry_input": follow.RETRY_INPUT, "grid": follow.GRID,
-            "glance_width": follow.GLANCE_WIDTH, "glance_every": follow.GLANCE_EVERY, "hidden": live.HIDDEN,
-            "shown_down_to": live.SHOWN_DOWN_TO, "search_fraction": live.SEARCH_FRACTION,
-            "full_search_every": live.FULL_SEARCH_EVERY, "classify_rate": recognizer.CLASSIFY_RATE,
-            "classify_faces": recognizer.CLASSIFY_FACES, "classify_within": recognizer.CLASSIFY_WITHIN,
-            "smooth": Smoother.parse(recognizer.VIDEO_SMOOTH).value, "check_every": live.CHECK_EVERY, "check_faces": live.CHECK_FACES, "match_side": follow.MATCH_SIDE,
-            "match_margin": follow.MATCH_MARGIN, "match_min": follow.MATCH_MIN, "look_again": live.LOOK_AGAIN,
-            "look_again_faces": live.LOOK_AGAIN_FACES, "max_missed": IoUTracker().max_missed}
+    return {**asdict(plan.RULES), "detect_every": recognizer.DEFAULT_VIDEO_DETECT_EVERY, "region": follow.REGION,
+            "input": follow.INPUT, "confidence": follow.FOLLOW_CONFIDENCE, "retry_input": follow.RETRY_INPUT,
+            "grid": follow.GRID, "glance_width": follow.GLANCE_WIDTH, "match_side": follow.MATCH_SIDE,
+            "match_margin": follow.MATCH_MARGIN, "match_min": follow.MATCH_MIN,
+            "classify_rate": recognizer.CLASSIFY_RATE, "classify_faces": recognizer.CLASSIFY_FACES,
+            "classify_within": recognizer.CLASSIFY_WITHIN, "smooth": Smoother.parse(recognizer.VIDEO_SMOOTH).value,
+            "max_missed": IoUTracker().max_missed, "iou": IoUTracker().threshold}
 
 
 def site_info(meta: ModelMeta, name: str, *, server: bool, unavailable: str | None = None,
