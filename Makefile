@@ -63,9 +63,10 @@ bench: $(VENV)/.dev
 bench-serve: $(VENV)/.dev
 	$(PY) benchmarks/bench_serve.py --clients 32 --duration 60
 
-# Debian's Chromium for the browser tests (root; elsewhere install it your own way).
+# Debian's Chromium and Node.js for the page's tests (root; elsewhere install them your own way).
 browser:
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	command -v chromium >/dev/null && command -v node >/dev/null || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nodejs)
 
 clean:
 	rm -rf $(VENV) $(VENV)-demo $(VENV)-litert out build dist *.egg-info

@@ -203,13 +203,7 @@ const MobileferBrowser = (() => {
   }
 
   // ------------------------------------------------------------ face boxes (inference/detectors.py)
-  function iou(a, b) {
-    const w = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
-    const h = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
-    if (w <= 0 || h <= 0) return 0;
-    const inter = w * h;
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter);
-  }
+  const { iou } = MobileferPlan;  // faces.py iou (plan.js)
 
   // cv2.dnn.NMSBoxes: best score first, a box is kept unless it overlaps a kept one by more than nms.
   function nmsBoxes(rects, scores, threshold, nms) {
@@ -523,10 +517,11 @@ const MobileferBrowser = (() => {
       const t0 = performance.now();
       const progress = onProgress && ((done, total) => onProgress(
         `looking for faces: pass ${done + 1} of ${total} over ${img.width}x${img.height}`));
-      const boxes = video ? await this.camera.videoBoxes(img) : await this.detect(img, { onProgress: progress });
+      const tracks = video ? await this.camera.videoTracks(img) : null;
+      const boxes = video ? tracks.map((t) => t.box) : await this.detect(img, { onProgress: progress });
       if (onProgress && !video) onProgress(`classifying ${boxes.length} face(s)`);
       const t1 = performance.now();
-      const { probs, ids, classified } = video ? await this.camera.labelVideo(img, boxes)
+      const { probs, ids, classified } = video ? await this.camera.labelVideo(img, tracks)
         : { probs: await this.classify(boxes.map((b) => faceCrop(img, b, this.model.face_margin))),
             ids: boxes.map((b, i) => i), classified: boxes.length };
       const t2 = performance.now();

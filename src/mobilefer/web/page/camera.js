@@ -1,7 +1,8 @@
-// A camera's faces in this browser, frame after frame, as `mobilefer predict` follows a video's
-// (inference/live.py VideoFaces, follow.py FaceFollower, tracking.py IoUTracker and the
-// recognizer's classification rate), on an Engine's detector and classifier (browser.js). Each
-// step names its Python original beside it; the browser tests replay Python's frames through it.
+// A camera's faces in this browser, frame after frame, as `mobilefer predict` follows a video's:
+// the live plan's looks (plan.js) carried out as inference/live.py VideoFaces and follow.py
+// FaceFollower carry them out, and the recognizer's classification rate, on an Engine's detector
+// and classifier (browser.js). Each step names its Python original beside it; the browser tests
+// replay Python's frames through it.
 "use strict";
 
 const MobileferCamera = (() => {
@@ -125,114 +126,39 @@ const MobileferCamera = (() => {
         .filter((b) => Math.min(b[2], b[3]) >= minBox && boxes.every((o) => iou(b, o) < 0.3));
     }
 
-    // A camera's faces, frame after frame, as predict finds a video's (live.py VideoFaces, without
-    // its cut detection: a camera has no cuts, and at the page's frame rate its motion between
-    // frames looks like them): the whole frame
-    // every detect_every frames, or half as many after a search that found a face not followed
-    // before (two of three of these, while faces were followed after the search before, only for
-    // faces of search_fraction of the smallest of them), between them each face looked for near where it
-    // was (with the detector every check_every frames, faces taking turns, matched from its patch
-    // on the frame before between; a face lost on the frames just before looked for again), and a
-    // thumbnail glanced at every glance_every frames. Faces down to `hidden` of the smallest shown
-    // are followed unseen, and so are faces a search sees on weak evidence alone, until a look
-    // sees them as a new face needs. A box's [7] is its face: {id, probs, at, missed}, the same
-    // object from frame to frame while the face is followed, or found again within max_missed frames.
-    async videoBoxes(img) {
-      const f = this.engine.site.follow, r = this.engine.rules, index = ++this.frameIndex, previous = this.previous;
+    // live.py VideoFaces.__call__: a camera's faces, frame after frame, as predict finds a video's:
+    // the looks the plan (plan.js, plan.py written again) asks for, carried out on this frame.
+    // Without VideoFaces' cut detection (a camera has no cuts, and at the page's frame rate its
+    // motion between frames looks like them) and its searches started ahead (a camera's next
+    // frames are not there yet). Returns the frame's reported tracks (plan.js Track).
+    async videoTracks(img) {
+      const previous = this.previous, steps = this.plan.frame(img.width, img.height);
       this.previous = img;
-      const wholeMin = this.engine.videoMinFace(img.width, img.height, r.min_face), limit = r.box_tolerance * wholeMin;
-      const unseenBox = (minFace) => Math.trunc(r.box_tolerance * f.hidden * minFace);  // live.py _unseen_box
-      // live.py VideoFaces._shown: a box's [5] says whether it was reported on the frame before,
-      // its [6] whether it is held (seen on weak evidence only: followed, not reported)
-      const shown = (boxes) => boxes.filter((b) => {
-        const side = Math.min(b[2], b[3]);
-        b[5] = b[6] !== true && (side >= limit || (b[5] === true && side >= f.shown_down_to * limit));
-        return b[5];
-      });
-      // tracking.py IoUTracker.moved and .update: the faces not seen on this frame (those seen on
-      // the last and those lost before) are lost one frame more, and kept for max_missed frames
-      const lose = (unseen) => {
-        for (const b of unseen) [b[5], b[7].missed] = [false, b[7].missed + 1];
-        this.lost = unseen.filter((b) => b[7].missed <= f.max_missed);
-      };
-      if (index >= this.nextSearch) {  // live.py VideoFaces._bounds
-        this.searches = index === 0 ? 0 : this.searches + 1;
-        let minFace = wholeMin;
-        if (index > 0 && this.smallest !== null && this.searches % f.full_search_every) {
-          minFace = Math.max(minFace, Math.trunc(f.search_fraction * this.smallest));
-        }
-        const found = await this.engine.detect(img, { video: true, minFace, minBox: unseenBox(minFace), confidence: f.confidence });
-        // tracking.py IoUTracker.update (live.py VideoFaces._keep): each box continues the face it
-        // overlaps most (IoU >= 0.3; seen on the last frame or lost within max_missed), one to
-        // one, the largest overlaps first; a box under the detector's threshold continues only a
-        // face seen on the last frame (or a held one, still held), else it is held: followed unseen
-        const tracks = [...this.boxes, ...this.lost], weak = (b) => b[4] < r.threshold, pairs = [];
-        tracks.forEach((t, ti) => found.forEach((b, bi) => {
-          const overlap = iou(t, b);
-          if (overlap >= 0.3 && (!weak(b) || t[7].missed === 0)) pairs.push([overlap, ti, bi]);
-        }));
-        pairs.sort((p, q) => q[0] - p[0] || q[1] - p[1] || q[2] - p[2]);
-        const matched = new Map(), used = new Set();
-        for (const [, ti, bi] of pairs) {
-          if (used.has(ti) || matched.has(bi)) continue;
-          used.add(ti);
-          matched.set(bi, tracks[ti]);
-        }
-        const boxes = found.map((b, bi) => {
-          const last = matched.get(bi) ?? null;
-          return carry([...b.slice(0, 5), last?.[5] === true, weak(b) && (last === null || last[6] === true),
-                        last === null ? this.newFace() : last[7]], b);
-        });
-        // tracking.py DetectionSchedule.found: a face not followed on the frame before brings the next search nearer
-        const arriving = index > 0 && boxes.some((b, bi) => !b[6] && (!matched.has(bi) || b[7].missed > 0));
-        this.nextSearch = index + (arriving ? Math.max(1, Math.trunc(f.detect_every / 2)) : f.detect_every);
-        lose(tracks.filter((t, ti) => !used.has(ti)));
-        for (const b of boxes) b[7].missed = 0;
-        this.boxes = boxes;
-        const sides = this.boxes.filter((b) => !b[6]).map((b) => Math.min(b[2], b[3]));
-        this.smallest = sides.length ? Math.min(...sides) : null;
-        return shown(this.boxes);
-      }
-      const minBox = unseenBox(wholeMin), followed = [], gone = [];
-      const period = Math.max(f.check_every, Math.ceil(this.boxes.length / f.check_faces));  // live.py CHECK_EVERY
-      for (const box of this.boxes) {
-        const matched = (index + box[7].id) % period !== 0 && previous !== null ? matchPatch(previous, img, box, f) : null;
-        const now = matched ?? await this.followOne(img, box, minBox);
-        if (now && followed.every((o) => iou(now, o) < 0.5)) {
-          followed.push(carry([...now.slice(0, 5), box[5] === true, box[6] === true && now[4] < r.threshold, box[7]], now));
-        } else {
-          gone.push(box);
-        }
-      }
-      lose([...gone, ...this.lost]);
-      // live.py LOOK_AGAIN: faces lost on the frames before looked for again where they were, the
-      // latest lost first, resumed where a look is as sure of them as a new face needs
-      const again = this.lost.filter((b) => b[7].missed > 1 && b[7].missed <= f.look_again)
-        .sort((p, q) => p[7].missed - q[7].missed).slice(0, f.look_again_faces);
-      for (const box of again) {
-        const now = await this.lookNear(img, box, minBox, f.input);
-        if (now && now[4] >= r.threshold && followed.every((o) => iou(now, o) < 0.5)) {
-          followed.push(carry([...now.slice(0, 5), false, false, box[7]], now));
-          this.lost = this.lost.filter((b) => b !== box);
-          box[7].missed = 0;
-        }
-      }
-      if (index % f.glance_every === 0) {  // tracking.py IoUTracker.extend: a lost face it overlaps, or a new one
-        for (const b of await this.glance(img, followed, minBox)) {
-          const best = this.lost.reduce((a, o) => (a === null || iou(o, b) > iou(a, b) ? o : a), null);
-          const last = best !== null && iou(best, b) >= 0.3 ? best : null;
-          if (last !== null) this.lost = this.lost.filter((o) => o !== last);
-          const face = last === null ? this.newFace() : last[7];
-          face.missed = 0;
-          followed.push(carry([...b, false, last?.[6] === true, face], b));
-        }
-      }
-      this.boxes = followed;
-      return shown(followed);
+      let step = steps.next();
+      while (!step.done) step = steps.next(await this.look(step.value, img, previous));
+      [this.tracks, this.searched] = step.value;
+      return this.tracks;
     }
 
-    newFace() {
-      return { id: this.nextId++, probs: null, at: -Infinity, missed: 0 };
+    // live.py VideoFaces._look: what a look finds on img (previous: the frame before, for patches).
+    async look(look, img, previous) {
+      const { Whole, Follow, Again } = MobileferPlan, f = this.engine.site.follow;
+      if (look instanceof Whole) {
+        return this.engine.detect(img, { video: true, minFace: look.minFace, minBox: look.minBox, confidence: f.confidence });
+      }
+      const out = [];
+      if (look instanceof Follow) {  // follow.py FaceFollower.follow: a patch match first where not checked
+        for (const [i, box] of look.boxes.entries()) {
+          const matched = !look.check[i] && previous !== null ? matchPatch(previous, img, box, f) : null;
+          out.push(matched ?? await this.followOne(img, box, look.minBox));
+        }
+        return out;
+      }
+      if (look instanceof Again) {  // once more where each was, no larger square
+        for (const box of look.boxes) out.push(await this.lookNear(img, box, look.minBox, f.input));
+        return out;
+      }
+      return this.glance(img, look.boxes, look.minBox);
     }
 
     // recognizer.py EmotionRecognizer._label_frame, by the clock: the new faces, and of the others
@@ -240,39 +166,35 @@ const MobileferCamera = (() => {
     // where that keeps each within classify_within frames); the others keep their probabilities.
     // A known face's probabilities average its classifications as Python's VIDEO_SMOOTH does
     // (tracking.Track.update_probs, ema: follow.smooth is the newest's weight).
-    async labelVideo(img, boxes) {
-      const f = this.engine.site.follow, now = performance.now(), faces = boxes.map((b) => b[7]);
-      const chosen = boxes.filter((b) => b[7].probs === null);
-      const known = boxes.filter((b) => b[7].probs !== null).sort((a, b) => a[7].at - b[7].at || a[7].id - b[7].id);
+    async labelVideo(img, tracks) {
+      const f = this.engine.site.follow, now = performance.now();
+      const chosen = tracks.filter((t) => t.probs === null);
+      const known = tracks.filter((t) => t.probs !== null).sort((a, b) => a.at - b.at || a.id - b.id);
       const budget = Math.max(f.classify_faces, Math.ceil(known.length / f.classify_within));
-      const ready = known.filter((b) => now - b[7].at >= 1000 / f.classify_rate);
+      const ready = known.filter((t) => now - t.at >= 1000 / f.classify_rate);
       chosen.push(...ready.slice(0, Math.max(0, budget - chosen.length)));
-      const probs = await this.engine.classify(chosen.map((b) => faceCrop(img, b, this.engine.model.face_margin)));
+      const probs = await this.engine.classify(chosen.map((t) => faceCrop(img, t.box, this.engine.model.face_margin)));
       const a = f.smooth;
-      chosen.forEach((b, i) => Object.assign(b[7], {
-        probs: b[7].probs === null ? probs[i] : probs[i].map((p, j) => a * p + (1 - a) * b[7].probs[j]), at: now }));
-      return { probs: faces.map((face) => face.probs), ids: faces.map((face) => face.id), classified: chosen.length };
+      chosen.forEach((t, i) => Object.assign(t, {
+        probs: t.probs === null ? probs[i] : probs[i].map((p, j) => a * p + (1 - a) * t.probs[j]), at: now }));
+      return { probs: tracks.map((t) => t.probs), ids: tracks.map((t) => t.id), classified: chosen.length };
     }
 
     // The next camera frame starts a new video (a new camera, or the same one after a pause).
     resetVideo() {
-      this.nextId = 0;  // a face's id, as predict numbers a video's faces
-      this.frameIndex = -1;
-      this.nextSearch = 0;  // the frame of the next whole-frame search
-      this.searches = 0;
-      this.smallest = null;  // the smallest face after the last whole-frame search
-      this.boxes = [];
-      this.lost = [];  // the last boxes of faces lost within max_missed frames (their [7].missed: frames since)
+      const f = this.engine.site.follow, r = this.engine.rules, { LivePlan, IoUTracker } = MobileferPlan;
+      this.plan = new LivePlan(new IoUTracker(f.iou, f.max_missed), f.detect_every, r.min_face, f, r);
+      this.tracks = [];  // the last frame's reported tracks
+      this.searched = false;  // whether the last frame was searched whole
       this.previous = null;  // the last frame, for its faces' patches
     }
   }
 
   // The server mode's camera: the server recognises each frame on its own, so the page keeps the
-  // faces' tracks, as tracking.py IoUTracker.update does (each face continues the track it overlaps
-  // most, IoU >= 0.3, one to one, the largest overlaps first; a track unseen for up to max_missed
-  // frames keeps its id) and averages a face's probabilities as Track.update_probs does with
-  // recognizer.VIDEO_SMOOTH (follow.smooth: the newest's weight). Both modes then give a camera
-  // face one id and a label that does not flicker.
+  // faces' tracks with IoUTracker.update (plan.js: each face continues the track it overlaps most,
+  // one to one; a track unseen for up to max_missed frames keeps its id) and averages a face's
+  // probabilities as Track.update_probs does with recognizer.VIDEO_SMOOTH (follow.smooth: the
+  // newest's weight). Both modes then give a camera face one id and a label that does not flicker.
   class ServerTracks {
     constructor(follow) {
       this.follow = follow;
@@ -280,41 +202,21 @@ const MobileferCamera = (() => {
     }
 
     reset() {
-      this.tracks = [];
-      this.nextId = 0;
+      this.tracker = new MobileferPlan.IoUTracker(this.follow.iou, this.follow.max_missed);
     }
 
     // A /v1/recognize answer for the next camera frame, its faces given their ids and averaged
     // probabilities (label and score from those), in place.
     update(result) {
-      const pairs = [];
-      this.tracks.forEach((t, ti) => result.faces.forEach((face, fi) => {
-        const overlap = iou(t.box, face.box);
-        if (overlap >= 0.3) pairs.push([overlap, ti, fi]);
-      }));
-      pairs.sort((p, q) => q[0] - p[0] || q[1] - p[1] || q[2] - p[2]);
-      const matched = new Map(), used = new Set();
-      for (const [, ti, fi] of pairs) {
-        if (used.has(ti) || matched.has(fi)) continue;
-        used.add(ti);
-        matched.set(fi, this.tracks[ti]);
-      }
-      this.tracks.forEach((t, ti) => { if (!used.has(ti)) t.missed += 1; });
+      const tracks = this.tracker.update(result.faces.map((face) => [...face.box, face.detector_score ?? 1]));
       const a = this.follow.smooth;
-      result.faces.forEach((face, fi) => {
-        let track = matched.get(fi);
-        if (track === undefined) {
-          track = { id: this.nextId++, probs: null };
-          this.tracks.push(track);
-        }
-        const p = face.probs;
+      result.faces.forEach((face, i) => {
+        const track = tracks[i], p = face.probs;
         track.probs = track.probs === null ? { ...p }
           : Object.fromEntries(Object.keys(p).map((c) => [c, a * p[c] + (1 - a) * track.probs[c]]));
-        Object.assign(track, { box: face.box, missed: 0 });
         const best = Object.keys(track.probs).reduce((x, y) => (track.probs[y] > track.probs[x] ? y : x));
         Object.assign(face, { id: track.id, probs: { ...track.probs }, label: best, score: track.probs[best] });
       });
-      this.tracks = this.tracks.filter((t) => t.missed <= this.follow.max_missed);
       return result;
     }
   }
