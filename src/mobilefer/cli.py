@@ -339,7 +339,8 @@ def _export_web(args: argparse.Namespace) -> int:
         raise ConfigError("--format web: --classes is for .pth state_dicts, which the page cannot run")
     report = write_site(_config(SiteConfig, args))
     print(f"wrote {report.path}/ ({report.files} files, {report.bytes / 1e6:.1f} MB: classifier "
-          f"{report.classifier_bytes / 1e6:.1f} MB, ONNX Runtime Web {report.runtime_bytes / 1e6:.1f} MB), "
+          f"{report.classifier_bytes / 1e6:.1f} MB, detector {report.detector_bytes / 1e6:.1f} MB, "
+          f"ONNX Runtime Web {report.runtime_bytes / 1e6:.1f} MB), "
           f"model {report.model}")
     if report.check:
         print(report.check)

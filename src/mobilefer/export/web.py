@@ -89,6 +89,7 @@ class SiteReport:
     bytes: int
     model: str
     classifier_bytes: int
+    detector_bytes: int
     runtime_bytes: int
     check: str = ""  # the ONNX export's check against PyTorch, when the classifier was exported
 
@@ -155,4 +156,5 @@ def write_site(config: SiteConfig) -> SiteReport:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return SiteReport(out, len(files), size, name, (out / CLASSIFIER_PATH).stat().st_size, runtime, check)
+    return SiteReport(out, len(files), size, name, (out / CLASSIFIER_PATH).stat().st_size,
+                      (out / DETECTOR_PATH).stat().st_size, runtime, check)
