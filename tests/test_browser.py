@@ -405,7 +405,10 @@ def test_the_browser_looks_at_a_followed_face_in_the_search_pixels_as_python_doe
     """A small face on a 640x360 frame (looked at as 640x384): follow.py's window of the whole-frame
     search's pixels (OpenCV's warp there, the resize's own arithmetic in JS), first and retry look;
     and a large face, looked at in a smooth copy of its square."""
-    from mobilefer.inference.follow import INPUT, RETRY_INPUT, FaceFollower
+    from mobilefer.inference.follow import FaceFollower
+    from mobilefer.inference.plan import RULES
+
+    INPUT, RETRY_INPUT = RULES.input, RULES.retry_input
 
     frame = np.full((360, 640, 3), 90, np.uint8)
     x, y, w, h = 150, 40, 180, 200

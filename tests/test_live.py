@@ -9,13 +9,14 @@ import pytest
 
 from helpers import astronaut_head, needs_centerface, room_cut_frames, seat_cut_frames, texture, walk_frames
 from mobilefer.inference.detectors import Box, CenterFaceDetector, OneByOne, video_min_face, video_scale
-from mobilefer.inference.follow import (GRID, INPUT, REGION, RETRY_INPUT, FaceFollower, match_patch, _region,
-                                        _smooth, _window)
+from mobilefer.inference.follow import FaceFollower, _region, _smooth, _window, match_patch
 from mobilefer.inference.live import VideoFaces
 from mobilefer.inference import recognizer
 from mobilefer.inference.plan import RULES
 from mobilefer.inference.recognizer import CLASSIFY_FACES, EmotionRecognizer
 from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, iou, iou_matrix
+
+INPUT, RETRY_INPUT, REGION, GRID = RULES.input, RULES.retry_input, RULES.region, RULES.grid
 
 MONTAGE = Path(__file__).parents[2] / "shared" / "data" / "videos" / "intel_asl_webcam_montage_cuts.mp4"
 MONTAGE_CUTS = [109, 186, 273, 322, 395, 484, 552]  # from the clips' README

@@ -1,13 +1,13 @@
 """Follow tracked faces from frame to frame by looking for each one near where it was.
 
 Between full-frame detections a video's faces move (people walk, cameras shake and pan). The
-detector looks again only at a square around each tracked face, ``REGION`` times the face's
-side and at least ``INPUT`` pixels across once scaled. A face that the whole-frame search sees
+detector looks again only at a square around each tracked face, ``region`` times the face's
+side and at least ``input`` pixels across once scaled (the numbers are :class:`~.plan.LiveRules`'). A face that the whole-frame search sees
 at its own scale (:func:`~.detectors.video_scale`) is looked at in a window of that search's own
 pixels: a slice of the frame resized as the search resizes it (HD frames, and 640x360 ones,
 which CenterFace looks at as 640x384), so its box measures what the search's would and it is
 reported when that search would report it (hikers 1280x720 against every-frame detection:
-recall 0.949 -> 0.962). A larger face is looked at in a smooth copy of its square, ``INPUT`` px
+recall 0.949 -> 0.962). A larger face is looked at in a smooth copy of its square, ``input`` px
 across. Smaller squares were measured worse: CenterFace needs the context (a 48 px square around
 a 16 px face lost it where the whole frame found it). CenterFace (INT8) on a 96 px square costs
 ~1/16 of a 640x480 frame's search and ~1/30 of an HD one's, so following a face is cheap at any size.
@@ -19,73 +19,47 @@ import numpy as np
 
 from mobilefer.data.images import shrink
 from mobilefer.inference.detectors import Box, FaceDetector, video_scale
+from mobilefer.inference.plan import RULES, LiveRules
 from mobilefer.inference.tracking import iou
 
-REGION = 3.0  # side of the searched square, in face sides: a face may move its side per frame
-INPUT = 96  # pixels across the square the detector looks at, at least (the context a face needs)
-# Between full detections the whole frame is also glanced at (plan.LiveRules.glance_every) in a
-# copy GLANCE_WIDTH px wide: a large face coming into view is found for the cost of a thumbnail.
-GLANCE_WIDTH = 160
-# A face that was there a frame ago is kept on weaker evidence than a new one (CenterFace's
-# score 0.4 instead of 0.5): a hand over the face or motion blur does not drop it. Whole-frame
-# searches keep a known face on the same evidence (plan.LivePlan._keep).
-FOLLOW_CONFIDENCE = 0.4
-# A window of the whole-frame search's pixels starts on that search's GRID px lattice (CenterFace's
-# coarsest stride): there the detector computes nearly what the whole-frame search computes, so a
-# face at the edge of the detector's threshold or size limit is seen as that search would see it
-# (13 versions of the hikers, 512x384 to 1920x1080, some mirrored, against every-frame detection:
-# recall 0.950 -> 0.957 on average, higher on 9, lower on 3, extra faces 2.1 % either way, at the
-# same cost; benchmarks/live_agreement.py). A face the detector misses in its INPUT px square is
-# looked for once more in a RETRY_INPUT px one (hikers 640x480: recall 0.968 -> 0.983, for ~1 %
-# more CPU).
-RETRY_INPUT = 128
-GRID = 32
-# On the frames a face is not looked for with the detector (see plan.LiveRules.check_every), its last
-# patch is matched in a window MATCH_MARGIN of its side wider on each edge, both reduced by a
-# whole step so the face is about MATCH_SIDE px across (normalised cross-correlation: ~0.1 ms
-# against ~1.5 for the detector); a match under MATCH_MIN (a hand over the face, a turn, a face
-# gone) and a face at the window's edge are looked for with the detector at once.
-MATCH_SIDE = 24
-MATCH_MARGIN = 0.5
-MATCH_MIN = 0.8
-
-
-def _ratio(box: Box, scale: float, side_in: int) -> float:
+def _ratio(box: Box, scale: float, side_in: int, rules: LiveRules = RULES) -> float:
     """The scale ``box``'s square is looked at: the whole-frame search's (``scale``), or less, so
-    that a square REGION times the box's side is ``side_in`` px across."""
-    return min(scale, side_in / (REGION * max(box.w, box.h)))
+    that a square ``rules.region`` times the box's side is ``side_in`` px across."""
+    return min(scale, side_in / (rules.region * max(box.w, box.h)))
 
 
-def _region(box: Box, width: int, height: int, scale: float,
-            side_in: int = INPUT) -> tuple[tuple[int, int, int, int], float]:
-    """The square (x0, y0, x1, y1) around ``box``, REGION times its side and at least ``side_in``
-    px once scaled, moved inside the frame, and the scale it is looked at (:func:`_ratio`)."""
-    ratio = _ratio(box, scale, side_in)
+def _region(box: Box, width: int, height: int, scale: float, side_in: int = RULES.input,
+            rules: LiveRules = RULES) -> tuple[tuple[int, int, int, int], float]:
+    """The square (x0, y0, x1, y1) around ``box``, ``rules.region`` times its side and at least
+    ``side_in`` px once scaled, moved inside the frame, and the scale it is looked at (:func:`_ratio`)."""
+    ratio = _ratio(box, scale, side_in, rules)
     side = min(int(round(side_in / ratio)), width, height)
     x0 = int(round(min(max(0.0, box.x + box.w / 2.0 - side / 2.0), width - side)))
     y0 = int(round(min(max(0.0, box.y + box.h / 2.0 - side / 2.0), height - side)))
     return (x0, y0, x0 + side, y0 + side), ratio
 
 
-def _window(box: Box, width: int, height: int, size: tuple[int, int], side_in: int) -> tuple[int, int, int, int]:
+def _window(box: Box, width: int, height: int, size: tuple[int, int], side_in: int,
+            grid: int = RULES.grid) -> tuple[int, int, int, int]:
     """The square (x0, y0, x1, y1) of the whole-frame search's pixels (its pass over a ``width``
     x ``height`` frame is ``size``) around ``box``, ``side_in`` px across (or the pass's side where
-    shorter), starting on the GRID px lattice and moved inside the pass."""
+    shorter), starting on the ``grid`` px lattice and moved inside the pass."""
     pass_w, pass_h = size
     side_x, side_y = min(side_in, pass_w), min(side_in, pass_h)
     x0 = (box.x + box.w / 2.0) * pass_w / width - side_x / 2.0
     y0 = (box.y + box.h / 2.0) * pass_h / height - side_y / 2.0
-    x0, y0 = round(x0 / GRID) * GRID, round(y0 / GRID) * GRID
+    x0, y0 = round(x0 / grid) * grid, round(y0 / grid) * grid
     x0 = int(round(min(max(0.0, x0), pass_w - side_x)))
     y0 = int(round(min(max(0.0, y0), pass_h - side_y)))
     return x0, y0, x0 + side_x, y0 + side_y
 
 
 class FaceFollower:
-    """Finds each of a frame's earlier faces again near its last box, with ``detector``."""
+    """Finds each of a frame's earlier faces again near its last box, with ``detector``, as
+    ``rules`` say."""
 
-    def __init__(self, detector: FaceDetector) -> None:
-        self.detector = detector
+    def __init__(self, detector: FaceDetector, rules: LiveRules = RULES) -> None:
+        self.detector, self.rules = detector, rules
 
     def follow(self, frame: np.ndarray, boxes: list[Box], min_box: int, previous: np.ndarray | None = None,
                check: list[bool] | None = None, retry: bool = True) -> list[Box | None]:
@@ -94,24 +68,24 @@ class FaceFollower:
         now under ``min_box`` px). With the ``previous`` frame, a face whose ``check`` is False
         is matched from its patch there instead, where that matches well. The others are looked
         for with the detector in a square around each, all squares in one call, and those it
-        misses once more in a larger square (see RETRY_INPUT)."""
+        misses once more in a larger square (see LiveRules.retry_input)."""
         out: list[Box | None] = [None] * len(boxes)
         todo = []
         for i, box in enumerate(boxes):
             if previous is not None and check is not None and not check[i]:
-                out[i] = match_patch(previous, frame, box)
+                out[i] = match_patch(previous, frame, box, self.rules)
             if out[i] is None:
                 todo.append(i)
-        for side_in in (INPUT, RETRY_INPUT) if retry else (INPUT,):
+        for side_in in (self.rules.input, self.rules.retry_input) if retry else (self.rules.input,):
             for i, moved in zip(todo, self._look(frame, [boxes[i] for i in todo], min_box, side_in)):
                 out[i] = moved
             todo = [i for i in todo if out[i] is None]
         return out
 
     def glance(self, frame: np.ndarray, boxes: list[Box], min_box: int) -> list[Box]:
-        """Faces large enough to be seen in a GLANCE_WIDTH px copy of ``frame`` (and boxes of
+        """Faces large enough to be seen in a ``rules.glance_width`` px copy of ``frame`` (and boxes of
         ``min_box`` px or more) that overlap none of ``boxes`` (the faces followed already)."""
-        width = min(GLANCE_WIDTH, frame.shape[1])
+        width = min(self.rules.glance_width, frame.shape[1])
         small = shrink(frame, width)
         ratio = width / frame.shape[1]
         smallest = self.detector.smallest_seen
@@ -131,7 +105,7 @@ class FaceFollower:
 
     def _look(self, frame: np.ndarray, boxes: list[Box], min_box: int, side_in: int) -> list[Box | None]:
         """Each of ``boxes``' faces looked for in one square ``side_in`` px across as looked at: a
-        window of the whole-frame search's pixels (on its GRID lattice), or a smooth copy of a
+        window of the whole-frame search's pixels (on its ``grid`` lattice), or a smooth copy of a
         large face's square; None where it is not there or its box is under ``min_box`` px."""
         if not boxes:
             return []
@@ -148,16 +122,16 @@ class FaceFollower:
         square is too small to look at."""
         h, w = frame.shape[:2]
         scale = video_scale(w, h)
-        ratio = _ratio(box, scale, side_in)
+        ratio = _ratio(box, scale, side_in, self.rules)
         # a face that halved its size from one frame to the next is another face (or a false one)
         seen = max(8, int(max(box.w, box.h) * ratio / 2))  # pixels, as looked at
         pass_size = self.detector.pass_size if self.detector.windows else None
         if ratio == scale and pass_size is not None:
             # as the whole-frame search looks at it: its pixels, resampled as it resamples them
-            window = _window(box, w, h, pass_size(w, h, scale), side_in)
-            return (frame, {"min_face": int(seen / ratio), "upscale": False, "confidence": FOLLOW_CONFIDENCE,
+            window = _window(box, w, h, pass_size(w, h, scale), side_in, self.rules.grid)
+            return (frame, {"min_face": int(seen / ratio), "upscale": False, "confidence": self.rules.follow_confidence,
                             "scale": scale, "window": window}, (0, 0, 1.0))
-        (x0, y0, x1, y1), _ = _region(box, w, h, scale, side_in)
+        (x0, y0, x1, y1), _ = _region(box, w, h, scale, side_in, self.rules)
         if x1 - x0 < 8 or y1 - y0 < 8:
             return None
         region = frame[y0:y1, x0:x1]
@@ -165,7 +139,7 @@ class FaceFollower:
             region, look, unit = _smooth(region, ratio), None, ratio
         else:  # a detector without the search's lattice: the square at the search's scale
             look, unit = ratio, 1.0
-        return (region, {"min_face": int(seen * unit / ratio), "upscale": False, "confidence": FOLLOW_CONFIDENCE,
+        return (region, {"min_face": int(seen * unit / ratio), "upscale": False, "confidence": self.rules.follow_confidence,
                          "scale": look}, (x0, y0, unit))
 
 
@@ -212,13 +186,13 @@ def _small_gray(image: np.ndarray, step: int) -> np.ndarray:
     return cv2.resize(gray[: h * step, : w * step], (w, h), interpolation=cv2.INTER_AREA)
 
 
-def match_patch(previous: np.ndarray, frame: np.ndarray, box: Box) -> Box | None:
+def match_patch(previous: np.ndarray, frame: np.ndarray, box: Box, rules: LiveRules = RULES) -> Box | None:
     """``box``'s patch of ``previous`` found in ``frame`` near where it was (same size), or None
-    where it matches under MATCH_MIN or at the edge of the window looked in (it moved further)."""
+    where it matches under ``rules.match_min`` or at the edge of the window looked in (it moved further)."""
     h, w = frame.shape[:2]
     side = max(box.w, box.h)
-    step = max(1, round(side / MATCH_SIDE))
-    margin = step * max(2, -(-int(MATCH_MARGIN * side) // step))  # whole steps: a still face matches in place
+    step = max(1, round(side / rules.match_side))
+    margin = step * max(2, -(-int(rules.match_margin * side) // step))  # whole steps: a still face matches in place
     x0, y0 = max(0, box.x - margin), max(0, box.y - margin)
     x1, y1 = min(w, box.x + box.w + margin), min(h, box.y + box.h + margin)
     patch = _small_gray(previous[box.y:box.y + box.h, box.x:box.x + box.w], step)
@@ -231,7 +205,7 @@ def match_patch(previous: np.ndarray, frame: np.ndarray, box: Box) -> Box | None
     _, best, _, (bx, by) = cv2.minMaxLoc(scores)
     edge_x = bx in (0, scores.shape[1] - 1) and (x0 > 0 if bx == 0 else x1 < w)
     edge_y = by in (0, scores.shape[0] - 1) and (y0 > 0 if by == 0 else y1 < h)
-    if not best >= MATCH_MIN or edge_x or edge_y:
+    if not best >= rules.match_min or edge_x or edge_y:
         return None
     x = min(x0 + bx * step, w - box.w)  # stay inside the frame
     y = min(y0 + by * step, h - box.h)

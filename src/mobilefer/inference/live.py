@@ -54,7 +54,7 @@ import numpy as np
 from mobilefer.inference.blazeface import BlazeFace
 from mobilefer.inference.detectors import Box, FaceDetector
 from mobilefer.inference.faces import finish_boxes
-from mobilefer.inference.follow import FOLLOW_CONFIDENCE, FaceFollower, match_patch
+from mobilefer.inference.follow import FaceFollower, match_patch
 from mobilefer.inference.plan import RULES, Again, Follow, Glance, LivePlan, LiveRules, Look, Whole
 from mobilefer.inference.tracking import CutDetector, IoUTracker, Track
 
@@ -73,7 +73,7 @@ class VideoFaces:
         self.detector, self.tracker, self.proposer = detector, tracker, proposer
         self.plan = LivePlan(tracker, every, min_face, detector.threshold, detector.smallest_seen, rules)
         self.ahead = ahead if detector.thread_safe else None
-        self.follower = FaceFollower(detector)
+        self.follower = FaceFollower(detector, rules)
         self.cuts = CutDetector()
         self._early: tuple[Whole, Future] | None = None  # the next scheduled search, started early
         self._searcher: ThreadPoolExecutor | None = None  # its thread (idle between searches)
@@ -122,14 +122,14 @@ class VideoFaces:
         matches nowhere near its box): on a frame that jumped, a cut to another shot of the same
         set. On the shared clips without cuts no frame is both (selfie, hikers, at every size)."""
         live = self.tracker.live()
-        return bool(live) and all(match_patch(previous, image, t.box) is None for t in live)
+        return bool(live) and all(match_patch(previous, image, t.box, self.plan.rules) is None for t in live)
 
     def _detect(self, image: np.ndarray, min_face: int, min_box: int) -> list[Box]:
         h, w = image.shape[:2]
         if self.proposer is not None and min_face >= self.proposer.smallest_face(w, h):
             return self._proposed(image, min_face, min_box)
         return self.detector.detect(image, upscale=False, min_face=min_face, min_box=min_box,
-                                    confidence=FOLLOW_CONFIDENCE)
+                                    confidence=self.plan.rules.follow_confidence)
 
     def _proposed(self, image: np.ndarray, min_face: int, min_box: int) -> list[Box]:
         """A whole-frame search from the proposer's boxes: the detector looks at a square around

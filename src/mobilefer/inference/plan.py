@@ -37,7 +37,7 @@ from mobilefer.inference.tracking import DetectionSchedule, IoUTracker, Track
 
 @dataclass(frozen=True)
 class LiveRules:
-    """The live plan's numbers, each with the measurement that chose it."""
+    """The live plan's numbers and its looks', each with the measurement that chose it."""
 
     # A scheduled whole-frame search while faces are followed looks for faces down to
     # search_fraction of the smallest one followed; every full_search_every-th search (about
@@ -52,7 +52,7 @@ class LiveRules:
     hidden: float = 0.75
     # A face reported on the frame before stays reported while its box is at least shown_down_to
     # of the smallest reported, and a face seen on the frame before is kept at a detector score of
-    # follow.FOLLOW_CONFIDENCE (a new one needs the detector's own threshold). A detector's box for
+    # follow_confidence (a new one needs the detector's own threshold). A detector's box for
     # a face at the limit comes out a pixel or two larger or smaller from one frame to the next,
     # and its score moves as much: without these the face is reported on and off.
     shown_down_to: float = 0.875
@@ -66,17 +66,46 @@ class LiveRules:
     # A face lost (its looks and its patch missed it) is looked for again near its last box on
     # the frames up to look_again after it was last seen, at most look_again_faces faces a frame
     # (the latest lost first), and resumed where a look is as sure of it as a new face needs: a
-    # square that scores a face under FOLLOW_CONFIDENCE for a frame (blur, a turn) where the
+    # square that scores a face under follow_confidence for a frame (blur, a turn) where the
     # whole-frame search still sees it (hikers, 6 versions against every-frame detection: recall
     # 0.952 -> 0.958, extra faces 2.1 -> 2.3 %; the 7x5 crowd 0.937 -> 0.941; a 10x7 crowd ~5 % slower).
     look_again: int = 3
     look_again_faces: int = 2
-    # Between searches the whole frame is glanced at every glance_every frames (follow.GLANCE_WIDTH
-    # px wide): a large face coming into view (after a pan, someone stepping close) is found
-    # within glance_every frames instead of at the next search, for the cost of a thumbnail
-    # (every 3rd frame against every 2nd, shared 640x480 clips in one run: 4-6 % more frames/s,
-    # the same recall; every 4th lost the selfie's recall, 0.981 -> 0.963).
+    # Between searches the whole frame is glanced at every glance_every frames, in a copy
+    # glance_width px wide: a large face coming into view (after a pan, someone stepping close)
+    # is found within glance_every frames instead of at the next search, for the cost of a
+    # thumbnail (every 3rd frame against every 2nd, shared 640x480 clips in one run: 4-6 % more
+    # frames/s, the same recall; every 4th lost the selfie's recall, 0.981 -> 0.963).
     glance_every: int = 3
+    glance_width: int = 160
+
+    # How a look is made (follow.py carries the looks out). A face is looked for in a square
+    # region times its side (a face may move its side per frame) and at least input px across
+    # as the detector sees it (the context a face needs).
+    region: float = 3.0
+    input: int = 96
+    # A face that was there a frame ago is kept on weaker evidence than a new one (CenterFace's
+    # score 0.4 instead of 0.5): a hand over the face or motion blur does not drop it. Whole-frame
+    # searches keep a known face on the same evidence.
+    follow_confidence: float = 0.4
+    # A window of the whole-frame search's pixels starts on that search's grid px lattice
+    # (CenterFace's coarsest stride): there the detector computes nearly what the whole-frame
+    # search computes, so a face at the edge of the detector's threshold or size limit is seen as
+    # that search would see it (13 versions of the hikers, 512x384 to 1920x1080, some mirrored,
+    # against every-frame detection: recall 0.950 -> 0.957 on average, higher on 9, lower on 3,
+    # extra faces 2.1 % either way, at the same cost; benchmarks/live_agreement.py). A face the
+    # detector misses in its input px square is looked for once more in a retry_input px one
+    # (hikers 640x480: recall 0.968 -> 0.983, for ~1 % more CPU).
+    retry_input: int = 128
+    grid: int = 32
+    # On the frames a face is not looked for with the detector (check_every), its last patch is
+    # matched in a window match_margin of its side wider on each edge, both reduced by a whole
+    # step so the face is about match_side px across (normalised cross-correlation: ~0.1 ms
+    # against ~1.5 for the detector); a match under match_min (a hand over the face, a turn, a
+    # face gone) and a face at the window's edge are looked for with the detector at once.
+    match_side: int = 24
+    match_margin: float = 0.5
+    match_min: float = 0.8
 
 
 RULES = LiveRules()

@@ -89,18 +89,15 @@ def explain_settings() -> dict[str, Any]:
 
 
 def follow_settings() -> dict[str, Any]:
-    """How a video's faces are followed between whole-frame detections: the live plan's rules
-    (inference/plan.py LiveRules, every one), how its looks are made (follow.py) and how often each
-    face is classified (recognizer.py)."""
+    """How a video's faces are followed between whole-frame detections: the live plan's rules and
+    its looks' (inference/plan.py LiveRules, every one), and how often each face is classified
+    (recognizer.py)."""
     from dataclasses import asdict
 
-    from mobilefer.inference import follow, plan, recognizer
+    from mobilefer.inference import plan, recognizer
     from mobilefer.inference.tracking import IoUTracker, Smoother
 
-    return {**asdict(plan.RULES), "detect_every": recognizer.DEFAULT_VIDEO_DETECT_EVERY, "region": follow.REGION,
-            "input": follow.INPUT, "confidence": follow.FOLLOW_CONFIDENCE, "retry_input": follow.RETRY_INPUT,
-            "grid": follow.GRID, "glance_width": follow.GLANCE_WIDTH, "match_side": follow.MATCH_SIDE,
-            "match_margin": follow.MATCH_MARGIN, "match_min": follow.MATCH_MIN,
+    return {**asdict(plan.RULES), "detect_every": recognizer.DEFAULT_VIDEO_DETECT_EVERY,
             "classify_rate": recognizer.CLASSIFY_RATE, "classify_faces": recognizer.CLASSIFY_FACES,
             "classify_within": recognizer.CLASSIFY_WITHIN, "smooth": Smoother.parse(recognizer.VIDEO_SMOOTH).value,
             "max_missed": IoUTracker().max_missed, "iou": IoUTracker().threshold}

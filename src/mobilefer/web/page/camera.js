@@ -95,7 +95,7 @@ const MobileferCamera = (() => {
         [left, top] = [pyRound(left / grid) * grid, pyRound(top / grid) * grid];
         left = pyRound(Math.min(Math.max(0, left), passW - sideX));
         top = pyRound(Math.min(Math.max(0, top), passH - sideY));
-        found = await this.engine.detect(img, { video: true, minFace: Math.trunc(seen / ratio), confidence: f.confidence,
+        found = await this.engine.detect(img, { video: true, minFace: Math.trunc(seen / ratio), confidence: f.follow_confidence,
                                          scale, window: [left, top, left + sideX, top + sideY] });
       } else {
         const side = Math.min(pyRound(input / ratio), w, h);
@@ -103,7 +103,7 @@ const MobileferCamera = (() => {
         y0 = pyRound(Math.min(Math.max(0, box[1] + box[3] / 2 - side / 2), h - side));
         if (side < 8) return null;
         found = await this.engine.detect(smooth(region(img, x0, y0, x0 + side, y0 + side), ratio),
-                                  { video: true, minFace: seen, confidence: f.confidence });
+                                  { video: true, minFace: seen, confidence: f.follow_confidence });
         unit = ratio;
       }
       if (!found.length) return null;
@@ -144,7 +144,7 @@ const MobileferCamera = (() => {
     async look(look, img, previous) {
       const { Whole, Follow, Again } = MobileferPlan, f = this.engine.site.follow;
       if (look instanceof Whole) {
-        return this.engine.detect(img, { video: true, minFace: look.minFace, minBox: look.minBox, confidence: f.confidence });
+        return this.engine.detect(img, { video: true, minFace: look.minFace, minBox: look.minBox, confidence: f.follow_confidence });
       }
       const out = [];
       if (look instanceof Follow) {  // follow.py FaceFollower.follow: a patch match first where not checked
