@@ -82,16 +82,22 @@ class FaceFollower:
             todo = [i for i in todo if out[i] is None]
         return out
 
-    def glance(self, frame: np.ndarray, boxes: list[Box], min_box: int) -> list[Box]:
+    def glance(self, frame: np.ndarray, boxes: list[Box], min_box: int,
+               found: list[Box] | None = None) -> list[Box]:
         """Faces large enough to be seen in a ``rules.glance_width`` px copy of ``frame`` (and boxes of
-        ``min_box`` px or more) that overlap none of ``boxes`` (the faces followed already)."""
+        ``min_box`` px or more) that overlap none of ``boxes`` (the faces followed already).
+        ``found``: the copy's faces (:meth:`glance_faces`), where they were looked for already."""
+        found = self.glance_faces(frame) if found is None else found
+        return [b for b in found if min(b.w, b.h) >= min_box and all(iou(b, other) < 0.3 for other in boxes)]
+
+    def glance_faces(self, frame: np.ndarray) -> list[Box]:
+        """The faces the detector sees in a ``rules.glance_width`` px copy of ``frame``, in the
+        frame's pixels: the glance's pixel work, which needs nothing but the frame."""
         width = min(self.rules.glance_width, frame.shape[1])
         small = shrink(frame, width)
         ratio = width / frame.shape[1]
-        smallest = self.detector.smallest_seen
-        found = [b.mapped(int(b.x / ratio), int(b.y / ratio), int(b.w / ratio), int(b.h / ratio), 1 / ratio)
-                 for b in self.detector.detect(small, min_face=smallest, upscale=False)]
-        return [b for b in found if min(b.w, b.h) >= min_box and all(iou(b, other) < 0.3 for other in boxes)]
+        return [b.mapped(int(b.x / ratio), int(b.y / ratio), int(b.w / ratio), int(b.h / ratio), 1 / ratio)
+                for b in self.detector.detect(small, min_face=self.detector.smallest_seen, upscale=False)]
 
     def proposed(self, frame: np.ndarray, proposals: list[Box], min_box: int) -> list[Box]:
         """The detector's boxes for another detector's ``proposals`` (BlazeFace's): each looked for in

@@ -59,6 +59,11 @@ from mobilefer.inference.plan import RULES, Again, Follow, Glance, LivePlan, Liv
 from mobilefer.inference.tracking import CutDetector, IoUTracker, Track
 
 
+# A file's glances are looked for this many frames ahead (see VideoFaces._glance_ahead): one
+# frame's time and more for a ~4 ms pass (a 160x120 thumbnail).
+GLANCE_AHEAD = 2
+
+
 class VideoFaces:
     """Tracks of one video's faces; call it with each frame in order. The looks each frame needs
     come from a :class:`~.plan.LivePlan`; this carries them out on the frame's pixels. ``ahead``
@@ -77,6 +82,8 @@ class VideoFaces:
         self.cuts = CutDetector()
         self._early: tuple[Whole, Future] | None = None  # the next scheduled search, started early
         self._searcher: ThreadPoolExecutor | None = None  # its thread (idle between searches)
+        self._glances: dict[int, Future] = {}  # frame index -> its thumbnail's faces, looked for ahead
+        self._glancer: ThreadPoolExecutor | None = None  # their thread
         self._previous: np.ndarray | None = None
 
     @property
@@ -101,6 +108,7 @@ class VideoFaces:
             tracks, searched = done.value
         if searched and self.schedule.every > 1:
             self._start_early()
+        self._glance_ahead()
         return tracks, searched, cut
 
     def _look(self, look: Look, image: np.ndarray, previous: np.ndarray | None) -> list:
@@ -115,7 +123,8 @@ class VideoFaces:
         if isinstance(look, Again):
             return self.follower.follow(image, list(look.boxes), look.min_box, retry=False)
         assert isinstance(look, Glance)
-        return self.follower.glance(image, list(look.boxes), look.min_box)
+        ahead = self._glances.pop(self.plan.index, None)
+        return self.follower.glance(image, list(look.boxes), look.min_box, ahead.result() if ahead else None)
 
     def _faces_gone(self, previous: np.ndarray, image: np.ndarray) -> bool:
         """Whether no face seen on the ``previous`` frame is where it was on ``image`` (its patch
@@ -136,6 +145,23 @@ class VideoFaces:
         each, as around a followed face; two looks that found one face give it once."""
         boxes = self.follower.proposed(image, self.proposer.detect(image), min_box)
         return finish_boxes(boxes, min_face, None, min_box)
+
+    def _glance_ahead(self) -> None:
+        """In a file, look for the faces of the thumbnail GLANCE_AHEAD frames on now, where that
+        frame may glance (its index a multiple of ``glance_every``), on a thread of its own: the
+        glance's detector pass needs the frame alone, so it runs beside the following of the
+        frames before it, and its frame only filters its boxes (the same answer as looking
+        there). A frame that turns out to be searched instead drops it."""
+        index = self.plan.index + GLANCE_AHEAD
+        for stale in [i for i in self._glances if i <= self.plan.index]:
+            del self._glances[stale]
+        if self.ahead is None or self.schedule.every == 1 or index % self.plan.rules.glance_every:
+            return
+        upcoming = self.ahead(GLANCE_AHEAD)
+        if upcoming is not None:
+            if self._glancer is None:
+                self._glancer = ThreadPoolExecutor(1, thread_name_prefix="mobilefer-glance")
+            self._glances[index] = self._glancer.submit(self.follower.glance_faces, upcoming)
 
     def _start_early(self) -> None:
         """Start the next scheduled whole-frame search now, on a thread of its own, where its
