@@ -84,9 +84,9 @@ def frame_count(path: str) -> int | None:
 def _video_frames(cap: cv2.VideoCapture, name: str, live: bool) -> Iterator[Frame]:
     fps = _fps(cap)
     started = time.monotonic()
-    # A file is decoded a few frames ahead on a thread (FFmpeg releases the GIL), beside the
-    # detector and classifier; a camera or stream is read when asked, so frames stay fresh.
-    images = _read(cap) if live else _read_ahead(cap)
+    # A file is decoded ahead on a thread (FFmpeg releases the GIL), beside the detector and
+    # classifier; a camera or stream is read when asked, so frames stay fresh.
+    images = _read(cap) if live else _read_ahead(cap, _read_depth(cap))
     index = -1
     try:
         for index, image in enumerate(images):
@@ -105,6 +105,19 @@ def _read(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:
         if not ok or image is None:
             return  # end of file, or a truncated one: stop with what was read
         yield image
+
+
+# A file's frames are decoded up to READ_AHEAD_BYTES ahead of the reader (4 to 16 frames): the
+# whole-frame search and the glance look frames ahead (sources.Lookahead), and with only 4 in
+# hand the reader waited for the decoder at each such look (the selfie at 640x480: a sixth of the
+# main thread's time).
+READ_AHEAD_BYTES = 64_000_000
+
+
+def _read_depth(cap: cv2.VideoCapture) -> int:
+    """How many of ``cap``'s frames are decoded ahead: READ_AHEAD_BYTES of them, 4 to 16."""
+    size = 3 * int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) * int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    return max(4, min(16, READ_AHEAD_BYTES // max(size, 1)))
 
 
 def _read_ahead(cap: cv2.VideoCapture, depth: int = 4) -> Iterator[np.ndarray]:
