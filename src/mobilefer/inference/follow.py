@@ -61,19 +61,21 @@ class FaceFollower:
     def __init__(self, detector: FaceDetector, rules: LiveRules = RULES) -> None:
         self.detector, self.rules = detector, rules
 
-    def follow(self, frame: np.ndarray, boxes: list[Box], min_box: int, previous: np.ndarray | None = None,
-               check: list[bool] | None = None, retry: bool = True) -> list[Box | None]:
+    def follow(self, frame: np.ndarray, boxes: list[Box], min_box: int,
+               patches: list[np.ndarray | None] | None = None, check: list[bool] | None = None,
+               retry: bool = True) -> list[Box | None]:
         """uint8 (H, W, 3) BGR frame and last frame's boxes -> each face's box now, or None where
         it was not found near its last place (it left, turned away, was covered, or its box is
-        now under ``min_box`` px). With the ``previous`` frame, a face whose ``check`` is False
-        is matched from its patch there instead, where that matches well. The others are looked
-        for with the detector in a square around each, all squares in one call, and those it
-        misses once more in a larger square (see LiveRules.retry_input)."""
+        now under ``min_box`` px). With ``patches`` (each box's pixels on the frame before,
+        :func:`patch_of`), a face whose ``check`` is False is matched from its patch instead,
+        where that matches well. The others are looked for with the detector in a square around
+        each, all squares in one call, and those it misses once more in a larger square (see
+        LiveRules.retry_input)."""
         out: list[Box | None] = [None] * len(boxes)
         todo = []
         for i, box in enumerate(boxes):
-            if previous is not None and check is not None and not check[i]:
-                out[i] = match_patch(previous, frame, box, self.rules)
+            if patches is not None and check is not None and not check[i] and patches[i] is not None:
+                out[i] = find_patch(patches[i], frame, box, self.rules)
             if out[i] is None:
                 todo.append(i)
         for side_in in (self.rules.input, self.rules.retry_input) if retry else (self.rules.input,):
@@ -192,16 +194,28 @@ def _small_gray(image: np.ndarray, step: int) -> np.ndarray:
     return cv2.resize(gray[: h * step, : w * step], (w, h), interpolation=cv2.INTER_AREA)
 
 
+def patch_of(image: np.ndarray, box: Box) -> np.ndarray:
+    """A copy of ``box``'s pixels in ``image``: what a face is matched from on the next frame (a
+    video keeps its faces' patches, not the whole frame before)."""
+    return image[box.y:box.y + box.h, box.x:box.x + box.w].copy()
+
+
 def match_patch(previous: np.ndarray, frame: np.ndarray, box: Box, rules: LiveRules = RULES) -> Box | None:
-    """``box``'s patch of ``previous`` found in ``frame`` near where it was (same size), or None
-    where it matches under ``rules.match_min`` or at the edge of the window looked in (it moved further)."""
+    """``box``'s patch of the frame ``previous`` found in ``frame``: :func:`find_patch`."""
+    return find_patch(previous[box.y:box.y + box.h, box.x:box.x + box.w], frame, box, rules)
+
+
+def find_patch(patch: np.ndarray, frame: np.ndarray, box: Box, rules: LiveRules = RULES) -> Box | None:
+    """``box``'s ``patch`` (its pixels on the frame before) found in ``frame`` near where it was
+    (same size), or None where it matches under ``rules.match_min`` or at the edge of the window
+    looked in (it moved further)."""
     h, w = frame.shape[:2]
     side = max(box.w, box.h)
     step = max(1, round(side / rules.match_side))
     margin = step * max(2, -(-int(rules.match_margin * side) // step))  # whole steps: a still face matches in place
     x0, y0 = max(0, box.x - margin), max(0, box.y - margin)
     x1, y1 = min(w, box.x + box.w + margin), min(h, box.y + box.h + margin)
-    patch = _small_gray(previous[box.y:box.y + box.h, box.x:box.x + box.w], step)
+    patch = _small_gray(patch, step)
     window = _small_gray(frame[y0:y1, x0:x1], step)
     if min(patch.shape) < 4 or patch.shape[0] >= window.shape[0] or patch.shape[1] >= window.shape[1]:
         return None  # a face at the frame's edge: no room to look around it

@@ -54,9 +54,13 @@ import numpy as np
 from mobilefer.inference.blazeface import BlazeFace
 from mobilefer.inference.detectors import Box, FaceDetector
 from mobilefer.inference.faces import finish_boxes
-from mobilefer.inference.follow import FaceFollower, match_patch
+from mobilefer.inference.follow import FaceFollower, find_patch, patch_of
 from mobilefer.inference.plan import RULES, Again, Follow, Glance, LivePlan, LiveRules, Look, Whole
 from mobilefer.inference.tracking import CutDetector, IoUTracker, Track
+
+
+def _key(box: Box) -> tuple[int, int, int, int]:
+    return box.x, box.y, box.w, box.h
 
 
 # A file's glances are looked for this many frames ahead (see VideoFaces._glance_ahead): one
@@ -84,7 +88,7 @@ class VideoFaces:
         self._searcher: ThreadPoolExecutor | None = None  # its thread (idle between searches)
         self._glances: dict[int, Future] = {}  # frame index -> its thumbnail's faces, looked for ahead
         self._glancer: ThreadPoolExecutor | None = None  # their thread
-        self._previous: np.ndarray | None = None
+        self._patches: dict[tuple[int, int, int, int], np.ndarray] = {}  # the faces seen last frame: box -> pixels
 
     @property
     def schedule(self):
@@ -93,45 +97,47 @@ class VideoFaces:
     def __call__(self, image: np.ndarray) -> tuple[list[Track], bool, bool]:
         """uint8 (H, W, 3) BGR frame -> (its tracks, whether the whole frame was searched, whether
         the frame starts a new shot)."""
-        # Its own copy: the caller gets ``image`` back to draw on, perhaps while the next frame
-        # is matched against this one on another thread.
-        previous, self._previous = self._previous, image.copy()
         cut = self.cuts(image)
-        if not cut and self.cuts.jumped and previous is not None:
-            cut = self._faces_gone(previous, image)
+        if not cut and self.cuts.jumped and self._patches:
+            cut = self._faces_gone(image)
         steps = self.plan.frame(image.shape[1], image.shape[0], cut)
         try:
             look = next(steps)
             while True:
-                look = steps.send(self._look(look, image, previous))
+                look = steps.send(self._look(look, image))
         except StopIteration as done:
             tracks, searched = done.value
+        # copies of the faces' pixels, for the next frame to match them from: the caller gets
+        # ``image`` back to draw on (a copy of the whole frame cost 12 % of the main thread at 1080p)
+        self._patches = {_key(t.box): patch_of(image, t.box) for t in self.tracker.live()}
         if searched and self.schedule.every > 1:
             self._start_early()
         self._glance_ahead()
         return tracks, searched, cut
 
-    def _look(self, look: Look, image: np.ndarray, previous: np.ndarray | None) -> list:
-        """What ``look`` finds on ``image`` (``previous``: the frame before, for patches)."""
+    def _look(self, look: Look, image: np.ndarray) -> list:
+        """What ``look`` finds on ``image``."""
         if isinstance(look, Whole):
             early, self._early = self._early, None
             if early is not None and early[0] is look:
                 return early[1].result()
             return self._detect(image, look.min_face, look.min_box)
         if isinstance(look, Follow):
-            return self.follower.follow(image, list(look.boxes), look.min_box, previous, list(look.check))
+            patches = [self._patches.get(_key(box)) for box in look.boxes]
+            return self.follower.follow(image, list(look.boxes), look.min_box, patches, list(look.check))
         if isinstance(look, Again):
             return self.follower.follow(image, list(look.boxes), look.min_box, retry=False)
         assert isinstance(look, Glance)
         ahead = self._glances.pop(self.plan.index, None)
         return self.follower.glance(image, list(look.boxes), look.min_box, ahead.result() if ahead else None)
 
-    def _faces_gone(self, previous: np.ndarray, image: np.ndarray) -> bool:
-        """Whether no face seen on the ``previous`` frame is where it was on ``image`` (its patch
+    def _faces_gone(self, image: np.ndarray) -> bool:
+        """Whether no face seen on the frame before is where it was on ``image`` (its patch
         matches nowhere near its box): on a frame that jumped, a cut to another shot of the same
         set. On the shared clips without cuts no frame is both (selfie, hikers, at every size)."""
         live = self.tracker.live()
-        return bool(live) and all(match_patch(previous, image, t.box, self.plan.rules) is None for t in live)
+        return bool(live) and all(find_patch(self._patches[_key(t.box)], image, t.box, self.plan.rules) is None
+                                  for t in live)
 
     def _detect(self, image: np.ndarray, min_face: int, min_box: int) -> list[Box]:
         h, w = image.shape[:2]
