@@ -5,6 +5,7 @@ copies (ffmpeg from imageio-ffmpeg: scaled with Lanczos, pillarboxed, H.264), ag
 command detecting on every frame and the origin notebook's loop, in the same run.
 
     python benchmarks/bench_live.py [--videos ../shared/data/videos] [--sizes 360,480,720,1080 | --sizes ""]
+                                    [--no-units]
 
 Per clip and size: whole-command frames/s (process start, model load, decode, faces, JSON);
 the share of frames that took in a whole-frame detection; face recall against `--detect-every
@@ -162,6 +163,7 @@ def main() -> None:
     parser.add_argument("--videos", default=str(ROOT.parent / "shared" / "data" / "videos"))
     parser.add_argument("--sizes", default="360,480,720,1080",
                         help="heights: 480 is each clip as it is, 360 its middle 640x360")
+    parser.add_argument("--no-units", action="store_true", help="the real clips alone, without the unit cases")
     args = parser.parse_args()
     clips = sorted(Path(args.videos).glob("*.mp4"))
     sizes = [int(s) for s in args.sizes.split(",") if s]  # --sizes "": the unit cases alone
@@ -189,6 +191,8 @@ def main() -> None:
                       f"{rate / origin:.1f} | {ran / frames:.0%} | {recall:.3f} | {extra:.1%} | "
                       f"{new_ids_at(cuts, default) if cuts else '-'} | {os.getloadavg()[0]:.1f} |", flush=True)
 
+    if args.no_units:
+        return
     selfie = Path(args.videos) / "openmpf_handheld_selfie_rot90meta.mp4"
     for name, (columns, rows, tile) in CROWDS.items() if selfie.is_file() else ():
         with tempfile.TemporaryDirectory() as tmp:
