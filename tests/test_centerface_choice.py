@@ -43,7 +43,7 @@ def test_int8_stays_unless_fp32_is_clearly_faster(own_cache, monkeypatch):
 
 def test_a_named_file_or_the_page_takes_no_timing(own_cache, monkeypatch):
     calls = timed(monkeypatch, {INT8: 10.0, FP32: 5.0})
-    assert centerface_weights(INT8) == INT8 and centerface_weights(choose=False) == INT8
+    assert centerface_weights(INT8) == INT8 and centerface_weights(default=INT8) == INT8
     monkeypatch.setenv("MOBILEFER_CENTERFACE", str(FP32))
     assert centerface_weights() == FP32 and not calls and not own_cache.exists()
 

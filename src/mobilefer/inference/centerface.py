@@ -55,26 +55,24 @@ def _named_centerface(path: str | Path | None) -> tuple[str | None, str]:
     return (named, f"$MOBILEFER_CENTERFACE={named}") if named else (None, "")
 
 
-def centerface_weights(path: str | Path | None = None, choose: bool = True, browser: bool = False) -> Path | None:
-    """Where CenterFace's ONNX file is: ``path``, else $MOBILEFER_CENTERFACE, else the bundled
-    file this machine runs faster (``choose``; without it the INT8 one), or with ``browser`` the
-    one the browser page runs (BROWSER_CENTERFACE); None where the one named is not a file."""
+def centerface_weights(path: str | Path | None = None, default: Path | None = None) -> Path | None:
+    """Where CenterFace's ONNX file is: ``path``, else $MOBILEFER_CENTERFACE, else ``default``
+    (None: the bundled file this machine runs faster, timed once); None where the one named is
+    not a file."""
     named, _ = _named_centerface(path)
-    chosen = (Path(named) if named else BROWSER_CENTERFACE if browser else faster_centerface() if choose
-              else BUNDLED_CENTERFACE)
+    chosen = Path(named) if named else default or faster_centerface()
     return chosen if chosen.is_file() else None
 
 
-def centerface_file(path: str | Path | None = None, choose: bool = True, browser: bool = False) -> tuple[Path, str]:
+def centerface_file(path: str | Path | None = None, default: Path | None = None) -> tuple[Path, str]:
     """:func:`centerface_weights` and how to name it in a message, or DetectorUnavailable naming
     the file (and $MOBILEFER_CENTERFACE where that named it) when it is not there."""
-    found = centerface_weights(path, choose, browser)
+    found = centerface_weights(path, default)
     named, said = _named_centerface(path)
     if found is None:
         raise DetectorUnavailable(
             f"CenterFace weights not found: {said} is not a file" if named else
-            f"CenterFace weights not found: {BROWSER_CENTERFACE if browser else BUNDLED_CENTERFACE} is missing "
-            "(reinstall mobilefer)")
+            f"CenterFace weights not found: {default or BUNDLED_CENTERFACE} is missing (reinstall mobilefer)")
     return found, said or str(found)
 
 

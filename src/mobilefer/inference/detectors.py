@@ -68,7 +68,7 @@ DETECTORS = {"haar": HaarDetector, "centerface": CenterFaceDetector, "none": Who
 
 
 def available_detectors() -> list[str]:
-    return ["haar"] + (["centerface"] if centerface_weights(choose=False) else []) + ["none"]
+    return ["haar"] + (["centerface"] if centerface_weights(default=BUNDLED_CENTERFACE) else []) + ["none"]
 
 
 def detector_name(name: str, weights: str | Path | None = None) -> str:
@@ -79,7 +79,7 @@ def detector_name(name: str, weights: str | Path | None = None) -> str:
     if named and name in ("auto", "centerface") and not Path(named).is_file():
         raise DetectorUnavailable(f"CenterFace weights not found: {said} is not a file")
     if name == "auto":
-        return "centerface" if centerface_weights(weights, choose=False) else "haar"
+        return "centerface" if centerface_weights(weights, default=BUNDLED_CENTERFACE) else "haar"
     if name not in DETECTORS:
         raise ConfigError(f"unknown detector {name!r}; choose one of auto, {', '.join(DETECTORS)}")
     return name

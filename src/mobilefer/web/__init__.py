@@ -119,8 +119,8 @@ def detector_model() -> bytes:
     """CenterFace's ONNX model with free input dimensions (any image size), as the page loads it:
     the bundled fp32 file, which WebAssembly runs faster than the INT8 one on any CPU
     (centerface.BROWSER_CENTERFACE), unless $MOBILEFER_CENTERFACE names another."""
-    from mobilefer.inference.detectors import centerface_file
+    from mobilefer.inference.centerface import BROWSER_CENTERFACE, centerface_file
     from mobilefer.inference.onnx_shapes import free_dimensions
 
-    found, _ = centerface_file(browser=True)
+    found, _ = centerface_file(default=BROWSER_CENTERFACE)
     return free_dimensions(found.read_bytes())
