@@ -136,8 +136,9 @@ const MobileferCamera = (() => {
       this.previous = img;
       let step = steps.next();
       while (!step.done) step = steps.next(await this.look(step.value, img, previous));
-      [this.tracks, this.searched] = step.value;
-      return this.tracks;
+      const [tracks, searched] = step.value;
+      this.searched = searched;
+      return tracks;
     }
 
     // live.py VideoFaces._look: what a look finds on img (previous: the frame before, for patches).
@@ -184,7 +185,6 @@ const MobileferCamera = (() => {
     resetVideo() {
       const f = this.engine.site.follow, r = this.engine.rules, { LivePlan, IoUTracker } = MobileferPlan;
       this.plan = new LivePlan(new IoUTracker(f.iou, f.max_missed), f.detect_every, r.min_face, f, r);
-      this.tracks = [];  // the last frame's reported tracks
       this.searched = false;  // whether the last frame was searched whole
       this.previous = null;  // the last frame, for its faces' patches
     }
