@@ -498,15 +498,13 @@ const MobileferBrowser = (() => {
       return rows;
     }
 
-    // detectors.py video_scale and video_min_face: a video frame is looked at no larger than a
-    // VIDEO_DETECT_PIXELS copy, and its smallest face grows to match.
+    // detectors.py video_scale and video_min_face, with this detector's settings (plan.js).
     videoScale(w, h) {
-      return Math.min(1, Math.sqrt(this.rules.video_detect_pixels / (w * h)));
+      return MobileferPlan.videoScale(w, h, this.rules);
     }
 
     videoMinFace(w, h, minFace) {
-      const scale = this.videoScale(w, h);
-      return scale < 1 ? Math.max(minFace, Math.ceil(this.rules.smallest_seen / scale)) : minFace;
+      return MobileferPlan.videoMinFace(w, h, minFace, this.rules);
     }
 
     // An RGB image -> the answer POST /v1/recognize gives: faces (box, label, score, probs), size,

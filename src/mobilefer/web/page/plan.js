@@ -16,6 +16,17 @@ const MobileferPlan = (() => {
     return union > 0 ? inter / union : 0;
   }
 
+  // faces.py video_scale and video_min_face: a video frame is looked at no larger than a copy of
+  // `detector.video_detect_pixels`, and the smallest face it is searched for grows to match.
+  function videoScale(width, height, detector) {
+    return Math.min(1, Math.sqrt(detector.video_detect_pixels / (width * height)));
+  }
+
+  function videoMinFace(width, height, minFace, detector) {
+    const scale = videoScale(width, height, detector);
+    return scale < 1 ? Math.max(minFace, Math.ceil(detector.smallest_seen / scale)) : minFace;
+  }
+
   // tracking.py Track: a face, its box now, frames since it was seen, whether it is held; its
   // probabilities and when (the page's clock, ms) it was last classified.
   class Track {
@@ -148,10 +159,8 @@ const MobileferPlan = (() => {
       return Math.trunc(this.detector.box_tolerance * this.rules.hidden * minFace);
     }
 
-    // faces.py video_min_face
     wholeMin(width, height) {
-      const scale = Math.min(1, Math.sqrt(this.detector.video_detect_pixels / (width * height)));
-      return scale < 1 ? Math.max(this.minFace, Math.ceil(this.detector.smallest_seen / scale)) : this.minFace;
+      return videoMinFace(width, height, this.minFace, this.detector);
     }
 
     state(track) {
@@ -224,7 +233,7 @@ const MobileferPlan = (() => {
     }
   }
 
-  return { iou, Track, IoUTracker, DetectionSchedule, Whole, Follow, Again, Glance, LivePlan };
+  return { iou, videoScale, videoMinFace, Track, IoUTracker, DetectionSchedule, Whole, Follow, Again, Glance, LivePlan };
 })();
 
 if (typeof module !== "undefined") module.exports = MobileferPlan;  // Node: the trace test
