@@ -116,6 +116,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="share of each target spread over the other classes")
     p.add_argument("--bn-momentum", type=float, default=d.bn_momentum, help="BatchNorm running-stat momentum")
     p.add_argument("--balance", choices=("none", "sqrt", "inverse"), default=d.balance, help="class weights in the loss")
+    p.add_argument("--prior-correction", type=float, default=d.prior_correction, metavar="TAU",
+                   help="how far the model's probabilities lean from the training data's class shares toward "
+                        "equal classes, kept in the model (0: none; 1: as if every class were equally common)")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips in augmentation")
     p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
     p.add_argument("--degrade", type=float, default=d.degrade,

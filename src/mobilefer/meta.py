@@ -38,6 +38,12 @@ class ModelMeta:
     # logits are divided by this before the softmax, in every runtime: fitted on validation data
     # so that a face's top probability says how often such a face is right (engine/calibrate.py)
     temperature: float = 1.0
+    # each class's share of the training labels (of the votes, for soft labels), and how far the
+    # reported probabilities lean from that prior toward classes all equally common: each is
+    # multiplied by prior ** -prior_correction and they are summed to 1 again, in every runtime
+    # (0: as trained; 1: the balanced posterior, logit adjustment, Menon et al. 2021)
+    prior: list[float] = field(default_factory=list)
+    prior_correction: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
@@ -56,10 +62,21 @@ class ModelMeta:
             raise ValueError(f"tta must be 'none' or 'flip', got {self.tta!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be above 0, got {self.temperature!r}")
+        if self.prior and (len(self.prior) != len(self.classes) or not all(p > 0 for p in self.prior)):
+            raise ValueError(f"prior needs a share above 0 for each of the {len(self.classes)} classes")
+        if not 0 <= self.prior_correction <= 1 or (self.prior_correction and not self.prior):
+            raise ValueError(f"prior_correction must be 0 to 1, with a prior, got {self.prior_correction!r}")
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def class_weights(self) -> list[float] | None:
+        """What each class's probability is multiplied by before they are summed to 1 again (the
+        prior correction); None where the model corrects nothing."""
+        if not self.prior_correction:
+            return None
+        return [p ** -self.prior_correction for p in self.prior]
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -72,6 +72,13 @@ class LabeledImages:
         found = np.bincount(self.labels, minlength=len(self.classes))
         return {name: int(n) for name, n in zip(self.classes, found)}
 
+    def prior(self) -> list[float]:
+        """Each class's share of the labels (of the votes, for soft targets), rounded to 6 places;
+        empty where some class has none (ModelMeta.prior)."""
+        shares = self.soft.mean(0) if self.soft is not None else np.bincount(self.labels, minlength=len(self.classes)) / max(len(self), 1)
+        shares = [round(float(v), 6) for v in shares]
+        return shares if all(v > 0 for v in shares) else []
+
     def subset(self, index: Sequence[int] | np.ndarray) -> "LabeledImages":
         index = np.asarray(index, dtype=np.int64)
         return LabeledImages(

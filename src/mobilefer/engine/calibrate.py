@@ -12,23 +12,29 @@ import numpy as np
 GRID = np.exp(np.linspace(np.log(0.25), np.log(4.0), 401))
 
 
-def probabilities(views: list[np.ndarray], temperature: float) -> np.ndarray:
-    """The mean over ``views`` (logits (N, K) of each test-time view) of softmax(logits / T)."""
+def probabilities(views: list[np.ndarray], temperature: float, weights: list[float] | None = None) -> np.ndarray:
+    """The mean over ``views`` (logits (N, K) of each test-time view) of softmax(logits / T),
+    after the prior correction's class ``weights`` (ModelMeta.class_weights) where given."""
     out = 0.0
     for logits in views:
         z = logits / temperature
         z = z - z.max(1, keepdims=True)
         e = np.exp(z)
         out = out + e / e.sum(1, keepdims=True)
-    return out / len(views)
+    out = out / len(views)
+    if weights is None:
+        return out
+    out = out * np.asarray(weights)
+    return out / out.sum(1, keepdims=True)
 
 
-def fit_temperature(views: list[np.ndarray], labels: np.ndarray) -> float:
-    """The temperature on GRID that gives ``labels`` the least negative log-likelihood."""
+def fit_temperature(views: list[np.ndarray], labels: np.ndarray, weights: list[float] | None = None) -> float:
+    """The temperature on GRID that gives ``labels`` the least negative log-likelihood (with the
+    model's prior correction, its class ``weights``, applied after it, as every runtime does)."""
     labels = np.asarray(labels)
     index = np.arange(len(labels))
 
     def nll(t: float) -> float:
-        return float(-np.log(np.clip(probabilities(views, t)[index, labels], 1e-12, 1)).mean())
+        return float(-np.log(np.clip(probabilities(views, t, weights)[index, labels], 1e-12, 1)).mean())
 
     return round(float(min(GRID, key=nll)), 4)

@@ -81,6 +81,9 @@ class TrainConfig:
     # short runs on small data; PyTorch's default 0.1 settles within tens of steps.
     bn_momentum: float = 0.1
     balance: str = "none"  # class weights in the loss: none, sqrt or inverse frequency
+    # how far reported probabilities lean from the training prior toward equal classes, 0 to 1
+    # (ModelMeta.prior_correction): stored in the model, used by validation, calibration and every runtime
+    prior_correction: float = 0.0
     # face-friendly augmentation, applied on the training device
     scale: tuple[float, float] = (0.85, 1.1)  # side of the sampled view relative to the image
     rotate: float = 12.0  # degrees
@@ -134,6 +137,7 @@ class TrainConfig:
             "face_margin": (lambda v: 0 <= v <= 1, "0 to 1 (a fraction of the face side)"),
             "erase": (lambda v: 0 <= v <= 1, "a probability from 0 to 1"),
             "degrade": (lambda v: 0 <= v <= 1, "a share from 0 to 1"),
+            "prior_correction": (lambda v: 0 <= v <= 1, "0 (none) to 1 (classes as if all equally common)"),
             "jitter": (lambda v: 0 <= v <= 1, "0 to 1"),
             "patience": (whole(0), "0 (off) or more epochs"),
         })

@@ -50,6 +50,9 @@ def load_teacher(ref: str, classes: list[str], channels: int) -> Teacher:
     except ValueError as exc:
         raise ConfigError(f"--teacher: {exc}") from None
     model, meta = load_model(found.path)
+    # the teacher's own posterior on the faces it was trained on, as the student learns one: its
+    # prior correction is for the answers it reports, not for the targets it teaches
+    meta.prior_correction = 0.0
     if meta.channels != channels:
         raise ConfigError(f"--teacher {ref}: it reads {meta.channels}-channel images; this run's are {channels}-channel")
     rows = match_classes(list(classes), meta.classes)  # close spellings count, as for fine-tuning

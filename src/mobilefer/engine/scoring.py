@@ -27,6 +27,11 @@ def logit_views(model: nn.Module, images: torch.Tensor, meta: ModelMeta, batch: 
 
 def predict_tensors(model: nn.Module, images: torch.Tensor, meta: ModelMeta, batch: int = 512, amp: bool = False) -> torch.Tensor:
     """Class probabilities float32 (N, K) for uint8 images (N, C, S, S) on the model's device, at
-    the model's temperature, averaged over its views."""
+    the model's temperature, averaged over its views, after its prior correction (runtime/probs.py)."""
     views = logit_views(model, images, meta, batch, amp)
-    return sum((v / meta.temperature).softmax(1) for v in views) / len(views)
+    probs = sum((v / meta.temperature).softmax(1) for v in views) / len(views)
+    weights = meta.class_weights()
+    if weights is None:
+        return probs
+    probs = probs * torch.tensor(weights, dtype=probs.dtype, device=probs.device)
+    return probs / probs.sum(1, keepdim=True)

@@ -110,6 +110,7 @@ def build_meta(config: TrainConfig, train: LabeledImages, start: ModelMeta | Non
         arch=resolve_arch(config.arch), classes=list(train.classes), input_size=config.img_size,
         channels=train.channels, base_size=train.base_size, mean=mean, std=std,
         face_margin=config.face_margin, tta=config.tta, config=config.to_dict(),
+        prior=train.prior(), prior_correction=config.prior_correction,
         versions=library_versions("torch", "torchvision"),
     )
 
@@ -407,9 +408,10 @@ def _calibrate(best: Path, images: torch.Tensor, labels: torch.Tensor, device: t
     model = model.to(memory_format=torch.channels_last)
     logits = [v.cpu().numpy() for v in logit_views(model, images, meta)]
     truth = labels.cpu().numpy()
-    meta.temperature = fit_temperature(logits, truth)
-    before = calibration(probabilities(logits, 1.0), truth)["ece"]
-    after = calibration(probabilities(logits, meta.temperature), truth)["ece"]
+    weights = meta.class_weights()
+    meta.temperature = fit_temperature(logits, truth, weights)
+    before = calibration(probabilities(logits, 1.0, weights), truth)["ece"]
+    after = calibration(probabilities(logits, meta.temperature, weights), truth)["ece"]
     meta.metrics = {**meta.metrics, "temperature": meta.temperature, "ece": round(after, 4)}
     save_model(model, meta, best)
     log.info("temperature %.3f fitted on validation: calibration error %.3f -> %.3f", meta.temperature, before, after)
@@ -465,6 +467,9 @@ def _check_data(config: TrainConfig, train: LabeledImages, val: LabeledImages, v
             raise DatasetError(f"--resume {config.out}: {config.data} is not the data this run started on "
                                f"(classes then: {', '.join(before.classes)}; now: {', '.join(train.classes)}); "
                                "start a new run")
+    if config.prior_correction and not train.prior():
+        raise DatasetError(f"--prior-correction needs faces of every class in {config.data}; it has none of: "
+                           + ", ".join(c for c, n in train.counts().items() if not n))
     if len(val) < MIN_VAL_IMAGES:
         log.warning("validation has only %d images (%s): the best epoch is chosen on noise; give --val-data or "
                     "a larger --val-split", len(val), ", ".join(f"{k} {v}" for k, v in val.counts().items()))

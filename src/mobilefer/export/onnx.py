@@ -265,7 +265,7 @@ def verify(model, meta: ModelMeta, out: Path, open_runtime, config: ExportConfig
     inputs = _check_inputs(meta, config.calib_data, config.check_count, seed=1)
     try:
         runtime = open_runtime()
-        runtime.meta.tta = "none"  # compare the networks themselves
+        runtime.meta.tta, runtime.meta.prior_correction = "none", 0.0  # compare the networks themselves
         got = runtime(inputs)
     except BaseException:
         out.unlink(missing_ok=True)

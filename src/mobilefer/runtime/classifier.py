@@ -14,6 +14,7 @@ import numpy as np
 
 from mobilefer.errors import MissingExtraError, importable
 from mobilefer.meta import ModelMeta
+from mobilefer.runtime.probs import corrected
 
 if TYPE_CHECKING:
     from mobilefer.runtime.devices import Device
@@ -50,7 +51,7 @@ class TorchClassifier:
             p = (self.model(t).float() / temperature).softmax(1)
             if self.meta.tta == "flip":
                 p = (p + (self.model(t.flip(3)).float() / temperature).softmax(1)) / 2
-        return p.cpu().numpy()
+        return corrected(p.cpu().numpy(), self.meta)
 
 
 def require_torch(what: str, extra: str = "train") -> None:

@@ -1,5 +1,6 @@
 """Class probabilities from a network's logits, as every numpy runtime (ONNX, LiteRT) computes
-them: softmax, and the model's flip averaging. No runtime imported here."""
+them: softmax at the model's temperature, its flip averaging and its prior correction. No
+runtime imported here."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,5 +22,15 @@ def probabilities(logits, x: np.ndarray, meta: ModelMeta) -> np.ndarray:
         return np.zeros((0, meta.num_classes), dtype=np.float32)
     if meta.tta == "flip":
         both = softmax(logits(np.concatenate([x, x[..., ::-1]])) / meta.temperature)
-        return (both[: len(x)] + both[len(x):]) / 2
-    return softmax(logits(x) / meta.temperature)
+        return corrected((both[: len(x)] + both[len(x):]) / 2, meta)
+    return corrected(softmax(logits(x) / meta.temperature), meta)
+
+
+def corrected(probs: np.ndarray, meta: ModelMeta) -> np.ndarray:
+    """``probs`` (N, K) after the model's prior correction (ModelMeta.class_weights), as every
+    runtime applies it: after the temperature and the flip averaging."""
+    weights = meta.class_weights()
+    if weights is None:
+        return probs
+    p = probs * np.asarray(weights, dtype=np.float32)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -58,7 +58,7 @@ def model_info(meta: ModelMeta, name: str) -> dict[str, Any]:
     return {"name": name, "arch": meta.arch, "classes": meta.classes, "input_size": meta.input_size,
             "channels": meta.channels, "base_size": meta.base_size, "mean": meta.mean, "std": meta.std,
             "face_margin": meta.face_margin, "tta": meta.tta, "temperature": meta.temperature,
-            "metrics": meta.metrics, "data": meta.data,
+            "prior": meta.prior, "prior_correction": meta.prior_correction, "metrics": meta.metrics, "data": meta.data,
             "created": meta.created}
 
 

@@ -487,11 +487,16 @@ const MobileferBrowser = (() => {
       const out = await this.classifier.run({ [this.classifier.inputNames[0]]: input });
       const logits = out[this.classifier.outputNames[0]].data, k = m.classes.length, t = m.temperature ?? 1;
       const rows = [];
-      for (let i = 0; i < n; i++) {  // at the model's temperature, as runtime/probs.py
+      const tau = m.prior_correction ?? 0, weights = tau ? m.prior.map((q) => q ** -tau) : null;
+      for (let i = 0; i < n; i++) {  // at the model's temperature, with its prior correction, as runtime/probs.py
         let p = softmax(Array.from(logits.subarray(i * k, (i + 1) * k), (v) => v / t));
         if (views === 2) {
           const q = softmax(Array.from(logits.subarray((n + i) * k, (n + i + 1) * k), (v) => v / t));
           p = p.map((v, j) => (v + q[j]) / 2);
+        }
+        if (weights) {
+          const sum = p.reduce((a, v, j) => a + v * weights[j], 0);
+          p = p.map((v, j) => v * weights[j] / sum);
         }
         rows.push(p);
       }
