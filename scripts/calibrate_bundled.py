@@ -1,11 +1,14 @@
 """Fit each bundled model's temperature on its validation data and write it into its ONNX
-file's metadata (the weights are left as they are, byte for byte).
+file's metadata (the weights are left as they are, byte for byte), with the FER+ models' prior
+correction.
 
-    python scripts/calibrate_bundled.py [--data ../shared/data] [--dry-run]
+    python scripts/calibrate_bundled.py [--data ../shared/data] [--prior-correction 0.3] [--dry-run]
 
 FER+ models on FER+ Valid (majority labels), FER2013 models on FER2013 PublicTest: the data
-each model's epoch was chosen on, never a test split. Prints accuracy, balanced accuracy and
-the expected calibration error before and after.
+each model's epoch was chosen on, never a test split. The FER+ models' prior is each emotion's
+share of FER+ Train's votes (what their soft labels taught), and their temperature is fitted with
+the correction in place, as every runtime applies it. Prints accuracy, balanced accuracy and the
+expected calibration error before and after.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ def logits_views(path: Path, images: np.ndarray, meta) -> list[np.ndarray]:
             for v in views]
 
 
-def write_temperature(path: Path, temperature: float) -> None:
+def write_meta(path: Path, **fields) -> None:
+    """``fields`` (temperature, prior, prior_correction) set in the ONNX file's metadata."""
     import onnx
 
     from mobilefer.atomic import atomic_path
@@ -44,7 +48,9 @@ def write_temperature(path: Path, temperature: float) -> None:
     model = onnx.load(str(path))
     entry = next(p for p in model.metadata_props if p.key == METADATA_KEY)
     meta = ModelMeta.from_json(entry.value)
-    meta.temperature = temperature
+    for name, value in fields.items():
+        setattr(meta, name, value)
+    meta.__post_init__()
     entry.value = meta.to_json()
     with atomic_path(path) as tmp:
         onnx.save_model(model, str(tmp))
@@ -58,6 +64,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--prior-correction", type=float, default=0.3,
+                        help="the FER+ models' ModelMeta.prior_correction (0: none)")
     parser.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
     args = parser.parse_args()
     print("| model | data | temperature | accuracy | balanced | ECE before | ECE after |")
@@ -70,15 +78,25 @@ def main() -> None:
         data = load_images(str(data_path), usage=usage, channels=meta.channels, base_size=meta.base_size,
                            classes=meta.classes)
         views = logits_views(path, data.images, meta)
-        before = probabilities(views, 1.0)
-        temperature = fit_temperature(views, data.labels)
-        after = probabilities(views, temperature)
+        fields = {}
+        if name.startswith("ferplus"):
+            train = load_images(str(args.data / "ferplus/ferplus_train.zip"), labels="soft", channels=meta.channels,
+                                base_size=meta.base_size, classes=meta.classes)
+            fields = {"prior": train.prior(), "prior_correction": args.prior_correction}
+            meta.prior, meta.prior_correction = fields["prior"], fields["prior_correction"]
+        weights = meta.class_weights()
+        before = probabilities(views, 1.0, weights)
+        temperature = fit_temperature(views, data.labels, weights)
+        after = probabilities(views, temperature, weights)
         result = score(data.labels, after.argmax(1), meta.classes)
         print(f"| {name} | {data_path.name} ({len(data)}) | {temperature} | {result['accuracy']:.3f} | "
               f"{result['balanced_accuracy']:.3f} | {calibration(before, data.labels)['ece']:.3f} | "
               f"{calibration(after, data.labels)['ece']:.3f} |", flush=True)
-        if not args.dry_run:
-            write_temperature(path, temperature)
+        if fields:  # the scores the model now gives, in place of its epoch's uncorrected ones
+            fields["metrics"] = {**meta.metrics, **result, "temperature": temperature,
+                                 "ece": round(calibration(after, data.labels)["ece"], 4)}
+        if not args.dry_run and (temperature != read_onnx_meta(path).temperature or fields):
+            write_meta(path, temperature=temperature, **fields)
 
 
 if __name__ == "__main__":
