@@ -440,17 +440,26 @@ function render() {
   requestAnimationFrame(render);
 }
 
-// The next video frame that has not been recognised yet.
-function nextFrame() {
-  if (video.requestVideoFrameCallback) return new Promise((resolve) => video.requestVideoFrameCallback(() => resolve()));
-  return new Promise((resolve) => requestAnimationFrame(() => resolve()));
+// How many frames the camera has given the video element: counted as they come, even while the
+// page is busy (requestVideoFrameCallback fires only when the page next paints).
+function framesIn() {
+  return video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : -1;
+}
+
+// The next video frame after ``done`` (framesIn() when the last one was grabbed): at once where
+// one came while that one was recognised, else the next one the camera gives.
+async function nextFrame(done) {
+  const shown = () => new Promise((resolve) => (video.requestVideoFrameCallback
+    ? video.requestVideoFrameCallback(() => resolve()) : requestAnimationFrame(() => resolve())));
+  if (done < 0) return shown();  // no count: each frame shown is a new one
+  while (state.camera && framesIn() <= done) await shown();
 }
 
 // One frame in work at a time. Server: the next frame goes when the answer is back and the rate
 // allows. Browser: each new frame is recognised here, the next as soon as this one is done.
 async function pump() {
   while (state.camera) {
-    const started = performance.now();
+    const started = performance.now(), frame = framesIn();
     if (!video.videoWidth) { await sleep(50); continue; }
     try {
       let result;
@@ -467,7 +476,7 @@ async function pump() {
       await sleep(1000 * (err.retryAfter || 1));
     }
     if (state.mode === "browser") {
-      await nextFrame();
+      await nextFrame(frame);
     } else {
       const rate = Math.max(1, Math.min(30, Number($("rate").value) || 8));
       await sleep(Math.max(0, 1000 / rate - (performance.now() - started)));
