@@ -505,6 +505,33 @@ def test_the_static_site_reads_the_webcam_in_the_browser(site, open_page, astron
     assert problems == []
 
 
+def test_a_wide_camera_is_read_whole_with_the_faces_at_its_sides(site, open_page, astronaut_bgr, tmp_path):
+    """A 1280x720 camera with a face beyond where a 4:3 crop of it would end: the page takes the
+    camera's whole picture (scaled to 640 wide) and finds the face there."""
+    head = astronaut_head(astronaut_bgr, 110)  # a face 110 px wide, 55 in the page's 640 px
+    hh, hw = head.shape[:2]
+
+    def frame(i: int) -> np.ndarray:
+        out = np.full((720, 1280, 3), 90, np.uint8)
+        out[250:250 + hh, 1270 - hw - i:1270 - i] = head  # right of x = 1120, where a 4:3 crop ends
+        return out
+
+    clip = write_y4m((frame(i) for i in range(20)), tmp_path / "wide.y4m", fps=10)
+    page, problems = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                               f"--use-file-for-fake-video-capture={clip}")
+    page.goto(site)
+    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    page.click("#camera")
+    page.wait_for_function("() => window.mobilefer.results >= 3 && window.mobilefer.last.faces.length === 1",
+                           timeout=60_000)
+    assert page.evaluate("[document.getElementById('video').videoWidth, document.getElementById('video').videoHeight]") \
+        == [640, 360]
+    x, _, w, _ = page.evaluate("window.mobilefer.last.faces[0].box")
+    assert x + w / 2 > 560  # the face's middle in the last eighth of the width
+    page.click("#camera")
+    assert problems == []
+
+
 @pytest.mark.slow  # a page load of its own (~2 s) and more
 def test_a_denied_camera_gets_one_clear_line(site, open_page):
     page, _ = open_page("--use-fake-device-for-media-stream", "--deny-permission-prompts")

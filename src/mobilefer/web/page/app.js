@@ -397,7 +397,9 @@ async function startCamera() {
     }
   }
   try {
-    state.camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    // A width alone: the camera's whole picture, scaled. Asked for 640x480 too, a 16:9 camera
+    // would be cropped to 4:3 and the faces at its sides never seen.
+    state.camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: MAX_SEND_WIDTH } }, audio: false });
   } catch (err) {
     setStatus(`no camera: ${CAMERA_ERRORS[err.name] || err.message || err.name}`, true);
     return;
