@@ -85,6 +85,16 @@ def fake_webcam(astronaut_bgr: np.ndarray, path: Path, frames: int = 20) -> Path
     return write_y4m((frame(i) for i in range(frames)), path, fps=10)
 
 
+def camera_on(open_page, site: str, clip: Path):
+    """The static site with Chromium's fake camera playing ``clip``, its webcam started."""
+    page, problems = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                               f"--use-file-for-fake-video-capture={clip}")
+    page.goto(site)
+    page.wait_for_function(ENGINE_READY, timeout=90_000)
+    page.click("#camera")
+    return page, problems
+
+
 @pytest.fixture(scope="module")
 def chromium():
     """Headless Chromium launched once per set of extra arguments for the module's tests (a launch
@@ -490,11 +500,7 @@ def test_the_served_page_gives_the_same_faces_in_both_modes(server, open_page):
 @pytest.mark.slow  # a page load of its own (~2 s) and more
 def test_the_static_site_reads_the_webcam_in_the_browser(site, open_page, astronaut_bgr, tmp_path):
     clip = fake_webcam(astronaut_bgr, tmp_path / "webcam.y4m")
-    page, problems = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                               f"--use-file-for-fake-video-capture={clip}")
-    page.goto(site)
-    page.wait_for_function(ENGINE_READY, timeout=90_000)
-    page.click("#camera")
+    page, problems = camera_on(open_page, site, clip)
     page.wait_for_function("() => Number(document.getElementById('faces').dataset.results) >= 5 && "
                            "document.getElementById('faces').dataset.count === '1'", timeout=60_000)
     assert_box_drawn(page)
@@ -517,11 +523,7 @@ def test_a_wide_camera_is_read_whole_with_the_faces_at_its_sides(site, open_page
         return out
 
     clip = write_y4m((frame(i) for i in range(20)), tmp_path / "wide.y4m", fps=10)
-    page, problems = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                               f"--use-file-for-fake-video-capture={clip}")
-    page.goto(site)
-    page.wait_for_function(ENGINE_READY, timeout=90_000)
-    page.click("#camera")
+    page, problems = camera_on(open_page, site, clip)
     page.wait_for_function("() => window.mobilefer.results >= 3 && window.mobilefer.last.faces.length === 1",
                            timeout=60_000)
     assert page.evaluate("[document.getElementById('video').videoWidth, document.getElementById('video').videoHeight]") \
@@ -665,11 +667,7 @@ SELFIE = Path(__file__).resolve().parents[2] / "shared/data/videos/openmpf_handh
 def test_the_static_site_reads_a_real_clip_on_the_fake_camera(site, open_page, tmp_path):
     """Chromium's fake camera plays 4 s of the handheld selfie (640x480, faces of ~230 px)."""
     clip = write_y4m(clip_frames(SELFIE, 120), tmp_path / "selfie.y4m")
-    page, problems = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                               f"--use-file-for-fake-video-capture={clip}")
-    page.goto(site)
-    page.wait_for_function(ENGINE_READY, timeout=90_000)
-    page.click("#camera")
+    page, problems = camera_on(open_page, site, clip)
     page.wait_for_function("() => window.mobilefer.results >= 10 && window.mobilefer.last.faces.length >= 1",
                            timeout=60_000)
     assert page.evaluate("document.getElementById('video').videoWidth") == 640
