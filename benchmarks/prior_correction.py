@@ -4,9 +4,11 @@ prior), on FER+ Valid and on its shifted copy (evaluate --shift 0).
     python benchmarks/prior_correction.py [--model ferplus-small] [--data ../shared/data/ferplus]
 
 For each tau: accuracy, balanced accuracy, macro-F1 and the recall of contempt, disgust and fear
-(the rare classes). tau 0 is the model as shipped; tau 1 the balanced posterior (Menon et al.
-2021, logit adjustment). The prior is the share of each class among FER+ Train's faces (each
-face's most voted emotion), read from the data.
+(the rare classes), at the model's own temperature. tau 0 is the network without its correction;
+tau 1 the balanced posterior (Menon et al. 2021, logit adjustment). The prior is the model's own
+(ModelMeta.prior: the FER+ models carry each emotion's share of FER+ Train's votes), else the
+share of each class among FER+ Train's faces (each face's most voted emotion), read from the data.
+The shipped models' correction is `python scripts/calibrate_bundled.py` (temperature refitted).
 """
 from __future__ import annotations
 
@@ -36,9 +38,13 @@ def main() -> None:
 
     clf = load_classifier(args.model, threads=1)
     meta = clf.meta
-    train = load_images(str(Path(args.data) / "ferplus_train.zip"), channels=meta.channels, base_size=meta.base_size,
-                        classes=meta.classes)
-    prior = np.bincount(train.labels, minlength=meta.num_classes) / len(train)
+    meta.prior_correction = 0.0  # each tau below in its place
+    if meta.prior:
+        prior = np.asarray(meta.prior)
+    else:
+        train = load_images(str(Path(args.data) / "ferplus_train.zip"), channels=meta.channels,
+                            base_size=meta.base_size, classes=meta.classes)
+        prior = np.bincount(train.labels, minlength=meta.num_classes) / len(train)
     valid = load_images(str(Path(args.data) / "ferplus_valid.zip"), channels=meta.channels,
                         base_size=meta.base_size, classes=meta.classes)
 
