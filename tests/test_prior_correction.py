@@ -114,6 +114,7 @@ def test_a_run_keeps_its_datas_prior_and_the_correction_asked_for(tmp_path, tiny
     result = train(tiny_config(data, tmp_path / "run", epochs=1, prior_correction=0.5))
     meta = read_meta(result.best)
     assert meta.prior_correction == 0.5 and sum(meta.prior) == pytest.approx(1, abs=1e-5)
+    assert meta.summary().endswith(", prior correction 0.5")  # what evaluate prints of the model
     assert meta.prior[meta.classes.index("sad")] > meta.prior[meta.classes.index("happy")]
     assert load_classifier(result.best).meta.class_weights() == meta.class_weights()
 

@@ -93,9 +93,10 @@ class ModelMeta:
     def summary(self) -> str:
         acc = self.metrics.get("accuracy")
         scored = f", val accuracy {acc:.3f}" if isinstance(acc, (int, float)) else ""
+        corrected = f", prior correction {self.prior_correction:g}" if self.prior_correction else ""
         return (
             f"{self.arch} {self.channels}x{self.input_size}x{self.input_size} "
-            f"(from {self.base_size} px), classes: {', '.join(self.classes)}{scored}"
+            f"(from {self.base_size} px), classes: {', '.join(self.classes)}{scored}{corrected}"
         )
 
 
