@@ -9,8 +9,8 @@ Modes: the static site from `mobilefer export --format web`, served with the hea
 _headers file asks for (cross-origin isolated, as Netlify or Cloudflare Pages serve it; no
 inference on any server), and the page of `mobilefer serve` in browser mode and in server mode
 (each frame sent as a JPEG, up to 30 a second). Beside the static site, the same site with the
-INT8 detector on two WebAssembly threads (one per core of a 2-core machine): the other detector
-file and thread count, measured in the same run. Per mode: what the page downloads until its first result on
+INT8 detector on two WebAssembly threads (the page told the machine has 3 cores; on 2 cores the
+page runs two as well): the other detector file, measured in the same run. Per mode: what the page downloads until its first result on
 the sample photo (#sample) and how long that takes from a cold start; then the webcam on the
 clip at each of ``--sizes``: results per second over ``--seconds`` after a 5 s warm-up, and the
 median time per frame (browser: detect + classify in the page; server: the round trip). The

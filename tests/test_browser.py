@@ -273,7 +273,7 @@ def test_the_static_site_recognises_the_sample_photo_as_predict_does(site, site_
 
 
 @pytest.mark.slow
-def test_the_page_runs_the_bundled_fp32_detector_with_a_core_left_to_the_page(open_page, tmp_path, monkeypatch):
+def test_the_page_runs_the_bundled_fp32_detector_on_its_share_of_the_cores(open_page, tmp_path, monkeypatch):
     """WebAssembly has no 8-bit dot product: the page gets CenterFace's fp32 file whichever file
     this machine's Python runs, and finds the sample's face where Python does on that file."""
     from mobilefer.export.web import SiteConfig, write_site
@@ -293,8 +293,8 @@ def test_the_page_runs_the_bundled_fp32_detector_with_a_core_left_to_the_page(op
         got = page.evaluate("window.mobilefer.last.faces")
         threads = page.evaluate("[self.crossOriginIsolated, ort.env.wasm.numThreads, navigator.hardwareConcurrency]")
         rule = page.evaluate("[1, 2, 3, 8, 16].map(MobileferBrowser.wasmThreads)")
-    assert threads[0] and threads[1] == max(1, min(4, threads[2] - 1))
-    assert rule == [1, 1, 2, 4, 4]
+    assert threads[0] and threads[1] == (1 if threads[2] <= 1 else max(2, min(4, threads[2] - 1)))
+    assert rule == [1, 2, 2, 4, 4]
     assert len(got) == len(want) == 1 and got[0]["label"] == want[0].label
     assert max(abs(a - b) for a, b in zip(got[0]["box"], want[0].box)) <= 1, (got[0]["box"], want[0].box)
     assert problems == []
