@@ -43,7 +43,8 @@ wheel-test: $(VENV)-demo/.runtime
 		assert 'site-packages' in mobilefer.__file__ and u.find_spec('torch') is None, mobilefer.__file__"
 	MOBILEFER_CENTERFACE= $(VENV)-demo/bin/python -m pytest -q -p no:cacheprovider tests/test_api_inputs.py \
 		tests/test_pose.py tests/test_explain.py tests/test_serve.py tests/test_live.py tests/test_video.py \
-		tests/test_onnx_shapes.py tests/test_blazeface.py tests/test_uncertain.py tests/test_plan_trace.py -m "not slow"
+		tests/test_onnx_shapes.py tests/test_blazeface.py tests/test_uncertain.py tests/test_plan_trace.py \
+		tests/test_prior_correction.py -m "not slow"
 
 test: $(VENV)/.dev $(VENV)-litert/.ok wheel-test
 	$(PY) -m pytest -q

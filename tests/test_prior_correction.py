@@ -41,10 +41,10 @@ def test_metadata_with_a_bad_prior_is_refused_by_name(fields, wrong):
         _meta(**fields)
 
 
-def test_every_runtime_applies_the_bundled_models_correction(bundled_model):
-    """ONNX Runtime and the PyTorch weights made from the same file give the same corrected
-    probabilities, and the correction is what moved them from the network's own softmax."""
-    from mobilefer.runtime import load_classifier, read_meta, resolve_model
+def test_onnx_runtime_applies_the_bundled_models_correction(bundled_model):
+    """ONNX Runtime gives the network's softmax at the model's temperature, multiplied by the
+    correction's class weights and summed to 1 again: not the softmax alone."""
+    from mobilefer.runtime import load_classifier, read_meta
     from mobilefer.runtime.probs import softmax
 
     meta = read_meta(bundled_model)
@@ -56,6 +56,16 @@ def test_every_runtime_applies_the_bundled_models_correction(bundled_model):
     weighted = plain * np.array(meta.class_weights(), dtype=np.float32)
     assert np.allclose(clf(x), weighted / weighted.sum(1, keepdims=True), atol=1e-6)
     assert not np.allclose(clf(x), plain, atol=1e-3)
+
+
+def test_pytorch_weights_made_from_the_bundled_model_apply_its_correction_too(bundled_model):
+    pytest.importorskip("torch", reason="the runtime venv has no PyTorch")
+    from mobilefer.runtime import load_classifier, read_meta, resolve_model
+
+    meta = read_meta(bundled_model)
+    clf = load_classifier(bundled_model)
+    x = np.random.default_rng(1).normal(0, 1, (4, meta.channels, meta.input_size, meta.input_size)).astype(np.float32)
+    clf.meta.tta = "none"
     torch_clf = load_classifier(resolve_model("ferplus-small", torch_weights=True).path)
     torch_clf.meta.tta = "none"
     assert torch_clf.meta.class_weights() == meta.class_weights()
@@ -65,7 +75,7 @@ def test_every_runtime_applies_the_bundled_models_correction(bundled_model):
 def test_validation_scores_the_corrected_probabilities():
     """engine.scoring (how training validates and picks its epoch) applies the correction as
     the runtimes do."""
-    import torch
+    torch = pytest.importorskip("torch", reason="the runtime venv has no PyTorch")
 
     from mobilefer.engine.scoring import predict_tensors
 
@@ -99,9 +109,11 @@ def test_the_temperature_is_fitted_with_the_correction_in_place():
     assert np.allclose(probabilities([logits], 1.0, weights).sum(1), 1)
 
 
-def test_a_run_keeps_its_datas_prior_and_the_correction_asked_for(tmp_path, tiny_run):
+def test_a_run_keeps_its_datas_prior_and_the_correction_asked_for(tmp_path, request):
     """train --prior-correction: the model carries each class's share of the training faces and
     the correction; a fine-tune whose data lacks a class it keeps is refused by name."""
+    pytest.importorskip("torch", reason="the runtime venv has no PyTorch")
+    tiny_run = request.getfixturevalue("tiny_run")
     from conftest import write_folder
     from helpers import tiny_config
     from mobilefer.engine.train import train
