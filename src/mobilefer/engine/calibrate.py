@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mobilefer.runtime.probs import reweighted
+
 # the temperatures looked at: 0.25 to 4, evenly in log space (a fine enough grid that the fit
 # is reproducible to the last digit kept)
 GRID = np.exp(np.linspace(np.log(0.25), np.log(4.0), 401))
@@ -21,11 +23,7 @@ def probabilities(views: list[np.ndarray], temperature: float, weights: list[flo
         z = z - z.max(1, keepdims=True)
         e = np.exp(z)
         out = out + e / e.sum(1, keepdims=True)
-    out = out / len(views)
-    if weights is None:
-        return out
-    out = out * np.asarray(weights)
-    return out / out.sum(1, keepdims=True)
+    return reweighted(out / len(views), weights)
 
 
 def fit_temperature(views: list[np.ndarray], labels: np.ndarray, weights: list[float] | None = None) -> float:

@@ -29,8 +29,13 @@ def probabilities(logits, x: np.ndarray, meta: ModelMeta) -> np.ndarray:
 def corrected(probs: np.ndarray, meta: ModelMeta) -> np.ndarray:
     """``probs`` (N, K) after the model's prior correction (ModelMeta.class_weights), as every
     runtime applies it: after the temperature and the flip averaging."""
-    weights = meta.class_weights()
+    return reweighted(probs, meta.class_weights())
+
+
+def reweighted(probs: np.ndarray, weights: list[float] | None) -> np.ndarray:
+    """``probs`` (N, K) each multiplied by its class's weight and summed to 1 again, in their own
+    dtype; as they are where ``weights`` is None."""
     if weights is None:
         return probs
-    p = probs * np.asarray(weights, dtype=np.float32)
-    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+    p = probs * np.asarray(weights, dtype=probs.dtype)
+    return p / p.sum(axis=1, keepdims=True)
