@@ -85,10 +85,13 @@ def fake_webcam(astronaut_bgr: np.ndarray, path: Path, frames: int = 20) -> Path
     return write_y4m((frame(i) for i in range(frames)), path, fps=10)
 
 
-def camera_on(open_page, site: str, clip: Path):
-    """The static site with Chromium's fake camera playing ``clip``, its webcam started."""
+def camera_on(open_page, site: str, clip: Path, init: str | None = None):
+    """The static site with Chromium's fake camera playing ``clip``, its webcam started (``init``:
+    a script run before the page's own)."""
     page, problems = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                                f"--use-file-for-fake-video-capture={clip}")
+    if init:
+        page.add_init_script(init)
     page.goto(site)
     page.wait_for_function(ENGINE_READY, timeout=90_000)
     page.click("#camera")
@@ -511,9 +514,23 @@ def test_the_static_site_reads_the_webcam_in_the_browser(site, open_page, astron
     assert problems == []
 
 
-def test_a_wide_camera_is_read_whole_with_the_faces_at_its_sides(site, open_page, astronaut_bgr, tmp_path):
+# Counts the camera frames the page reads from their planes (window.readFromPlanes).
+READ_FROM_PLANES = """() => {
+  window.readFromPlanes = 0;
+  const read = MobileferBrowser.fromVideoFrame;
+  MobileferBrowser.fromVideoFrame = async (...args) => {
+    const img = await read(...args);
+    window.readFromPlanes += img !== null;
+    return img;
+  };
+}"""
+
+
+@pytest.mark.parametrize("reader", ["planes", "canvas"])
+def test_a_wide_camera_is_read_whole_with_the_faces_at_its_sides(site, open_page, astronaut_bgr, tmp_path, reader):
     """A 1280x720 camera with a face beyond where a 4:3 crop of it would end: the page takes the
-    camera's whole picture (scaled to 640 wide) and finds the face there."""
+    camera's whole picture (scaled to 640 wide) and finds the face there, reading the frame's
+    planes (WebCodecs) or, in a browser without VideoFrame, drawing it on a canvas."""
     head = astronaut_head(astronaut_bgr, 110)  # a face 110 px wide, 55 in the page's 640 px
     hh, hw = head.shape[:2]
 
@@ -523,14 +540,72 @@ def test_a_wide_camera_is_read_whole_with_the_faces_at_its_sides(site, open_page
         return out
 
     clip = write_y4m((frame(i) for i in range(20)), tmp_path / "wide.y4m", fps=10)
-    page, problems = camera_on(open_page, site, clip)
-    page.wait_for_function("() => window.mobilefer.results >= 3 && window.mobilefer.last.faces.length === 1",
-                           timeout=60_000)
+    page, problems = camera_on(open_page, site, clip, "delete window.VideoFrame" if reader == "canvas" else None)
+    page.evaluate(READ_FROM_PLANES)
+    page.wait_for_function("n => window.mobilefer.results >= n + 3 && window.mobilefer.last.faces.length === 1",
+                           arg=page.evaluate("window.mobilefer.results"), timeout=60_000)
+    assert (page.evaluate("window.readFromPlanes") > 0) == (reader == "planes")
     assert page.evaluate("[document.getElementById('video').videoWidth, document.getElementById('video').videoHeight]") \
         == [640, 360]
     x, _, w, _ = page.evaluate("window.mobilefer.last.faces[0].box")
     assert x + w / 2 > 560  # the face's middle in the last eighth of the width
     page.click("#camera")
+    assert problems == []
+
+
+# A VideoFrame made from I420 planes (base64), in the layout asked for (NV12: the chroma planes
+# interleaved) and the colour matrix named (TV range): its pixels at outW x outH as the page reads them (null where it does not read
+# them) and as Chromium draws it on a canvas.
+FRAME_PIXELS = """async ([b64, w, h, format, outW, outH, matrix]) => {
+  let bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  if (format === 'NV12') {
+    const y = w * h, q = y / 4, uv = new Uint8Array(2 * q);
+    for (let i = 0; i < q; i++) [uv[2 * i], uv[2 * i + 1]] = [bytes[y + i], bytes[y + q + i]];
+    const nv12 = new Uint8Array(y + 2 * q);
+    nv12.set(bytes.subarray(0, y));
+    nv12.set(uv, y);
+    bytes = nv12;
+  }
+  const frame = new VideoFrame(bytes, {format, codedWidth: w, codedHeight: h, timestamp: 0,
+                                       colorSpace: {matrix, fullRange: false}});
+  const img = await MobileferBrowser.fromVideoFrame(frame, outW, outH);
+  const canvas = new OffscreenCanvas(outW, outH), g = canvas.getContext('2d');
+  g.drawImage(frame, 0, 0, outW, outH);
+  const drawn = Array.from(g.getImageData(0, 0, outW, outH).data).filter((_, i) => i % 4 !== 3);
+  frame.close();
+  return img && [img.width, img.height, Array.from(img.data), drawn];
+}"""
+
+
+@pytest.mark.parametrize("layout", ["I420", "NV12"])
+def test_a_camera_frame_is_read_from_its_planes_as_opencv_converts_it(static_page, astronaut_bgr, layout):
+    """A camera frame's YUV planes read in the page without a canvas: at its own size, the pixels
+    Chromium draws; at half its size, each pixel the mean of four, in BT.601's TV range (a camera
+    that names no colour space is drawn so), as OpenCV converts the same planes and reduces them
+    (INTER_AREA), and within a grey level or two of Chromium's drawing. Another size is left to
+    the canvas."""
+    page, problems = static_page()
+    bgr = np.ascontiguousarray(astronaut_bgr[40:232, 128:384])  # 256x192: the face and the suit's colours
+    planes = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+    rgb = cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420)
+    b64 = base64.b64encode(planes.tobytes()).decode()
+    halves = {}
+    for matrix in ("smpte170m", "bt709"):  # BT.601 (OpenCV's) and BT.709
+        w, h, data, drawn = page.evaluate(FRAME_PIXELS, [b64, 256, 192, layout, 256, 192, matrix])
+        assert (w, h) == (256, 192) and data == drawn
+        w, h, data, drawn = page.evaluate(FRAME_PIXELS, [b64, 256, 192, layout, 128, 96, matrix])
+        halves[matrix] = np.array(data, np.uint8).reshape(h, w, 3).astype(int)
+        assert np.abs(halves[matrix] - np.array(drawn).reshape(h, w, 3)).mean() < 2, matrix
+    # BT.601 in TV range on each 2 x 2 block's mean luma and its chroma sample
+    luma = planes[:192].reshape(96, 2, 128, 2).mean((1, 3))
+    u, v = (planes[192:].reshape(2, 96, 128).astype(float) - 128) * 255 / 224
+    y = (luma - 16) * 255 / 219
+    want = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1)
+    assert np.abs(halves["smpte170m"] - np.clip(np.rint(want), 0, 255)).max() <= 1
+    # OpenCV converts each pixel first: the same but where a colour clips
+    assert np.abs(halves["smpte170m"] - cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)).mean() < 0.3
+    assert page.evaluate(FRAME_PIXELS, [b64, 256, 192, layout, 64, 48, "smpte170m"]) is None  # 4x: drawn instead
+    assert page.evaluate(FRAME_PIXELS, [b64, 256, 192, layout, 128, 96, "bt2020-ncl"]) is None  # another matrix
     assert problems == []
 
 

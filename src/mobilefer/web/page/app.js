@@ -442,6 +442,20 @@ function render() {
   requestAnimationFrame(render);
 }
 
+// A camera frame's RGB pixels (a VideoFrame, closed here), at most maxWidth wide: read from its
+// planes where MobileferBrowser.fromVideoFrame reads them (a 1280x720 camera's frame in ~2.5 ms,
+// against ~7 to draw it on the grab canvas and read that back), else drawn.
+async function framePixels(frame, maxWidth) {
+  try {
+    const scale = Math.min(1, maxWidth / frame.displayWidth);
+    const width = Math.round(frame.displayWidth * scale), height = Math.round(frame.displayHeight * scale);
+    return (await MobileferBrowser.fromVideoFrame(frame, width, height))
+      ?? pixelsOf(frame, frame.displayWidth, frame.displayHeight, maxWidth);
+  } finally {
+    frame.close();
+  }
+}
+
 // How many frames the camera has given the video element: counted as they come, even while the
 // page is busy (requestVideoFrameCallback fires only when the page next paints).
 function framesIn() {
@@ -466,7 +480,9 @@ async function pump() {
     try {
       let result;
       if (state.mode === "browser") {
-        result = await recognize(null, pixelsOf(video, video.videoWidth, video.videoHeight, MAX_SEND_WIDTH), true);
+        const pixels = typeof VideoFrame === "function" ? await framePixels(new VideoFrame(video), MAX_SEND_WIDTH)
+          : pixelsOf(video, video.videoWidth, video.videoHeight, MAX_SEND_WIDTH);
+        result = await recognize(null, pixels, true);
       } else {
         grabFrame(video, video.videoWidth, video.videoHeight, MAX_SEND_WIDTH);
         const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.85));
