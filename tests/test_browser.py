@@ -517,8 +517,8 @@ def test_the_static_site_reads_the_webcam_in_the_browser(site, open_page, astron
 # Counts the camera frames the page reads from their planes (window.readFromPlanes).
 READ_FROM_PLANES = """() => {
   window.readFromPlanes = 0;
-  const read = MobileferBrowser.fromVideoFrame;
-  MobileferBrowser.fromVideoFrame = async (...args) => {
+  const read = MobileferFrames.fromVideoFrame;
+  MobileferFrames.fromVideoFrame = async (...args) => {
     const img = await read(...args);
     window.readFromPlanes += img !== null;
     return img;
@@ -568,7 +568,7 @@ FRAME_PIXELS = """async ([b64, w, h, format, outW, outH, matrix]) => {
   }
   const frame = new VideoFrame(bytes, {format, codedWidth: w, codedHeight: h, timestamp: 0,
                                        colorSpace: {matrix, fullRange: false}});
-  const img = await MobileferBrowser.fromVideoFrame(frame, outW, outH);
+  const img = await MobileferFrames.fromVideoFrame(frame, outW, outH);
   const canvas = new OffscreenCanvas(outW, outH), g = canvas.getContext('2d');
   g.drawImage(frame, 0, 0, outW, outH);
   const drawn = Array.from(g.getImageData(0, 0, outW, outH).data).filter((_, i) => i % 4 !== 3);

@@ -443,13 +443,13 @@ function render() {
 }
 
 // A camera frame's RGB pixels (a VideoFrame, closed here), at most maxWidth wide: read from its
-// planes where MobileferBrowser.fromVideoFrame reads them (a 1280x720 camera's frame in ~2.5 ms,
+// planes where MobileferFrames.fromVideoFrame reads them (a 1280x720 camera's frame in ~2.5 ms,
 // against ~7 to draw it on the grab canvas and read that back), else drawn.
 async function framePixels(frame, maxWidth) {
   try {
     const scale = Math.min(1, maxWidth / frame.displayWidth);
     const width = Math.round(frame.displayWidth * scale), height = Math.round(frame.displayHeight * scale);
-    return (await MobileferBrowser.fromVideoFrame(frame, width, height))
+    return (await MobileferFrames.fromVideoFrame(frame, width, height))
       ?? pixelsOf(frame, frame.displayWidth, frame.displayHeight, maxWidth);
   } finally {
     frame.close();
