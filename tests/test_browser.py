@@ -609,6 +609,40 @@ def test_a_camera_frame_is_read_from_its_planes_as_opencv_converts_it(static_pag
     assert problems == []
 
 
+def test_a_camera_frame_its_planes_do_not_give_is_drawn_and_every_frame_is_closed(static_page, astronaut_bgr):
+    """app.js framePixels: a 384x288 frame read 128 px wide (three times its size, which the planes
+    are not read at) gets the pixels Chromium draws at 128x96; one read 192 px wide gets the
+    planes' pixels; both frames are closed (a camera's frames are held until closed)."""
+    page, problems = static_page()
+    bgr = cv2.resize(np.ascontiguousarray(astronaut_bgr[:384, 64:448]), (384, 288))
+    b64 = base64.b64encode(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes()).decode()
+    found = page.evaluate("""async ([b64, maxWidth]) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const make = () => new VideoFrame(bytes, {format: 'I420', codedWidth: 384, codedHeight: 288, timestamp: 0});
+      const frame = make(), img = await framePixels(frame, maxWidth);
+      const other = make(), planes = await MobileferFrames.fromVideoFrame(other, img.width, img.height);
+      other.close();
+      const canvas = new OffscreenCanvas(img.width, img.height), g = canvas.getContext('2d'), again = make();
+      g.drawImage(again, 0, 0, img.width, img.height);
+      again.close();
+      const drawn = Array.from(g.getImageData(0, 0, img.width, img.height).data).filter((_, i) => i % 4 !== 3);
+      return {size: [img.width, img.height], data: Array.from(img.data), drawn, planes: planes && Array.from(planes.data),
+              closed: frame.format === null};
+    }""", [b64, 128])
+    assert found["size"] == [128, 96] and found["planes"] is None and found["closed"]
+    assert found["data"] == found["drawn"]
+    found = page.evaluate("""async ([b64, maxWidth]) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const make = () => new VideoFrame(bytes, {format: 'I420', codedWidth: 384, codedHeight: 288, timestamp: 0});
+      const frame = make(), img = await framePixels(frame, maxWidth);
+      const other = make(), planes = await MobileferFrames.fromVideoFrame(other, 192, 144);
+      other.close();
+      return {size: [img.width, img.height], same: img.data.every((v, i) => v === planes.data[i]), closed: frame.format === null};
+    }""", [b64, 192])
+    assert found == {"size": [192, 144], "same": True, "closed": True}
+    assert problems == []
+
+
 @pytest.mark.slow  # a page load of its own (~2 s) and more
 def test_a_denied_camera_gets_one_clear_line(site, open_page):
     page, _ = open_page("--use-fake-device-for-media-stream", "--deny-permission-prompts")
