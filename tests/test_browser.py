@@ -606,6 +606,14 @@ def test_a_camera_frame_is_read_from_its_planes_as_opencv_converts_it(static_pag
     assert np.abs(halves["smpte170m"] - cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)).mean() < 0.3
     assert page.evaluate(FRAME_PIXELS, [b64, 256, 192, layout, 64, 48, "smpte170m"]) is None  # 4x: drawn instead
     assert page.evaluate(FRAME_PIXELS, [b64, 256, 192, layout, 128, 96, "bt2020-ncl"]) is None  # another matrix
+    turned = page.evaluate("""async (b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const frame = new VideoFrame(bytes, {format: 'I420', codedWidth: 256, codedHeight: 192, timestamp: 0, rotation: 90});
+      const img = await MobileferFrames.fromVideoFrame(frame, 128, 96);  // its planes at half size
+      frame.close();
+      return img;
+    }""", b64)
+    assert turned is None  # a phone's turned camera: drawn, as it is shown
     assert problems == []
 
 

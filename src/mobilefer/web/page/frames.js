@@ -21,9 +21,10 @@ const MobileferFrames = (() => {
   // frame of that size as the browser converts it (VideoFrame.copyTo RGBA); an I420 or NV12 frame
   // twice that size from its planes, each pixel the mean of its 2 x 2 source pixels with their
   // chroma sample (integer arithmetic through tables, 16 fraction bits). null for any other frame
-  // (another size, layout or colour matrix): its caller draws it on a canvas instead.
+  // (another size, layout or colour matrix, or turned): its caller draws it on a canvas instead.
   let planes = new Uint8Array(0);  // the last frame's planes, reused (a camera's frames keep their size)
   async function fromVideoFrame(frame, width, height) {
+    if (frame.rotation || frame.flip) return null;  // a turned or mirrored camera: its planes are not as shown
     const { width: sw, height: sh } = frame.visibleRect;
     if (sw === width && sh === height) {
       const options = { format: "RGBA" };
