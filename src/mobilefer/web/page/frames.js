@@ -17,10 +17,30 @@ const MobileferFrames = (() => {
     return [y, full ? 0 : 16, c * 2 * (1 - kr), c * 2 * (1 - kb) * kb / kg, c * 2 * (1 - kr) * kr / kg, c * 2 * (1 - kb)];
   }
 
+  // The conversion's lookup tables, 16 fraction bits: a 2 x 2 block's luma sum -> its scaled luma
+  // (rounding half added), and each chroma value -> its part of R, G, B. Made once per colour
+  // space (a camera's frames keep theirs); null for a matrix yuvCoefficients does not know.
+  const tablesMade = new Map();
+  function yuvTables(colorSpace) {
+    const key = colorSpace ? `${colorSpace.matrix}/${colorSpace.fullRange}` : "none";
+    if (!tablesMade.has(key)) {
+      const coefficients = yuvCoefficients(colorSpace), one = 1 << 16;
+      let tables = null;
+      if (coefficients) {
+        const [gain, black, vr, ug, vg, ub] = coefficients;
+        const table = (gainOf) => Int32Array.from({ length: 256 }, (_, c) => Math.round(one * gainOf * (c - 128)));
+        tables = { luma: Int32Array.from({ length: 4 * 255 + 1 }, (_, sum) => Math.round(one * gain * (sum / 4 - black)) + one / 2),
+                   vr: table(vr), ug: table(ug), vg: table(vg), ub: table(ub) };
+      }
+      tablesMade.set(key, tables);
+    }
+    return tablesMade.get(key);
+  }
+
   // A camera's VideoFrame (WebCodecs) -> RGB pixels at width x height, read without a canvas: a
   // frame of that size as the browser converts it (VideoFrame.copyTo RGBA); an I420 or NV12 frame
   // twice that size from its planes, each pixel the mean of its 2 x 2 source pixels with their
-  // chroma sample (integer arithmetic through tables, 16 fraction bits). null for any other frame
+  // chroma sample (integer arithmetic through yuvTables). null for any other frame
   // (another size, layout or colour matrix, or turned): its caller draws it on a canvas instead.
   let planes = new Uint8Array(0);  // the last frame's planes, reused (a camera's frames keep their size)
   async function fromVideoFrame(frame, width, height) {
@@ -38,17 +58,15 @@ const MobileferFrames = (() => {
       await frame.copyTo(planes, options);
       return MobileferBrowser.fromRGBA(planes, width, height);
     }
-    const coefficients = yuvCoefficients(frame.colorSpace);
-    if (!["I420", "NV12"].includes(frame.format) || sw !== 2 * width || sh !== 2 * height || !coefficients) return null;
-    if (planes.length < frame.allocationSize()) planes = new Uint8Array(frame.allocationSize());
+    const tables = yuvTables(frame.colorSpace);
+    if (!["I420", "NV12"].includes(frame.format) || sw !== 2 * width || sh !== 2 * height || !tables) return null;
+    const size = frame.allocationSize();
+    if (planes.length < size) planes = new Uint8Array(size);
     const layout = await frame.copyTo(planes);
     const yOff = layout[0].offset, yStride = layout[0].stride, cStride = layout[1].stride;
     const step = frame.format === "NV12" ? 2 : 1, uOff = layout[1].offset;
     const vOff = step === 2 ? uOff + 1 : layout[2].offset;
-    const [gain, black, vr, ug, vg, ub] = coefficients, one = 1 << 16;
-    const lumaOf = Int32Array.from({ length: 4 * 255 + 1 }, (_, sum) => Math.round(one * gain * (sum / 4 - black)) + one / 2);
-    const table = (gainOf) => Int32Array.from({ length: 256 }, (_, c) => Math.round(one * gainOf * (c - 128)));
-    const vrOf = table(vr), ugOf = table(ug), vgOf = table(vg), ubOf = table(ub);
+    const { luma: lumaOf, vr: vrOf, ug: ugOf, vg: vgOf, ub: ubOf } = tables;
     const out = new Uint8ClampedArray(width * height * 3);
     for (let y = 0, o = 0; y < height; y++) {
       const row = yOff + 2 * y * yStride, below = row + yStride, u0 = uOff + y * cStride, v0 = vOff + y * cStride;
@@ -62,5 +80,5 @@ const MobileferFrames = (() => {
     }
     return { data: new Uint8Array(out.buffer), width, height, channels: 3 };
   }
-  return { fromVideoFrame, yuvCoefficients };
+  return { fromVideoFrame };
 })();
