@@ -333,6 +333,31 @@ def test_browser_probabilities_equal_pythons_on_the_same_crops(static_page, astr
     assert problems == []
 
 
+def test_the_pages_bilinear_resize_is_opencvs_byte_for_byte(static_page, astronaut_bgr):
+    """The detector's input in the page is OpenCV's INTER_LINEAR resize redone in JS, byte for byte
+    where a camera's frames go: a 640x360 frame stretched to 640x384 (rows only), an HD frame
+    halved, a window of a pass (a followed face's square); elsewhere (a photo enlarged more in one
+    direction than the other) OpenCV's SIMD rounding moves a value in a few hundred by one."""
+    page, problems = static_page()
+    rgb = np.ascontiguousarray(astronaut_bgr[:, :, ::-1])
+    cases = [(cv2.resize(rgb, (640, 360)), (640, 384), None, 0), (cv2.resize(rgb, (1280, 720)), (640, 384), None, 0),
+             (cv2.resize(rgb, (640, 360)), (640, 384), (96, 64, 192, 160), 0), (rgb, (128, 128), None, 0),
+             (cv2.resize(rgb, (100, 80)), (97, 130), None, 1), (cv2.cvtColor(rgb[:48, :48], cv2.COLOR_RGB2GRAY), (160, 160), None, 1)]
+    for image, (w, h), window, most in cases:
+        channels = 1 if image.ndim == 2 else 3
+        got = page.evaluate("""([b64, w0, h0, c, w, h, win]) => Array.from(MobileferBrowser.util.resizeLinear(
+            {data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: w0, height: h0, channels: c},
+            w, h, false, win).data)""",
+                            [base64.b64encode(image.tobytes()).decode(), image.shape[1], image.shape[0], channels, w, h, window])
+        want = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+        if window is not None:
+            x0, y0, x1, y1 = window
+            want = want[y0:y1, x0:x1]
+        differ = np.abs(np.array(got, dtype=int).reshape(want.shape) - want)
+        assert differ.max() <= most and (differ > 0).mean() < 0.01, (image.shape, (w, h), window)
+    assert problems == []
+
+
 CAMERA_FRAMES = """async ([b64, rates]) => {
     const engine = window.mobilefer.engine, follow = engine.site.follow, rate = follow.classify_rate;
     const img = {data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 480, channels: 3};

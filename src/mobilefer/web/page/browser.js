@@ -89,28 +89,32 @@ const MobileferBrowser = (() => {
     const c = img.channels, src = img.data, sw = img.width, [x0, y0, x1, y1] = window ?? [0, 0, dw, dh];
     const xs = linearTaps(img.width, dw, area).slice(x0, x1), ys = linearTaps(img.height, dh, area).slice(y0, y1);
     [dw, dh] = [x1 - x0, y1 - y0];
-    const xa = xs.map((t) => [cvRound(t.w0 * 2048), cvRound(t.w1 * 2048)]);
-    const out = new Uint8Array(dw * dh * c);
-    const rows = new Map();  // source row -> horizontally resized ints
+    // each value of a row: its two source values' offsets and weights, in typed arrays (a tap object per pixel: 2.5x the time)
+    const n = dw * c, at0 = new Int32Array(n), at1 = new Int32Array(n), a0 = new Int32Array(n), a1 = new Int32Array(n);
+    for (let j = 0; j < n; j++) {
+      const t = xs[Math.floor(j / c)], k = j % c;
+      [at0[j], at1[j], a0[j], a1[j]] = [t.s0 * c + k, t.s1 * c + k, cvRound(t.w0 * 2048), cvRound(t.w1 * 2048)];
+    }
+    const same = a1.every((w, j) => w === 0 && a0[j] === 2048 && at0[j] === x0 * c + j);  // only rows are mixed
+    const out = new Uint8Array(dw * dh * c), rows = new Map();  // source row -> horizontally resized ints
     const hrow = (sy) => {
-      if (!rows.has(sy)) {
-        const r = new Int32Array(dw * c), base = sy * sw * c;
-        for (let dx = 0; dx < dw; dx++) {
-          const { s0, s1 } = xs[dx], [a0, a1] = xa[dx];
-          for (let k = 0; k < c; k++) r[dx * c + k] = src[base + s0 * c + k] * a0 + src[base + s1 * c + k] * a1;
-        }
-        rows.set(sy, r);
+      let r = rows.get(sy);
+      if (r === undefined) {
+        const base = sy * sw * c;
+        r = new Int32Array(n);
+        if (same) for (let j = 0, b = base + x0 * c; j < n; j++) r[j] = src[b + j] << 11;
+        else for (let j = 0; j < n; j++) r[j] = src[base + at0[j]] * a0[j] + src[base + at1[j]] * a1[j];
+        if (rows.set(sy, r).size > 4) rows.delete(rows.keys().next().value);
       }
-      return rows.get(sy);
+      return r;
     };
     for (let dy = 0; dy < dh; dy++) {
       const t = ys[dy], b0 = cvRound(t.w0 * 2048), b1 = cvRound(t.w1 * 2048);
-      const r0 = hrow(t.s0), r1 = hrow(t.s1);
-      for (let i = 0; i < dw * c; i++) {
+      const r0 = hrow(t.s0), r1 = hrow(t.s1), o = dy * n;
+      for (let i = 0; i < n; i++) {
         const v = (((r0[i] >> 4) * b0) >> 16) + (((r1[i] >> 4) * b1) >> 16) + 2 >> 2;
-        out[dy * dw * c + i] = Math.min(255, Math.max(0, v));
+        out[o + i] = v < 0 ? 0 : v > 255 ? 255 : v;
       }
-      if (rows.size > 4) rows.delete(rows.keys().next().value);
     }
     return { data: out, width: dw, height: dh, channels: c };
   }
@@ -346,9 +350,9 @@ const MobileferBrowser = (() => {
       const same = netW === img.width && netH === img.height;
       const small = same ? (window ? region(img, left, top, right, bottom) : img)
         : resizeLinearU8(img, netW, netH, false, window);
-      const plane = small.width * small.height, blob = new Float32Array(3 * plane);
-      for (let i = 0; i < plane; i++) {
-        for (let k = 0; k < 3; k++) blob[k * plane + i] = small.data[3 * i + k];
+      const plane = small.width * small.height, blob = new Float32Array(3 * plane), px = small.data;
+      for (let i = 0, j = 0; i < plane; i++, j += 3) {
+        blob[i] = px[j]; blob[plane + i] = px[j + 1]; blob[2 * plane + i] = px[j + 2];
       }
       const input = new ort.Tensor("float32", blob, [1, 3, small.height, small.width]);
       const feeds = { [this.detector.inputNames[0]]: input };
@@ -541,6 +545,6 @@ const MobileferBrowser = (() => {
     }
   }
 
-  const util = { pyRound, region, resizeArea, smooth, iou, carry, faceCrop };
+  const util = { pyRound, region, resizeArea, resizeLinear: resizeLinearU8, smooth, iou, carry, faceCrop };
   return { Engine, fromRGBA, preprocess, headPose, wasmThreads, util };
 })();
