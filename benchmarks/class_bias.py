@@ -78,9 +78,9 @@ def main() -> None:
     parser.add_argument("--alphas", default="0,0.25,0.5,1")
     args = parser.parse_args()
 
-    from mobilefer.data.preprocess import normalize_batch
     from mobilefer.data.readers import load_images
     from mobilefer.data.shift import shift_faces
+    from mobilefer.engine.evaluate import face_probabilities
     from mobilefer.engine.metrics import score
     from mobilefer.runtime import load_classifier
 
@@ -93,8 +93,7 @@ def main() -> None:
                         base_size=meta.base_size, classes=meta.classes)
 
     def logp(images):
-        p = np.concatenate([clf(normalize_batch(images[i:i + 256], meta)) for i in range(0, len(images), 256)])
-        return np.log(np.clip(p, 1e-12, 1.0))
+        return np.log(np.clip(face_probabilities(clf, images), 1e-12, 1.0))
 
     sets = {"Valid": logp(valid.images), "shifted": logp(shift_faces(valid.images, 0)[0])}
     labels, neutral = valid.labels, meta.classes.index("neutral")

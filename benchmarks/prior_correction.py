@@ -30,9 +30,9 @@ def main() -> None:
     parser.add_argument("--taus", default="0,0.1,0.2,0.3,0.5,0.7,1")
     args = parser.parse_args()
 
-    from mobilefer.data.preprocess import normalize_batch
     from mobilefer.data.readers import load_images
     from mobilefer.data.shift import shift_faces
+    from mobilefer.engine.evaluate import face_probabilities
     from mobilefer.engine.metrics import score
     from mobilefer.runtime import load_classifier
 
@@ -49,7 +49,7 @@ def main() -> None:
                         base_size=meta.base_size, classes=meta.classes)
 
     def probs(images):
-        return np.concatenate([clf(normalize_batch(images[i:i + 256], meta)) for i in range(0, len(images), 256)])
+        return face_probabilities(clf, images)
 
     sets = {"Valid": probs(valid.images), "shifted": probs(shift_faces(valid.images, 0)[0])}
     print(f"{args.model}; prior: " + ", ".join(f"{c} {p:.3f}" for c, p in zip(meta.classes, prior)))

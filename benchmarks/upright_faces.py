@@ -58,9 +58,9 @@ def main() -> None:
     parser.add_argument("--limits", default="8,12")
     args = parser.parse_args()
 
-    from mobilefer.data.preprocess import normalize_batch
     from mobilefer.data.readers import load_images
     from mobilefer.data.shift import shift_faces
+    from mobilefer.engine.evaluate import face_probabilities
     from mobilefer.inference.centerface import CenterFaceDetector
     from mobilefer.runtime import load_classifier
 
@@ -73,7 +73,7 @@ def main() -> None:
     shifted, change = shift_faces(valid.images, 0)
 
     def predict(faces):
-        return np.concatenate([clf(normalize_batch(faces[i:i + 256], meta)) for i in range(0, len(faces), 256)]).argmax(1)
+        return face_probabilities(clf, faces).argmax(1)
 
     print(f"{args.model}: faces turned upright by their landmarks before they are classified")
     print("| faces | landmarks found | roll limit | faces turned | accuracy, all | turned: before | turned: after | 'rotate' faces: before | after |")

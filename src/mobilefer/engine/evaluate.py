@@ -24,6 +24,13 @@ from mobilefer.runtime.devices import choose_device
 log = logging.getLogger(__name__)
 
 
+def face_probabilities(clf, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """A classifier's probabilities (N, K) for faces at its base size (uint8 (N, S, S, C)),
+    normalised as its metadata says and read ``batch_size`` at a time."""
+    return np.concatenate([clf(normalize_batch(faces[i : i + batch_size], clf.meta))
+                           for i in range(0, len(faces), batch_size)])
+
+
 def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Score ``config.model`` on ``config.data``; write JSON/PNG if asked. Returns the report.
 
@@ -45,10 +52,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     images, changes = data.images, None
     if config.shift is not None:
         images, changes = shift_faces(images, config.shift)
-    probs = np.concatenate([
-        clf(normalize_batch(images[i : i + config.batch_size], meta))
-        for i in range(0, len(images), config.batch_size)
-    ])
+    probs = face_probabilities(clf, images, config.batch_size)
     result = {**score(data.labels, probs.argmax(1), meta.classes), "calibration": calibration(probs, data.labels)}
     if changes is not None:
         result["shift"] = {"seed": config.shift, "by_change": by_change(data.labels, probs.argmax(1), changes)}
