@@ -2,7 +2,8 @@
 file's metadata (the weights are left as they are, byte for byte), with the FER+ models' prior
 correction.
 
-    python scripts/calibrate_bundled.py [--data ../shared/data] [--prior-correction 0.3] [--dry-run]
+    python scripts/calibrate_bundled.py [--data ../shared/data] [--prior-correction [NAME=]TAU ...]
+        [--models NAME ...] [--dry-run]
 
 FER+ models on FER+ Valid (majority labels), FER2013 models on FER2013 PublicTest: the data
 each model's epoch was chosen on, never a test split. The FER+ models' prior is each emotion's
@@ -64,14 +65,29 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--prior-correction", type=float, default=0.3,
-                        help="the FER+ models' ModelMeta.prior_correction (0: none)")
+    parser.add_argument("--prior-correction", action="append", default=[], metavar="[NAME=]TAU",
+                        help="the FER+ models' ModelMeta.prior_correction: TAU for each, or NAME=TAU for "
+                             "one (repeat it; default 0.3; 0: none)")
+    parser.add_argument("--models", nargs="+", choices=sorted(BUNDLED), help="only these (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
     args = parser.parse_args()
+    taus, default_tau = {}, 0.3
+    for item in args.prior_correction:
+        name, _, value = item.rpartition("=")
+        try:
+            tau = float(value)
+        except ValueError:
+            parser.error(f"--prior-correction {item!r}: expected TAU or NAME=TAU")
+        if name and name not in BUNDLED:
+            parser.error(f"--prior-correction {item!r}: no bundled model {name!r}")
+        if name:
+            taus[name] = tau
+        else:
+            default_tau = tau
     print("| model | data | temperature | accuracy | balanced | ECE before | ECE after |")
     print("|---|---|---|---|---|---|---|")
     priors = {}  # FER+ Train's vote shares, read once for the models that read faces alike
-    for name in sorted(BUNDLED):
+    for name in sorted(args.models or BUNDLED):
         path = resolve_model(name).path
         meta = read_onnx_meta(path)
         data_path = args.data / VALIDATION[name.split("-")[0]]
@@ -85,7 +101,7 @@ def main() -> None:
             if key not in priors:
                 priors[key] = load_images(str(args.data / "ferplus/ferplus_train.zip"), labels="soft",
                                           channels=meta.channels, base_size=meta.base_size, classes=meta.classes).prior()
-            fields = {"prior": priors[key], "prior_correction": args.prior_correction}
+            fields = {"prior": priors[key], "prior_correction": taus.get(name, default_tau)}
             meta.prior, meta.prior_correction = fields["prior"], fields["prior_correction"]
         weights = meta.class_weights()
         before = probabilities(views, 1.0, weights)
