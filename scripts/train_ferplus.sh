@@ -4,19 +4,22 @@
 # annotators' vote distribution (soft labels), picks its best epoch on FER+ Valid (majority
 # labels, flip test-time augmentation) and keeps an average of its weights (--ema). Each then
 # gets a second, shorter cycle at a larger input (Small 160 px instead of 128, Large 192 instead
-# of 160), and the Large a third, trained for the camera's faces (--degrade 0.3: a third of the
-# faces blurred, noised or lit badly).
+# of 160), and each a third, trained for the camera's faces (--degrade 0.3: a third of the
+# faces blurred, noised or lit badly); the Small's third also weighs each emotion by its count
+# to the power -0.5 (--balance sqrt), and the Small that ships is 0.3 of it averaged with 0.7 of
+# its second cycle (scripts/average_weights.py).
 #   scripts/train_ferplus.sh DATA_DIR OUT_DIR
 # DATA_DIR holds ferplus_train.zip and ferplus_valid.zip; the FER+ test split stays held out.
 # The Small's two cycles and the Large's run side by side, one thread each, niced (the machine
 # is shared). Each writes its checkpoint every epoch: run the script again with the same OUT_DIR
 # to resume an interrupted run exactly where it stopped (a finished one is kept). Logs:
-# OUT_DIR/{small,small160,large,large192,large192deg}.log. At the end it writes the shipped
-# files, OUT_DIR/ferplus_mobilenet_v3_{small,large}.onnx; copied into src/mobilefer/weights/,
-# `python scripts/calibrate_bundled.py --prior-correction 0.3` fits their temperature and
-# writes their prior correction (MODEL_CARD.md).
-# Environment: EPOCHS_SMALL (12), EPOCHS_SMALL160 (6), EPOCHS_LARGE (6), EPOCHS_LARGE192 (2),
-# EPOCHS_LARGE192DEG (3),
+# OUT_DIR/{small,small160,small160bal,large,large192,large192deg}.log. At the end it writes the
+# shipped files, OUT_DIR/ferplus_mobilenet_v3_{small,large}.onnx; copied into
+# src/mobilefer/weights/, `python scripts/calibrate_bundled.py --prior-correction
+# ferplus-small=0.1 --prior-correction ferplus-large=0.3` fits their temperature and writes their
+# prior correction (MODEL_CARD.md).
+# Environment: EPOCHS_SMALL (12), EPOCHS_SMALL160 (6), EPOCHS_SMALL160BAL (4), EPOCHS_LARGE (6),
+# EPOCHS_LARGE192 (2), EPOCHS_LARGE192DEG (3),
 # THREADS (1 each), EXTRA_ARGS (appended, e.g. "--limit 400 --val-limit 200" for a smoke run),
 # MOBILEFER (the command).
 set -euo pipefail
@@ -44,10 +47,14 @@ run() {  # NAME START_MODEL EPOCHS LR [MORE ARGS]: a finished run is left as it 
 }
 
 # The Small: 12 epochs at 128 px from fer2013-small, then 6 at 160 px from its best epoch
-# (a shorter warm-up, half the peak lr, another seed).
+# (a shorter warm-up, half the peak lr, another seed), then 4 from that one's best with its
+# emotions balanced and a third of its faces degraded (epoch picked by macro-F1).
 { run small fer2013-small "${EPOCHS_SMALL:-12}" 1e-3 &&
   run small160 "$out/small/best.safetensors" "${EPOCHS_SMALL160:-6}" 5e-4 --img-size 160 \
-      --warmup-epochs 0.5 --seed 2; } &
+      --warmup-epochs 0.5 --seed 2 &&
+  run small160bal "$out/small160/best.safetensors" "${EPOCHS_SMALL160BAL:-4}" 3e-4 --img-size 160 \
+      --warmup-epochs 0.5 --balance sqrt --degrade 0.3 --label-smoothing 0.1 --select macro_f1 \
+      --seed 17; } &
 # The Large: 6 epochs at 160 px from fer2013-large, then 2 at 192 px from its best epoch.
 { run large fer2013-large "${EPOCHS_LARGE:-6}" 6e-4 &&
   run large192 "$out/large/best.safetensors" "${EPOCHS_LARGE192:-2}" 2e-4 --img-size 192 \
@@ -57,14 +64,17 @@ run() {  # NAME START_MODEL EPOCHS LR [MORE ARGS]: a finished run is left as it 
 status=0
 wait -n || status=$?
 wait -n || status=$?
-tail -n 3 "$out/small160.log" "$out/large192deg.log"
+tail -n 3 "$out/small160bal.log" "$out/large192deg.log"
 [[ $status == 0 ]] || exit $status
+python "$(dirname "$0")/average_weights.py" "$out/small160bal/best.safetensors" "$out/small160/best.safetensors" \
+    --weight 0.3 --out "$out/small_averaged.safetensors"
 
-# The files that ship (src/mobilefer/weights/): each run's best epoch as ONNX, checked against
-# PyTorch on FER+ Valid faces; its BatchNorms kept, so fine-tuning makes its safetensors from it.
+# The files that ship (src/mobilefer/weights/): the averaged Small and the Large's last cycle's
+# best epoch as ONNX, checked against PyTorch on FER+ Valid faces; their BatchNorms kept, so
+# fine-tuning makes their safetensors from them.
 for arch in small large; do
-    run_dir=$out/small160
-    [[ $arch == large ]] && run_dir=$out/large192deg
-    $mobilefer export --model "$run_dir/best.safetensors" --out "$out/ferplus_mobilenet_v3_$arch.onnx" \
+    model=$out/small_averaged.safetensors
+    [[ $arch == large ]] && model=$out/large192deg/best.safetensors
+    $mobilefer export --model "$model" --out "$out/ferplus_mobilenet_v3_$arch.onnx" \
         --calib-data "$data/ferplus_valid.zip"
 done
