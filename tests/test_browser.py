@@ -905,6 +905,7 @@ def test_a_photo_can_be_chosen_with_the_keyboard_alone(static_page, astronaut_bg
     photo = tmp_path / "keys.jpg"
     cv2.imwrite(str(photo), astronaut_bgr)
     page, problems = static_page()
+    page.bring_to_front()  # the tab a user types in is the one in front (other tests opened pages since)
     page.evaluate("document.activeElement && document.activeElement.blur()")
     page.keyboard.press("Tab")  # the first stop on the page: the file chooser
     assert page.evaluate("document.activeElement.id") == "file"
