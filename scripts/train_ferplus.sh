@@ -21,7 +21,7 @@
 # Environment: EPOCHS_SMALL (12), EPOCHS_SMALL160 (6), EPOCHS_SMALL160BAL (4), EPOCHS_LARGE (6),
 # EPOCHS_LARGE192 (2), EPOCHS_LARGE192DEG (3),
 # THREADS (1 each), EXTRA_ARGS (appended, e.g. "--limit 400 --val-limit 200" for a smoke run),
-# MOBILEFER (the command).
+# MOBILEFER (the command), PYTHON (the interpreter of scripts/average_weights.py).
 set -euo pipefail
 data=${1:?DATA_DIR with ferplus_train.zip and ferplus_valid.zip}
 out=${2:?OUT_DIR}
@@ -66,7 +66,7 @@ wait -n || status=$?
 wait -n || status=$?
 tail -n 3 "$out/small160bal.log" "$out/large192deg.log"
 [[ $status == 0 ]] || exit $status
-python "$(dirname "$0")/average_weights.py" "$out/small160bal/best.safetensors" "$out/small160/best.safetensors" \
+${PYTHON:-python} "$(dirname "$0")/average_weights.py" "$out/small160bal/best.safetensors" "$out/small160/best.safetensors" \
     --weight 0.3 --out "$out/small_averaged.safetensors"
 
 # The files that ship (src/mobilefer/weights/): the averaged Small and the Large's last cycle's
