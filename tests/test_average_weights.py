@@ -1,4 +1,4 @@
-"""scripts/average_weights.py: the weighted mean of two checkpoints of one network, as the bundled
+"""scripts/average_weights.py: the weighted mean of checkpoints of one network, as the bundled
 Small is made (MODEL_CARD.md)."""
 import subprocess
 import sys
@@ -32,30 +32,50 @@ def _average(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_each_tensor_is_the_weighted_mean_and_the_metadata_names_it(tmp_path):
-    a, b = _checkpoint(tmp_path / "a.safetensors", 1), _checkpoint(tmp_path / "b.safetensors", 2)
+    paths = [_checkpoint(tmp_path / f"{seed}.safetensors", seed) for seed in (1, 2, 3)]
     out = tmp_path / "avg.safetensors"
-    done = _average(str(a), str(b), "--weight", "0.3", "--out", str(out))
+    done = _average(*map(str, paths), "--weights", "0.5,0.3,0.2", "--out", str(out))
     assert done.returncode == 0, done.stderr
-    wa, wb, avg = read_weights(a), read_weights(b), read_weights(out)
+    (wa, wb, wc), avg = [read_weights(p) for p in paths], read_weights(out)
     assert avg.keys() == wa.keys()
     floats = [k for k in wa if wa[k].is_floating_point()]
     assert any(k.endswith("running_mean") for k in floats)  # BatchNorm statistics are averaged too
     for k in floats:
-        assert avg[k].allclose(0.3 * wa[k] + 0.7 * wb[k], atol=1e-6), k
-    for k in set(wa) - set(floats):  # whole-number buffers: A's
+        assert avg[k].allclose(0.5 * wa[k] + 0.3 * wb[k] + 0.2 * wc[k], atol=1e-6), k
+    for k in set(wa) - set(floats):  # whole-number buffers: the first model's
         assert avg[k].equal(wa[k]), k
     meta = read_meta(out)
-    assert meta.config["seed"] == 1 and meta.config["averaged"] == {"with": str(b), "weight": 0.3}
+    assert meta.config["seed"] == 1
+    assert meta.config["averaged"] == {"models": list(map(str, paths)), "weights": [0.5, 0.3, 0.2]}
 
 
-@pytest.mark.parametrize("weight, b_classes, message", [
-    ("1.5", ("happy", "sad", "surprise"), "--weight 1.5: expected a share from 0 to 1"),
-    ("0.5", ("happy", "sad", "fear"), "not the same network with the same classes"),
+def test_the_shares_are_equal_unless_given(tmp_path):
+    a, b = _checkpoint(tmp_path / "a.safetensors", 1), _checkpoint(tmp_path / "b.safetensors", 2)
+    out = tmp_path / "avg.safetensors"
+    assert _average(str(a), str(b), "--out", str(out)).returncode == 0
+    wa, wb, avg = read_weights(a), read_weights(b), read_weights(out)
+    key = next(k for k in wa if k.endswith("running_mean"))
+    assert avg[key].allclose((wa[key] + wb[key]) / 2, atol=1e-6)
+    assert read_meta(out).config["averaged"]["weights"] == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("weights, b_classes, message", [
+    ("1.5,-0.5", ("happy", "sad", "surprise"), "--weights 1.5,-0.5: expected shares of at least 0 that sum to 1"),
+    ("0.3,0.3", ("happy", "sad", "surprise"), "--weights 0.3,0.3: expected shares of at least 0 that sum to 1"),
+    ("1", ("happy", "sad", "surprise"), "--weights 1: expected 2 shares, one per model"),
+    ("a,b", ("happy", "sad", "surprise"), "--weights a,b: expected numbers separated by commas"),
+    ("0.5,0.5", ("happy", "sad", "fear"), "not the same network with the same classes"),
 ])
-def test_a_bad_share_or_another_network_is_one_line(tmp_path, weight, b_classes, message):
+def test_bad_shares_or_another_network_are_one_line(tmp_path, weights, b_classes, message):
     a = _checkpoint(tmp_path / "a.safetensors", 1)
     b = _checkpoint(tmp_path / "b.safetensors", 2, b_classes)
     out = tmp_path / "avg.safetensors"
-    done = _average(str(a), str(b), "--weight", weight, "--out", str(out))
+    done = _average(str(a), str(b), "--weights", weights, "--out", str(out))
     assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_one_model_is_refused(tmp_path):
+    a = _checkpoint(tmp_path / "a.safetensors", 1)
+    done = _average(str(a), "--out", str(tmp_path / "avg.safetensors"))
+    assert done.returncode == 2 and "expected at least two models to average" in done.stderr
