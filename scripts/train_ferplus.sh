@@ -5,21 +5,21 @@
 # labels, flip test-time augmentation) and keeps an average of its weights (--ema). Each then
 # gets a second, shorter cycle at a larger input (Small 160 px instead of 128, Large 192 instead
 # of 160), and each a third, trained for the camera's faces (--degrade 0.3: a third of the
-# faces blurred, noised or lit badly); the Small's third also weighs each emotion by its count
-# to the power -0.5 (--balance sqrt), and the Small that ships is 0.3 of it averaged with 0.7 of
-# its second cycle (scripts/average_weights.py).
+# faces blurred, noised or lit badly). The Small gets two such cycles from its second, one of
+# them also weighing each emotion by its count to the power -0.5 (--balance sqrt), and the Small
+# that ships is the average of its second cycle and these two (scripts/average_weights.py).
 #   scripts/train_ferplus.sh DATA_DIR OUT_DIR
 # DATA_DIR holds ferplus_train.zip and ferplus_valid.zip; the FER+ test split stays held out.
-# The Small's two cycles and the Large's run side by side, one thread each, niced (the machine
+# The Small's cycles and the Large's run side by side, one thread each, niced (the machine
 # is shared). Each writes its checkpoint every epoch: run the script again with the same OUT_DIR
 # to resume an interrupted run exactly where it stopped (a finished one is kept). Logs:
-# OUT_DIR/{small,small160,small160bal,large,large192,large192deg}.log. At the end it writes the
-# shipped files, OUT_DIR/ferplus_mobilenet_v3_{small,large}.onnx; copied into
+# OUT_DIR/{small,small160,small160bal,small160deg,large,large192,large192deg}.log. At the end
+# it writes the shipped files, OUT_DIR/ferplus_mobilenet_v3_{small,large}.onnx; copied into
 # src/mobilefer/weights/, `python scripts/calibrate_bundled.py --prior-correction
-# ferplus-small=0.1 --prior-correction ferplus-large=0.3` fits their temperature and writes their
+# ferplus-small=0 --prior-correction ferplus-large=0.3` fits their temperature and writes their
 # prior correction (MODEL_CARD.md).
-# Environment: EPOCHS_SMALL (12), EPOCHS_SMALL160 (6), EPOCHS_SMALL160BAL (4), EPOCHS_LARGE (6),
-# EPOCHS_LARGE192 (2), EPOCHS_LARGE192DEG (3),
+# Environment: EPOCHS_SMALL (12), EPOCHS_SMALL160 (6), EPOCHS_SMALL160BAL (4),
+# EPOCHS_SMALL160DEG (5), EPOCHS_LARGE (6), EPOCHS_LARGE192 (2), EPOCHS_LARGE192DEG (3),
 # THREADS (1 each), EXTRA_ARGS (appended, e.g. "--limit 400 --val-limit 200" for a smoke run),
 # MOBILEFER (the command), PYTHON (the interpreter of scripts/average_weights.py).
 set -euo pipefail
@@ -47,14 +47,17 @@ run() {  # NAME START_MODEL EPOCHS LR [MORE ARGS]: a finished run is left as it 
 }
 
 # The Small: 12 epochs at 128 px from fer2013-small, then 6 at 160 px from its best epoch
-# (a shorter warm-up, half the peak lr, another seed), then 4 from that one's best with its
-# emotions balanced and a third of its faces degraded (epoch picked by macro-F1).
+# (a shorter warm-up, half the peak lr, another seed), then from that one's best 4 with its
+# emotions balanced and a third of its faces degraded (epoch picked by macro-F1) and 5 with a
+# third of its faces degraded.
 { run small fer2013-small "${EPOCHS_SMALL:-12}" 1e-3 &&
   run small160 "$out/small/best.safetensors" "${EPOCHS_SMALL160:-6}" 5e-4 --img-size 160 \
       --warmup-epochs 0.5 --seed 2 &&
   run small160bal "$out/small160/best.safetensors" "${EPOCHS_SMALL160BAL:-4}" 3e-4 --img-size 160 \
       --warmup-epochs 0.5 --balance sqrt --degrade 0.3 --label-smoothing 0.1 --select macro_f1 \
-      --seed 17; } &
+      --seed 17 &&
+  run small160deg "$out/small160/best.safetensors" "${EPOCHS_SMALL160DEG:-5}" 5e-4 --img-size 160 \
+      --warmup-epochs 0.5 --degrade 0.3 --seed 5; } &
 # The Large: 6 epochs at 160 px from fer2013-large, then 2 at 192 px from its best epoch.
 { run large fer2013-large "${EPOCHS_LARGE:-6}" 6e-4 &&
   run large192 "$out/large/best.safetensors" "${EPOCHS_LARGE192:-2}" 2e-4 --img-size 192 \
@@ -64,10 +67,10 @@ run() {  # NAME START_MODEL EPOCHS LR [MORE ARGS]: a finished run is left as it 
 status=0
 wait -n || status=$?
 wait -n || status=$?
-tail -n 3 "$out/small160bal.log" "$out/large192deg.log"
+tail -n 3 "$out/small160deg.log" "$out/large192deg.log"
 [[ $status == 0 ]] || exit $status
-${PYTHON:-python} "$(dirname "$0")/average_weights.py" "$out/small160bal/best.safetensors" "$out/small160/best.safetensors" \
-    --weight 0.3 --out "$out/small_averaged.safetensors"
+${PYTHON:-python} "$(dirname "$0")/average_weights.py" "$out/small160/best.safetensors" \
+    "$out/small160bal/best.safetensors" "$out/small160deg/best.safetensors" --out "$out/small_averaged.safetensors"
 
 # The files that ship (src/mobilefer/weights/): the averaged Small and the Large's last cycle's
 # best epoch as ONNX, checked against PyTorch on FER+ Valid faces; their BatchNorms kept, so

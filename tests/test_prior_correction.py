@@ -41,15 +41,19 @@ def test_metadata_with_a_bad_prior_is_refused_by_name(fields, wrong):
         _meta(**fields)
 
 
-def test_onnx_runtime_applies_the_bundled_models_correction(bundled_model):
+def test_onnx_runtime_applies_the_bundled_models_correction():
     """ONNX Runtime gives the network's softmax at the model's temperature, multiplied by the
-    correction's class weights and summed to 1 again: not the softmax alone."""
-    from mobilefer.runtime import load_classifier, read_meta
+    correction's class weights and summed to 1 again: not the softmax alone. The Large carries a
+    correction; the Small (the default) carries the prior with a correction of 0."""
+    from mobilefer.runtime import load_classifier, read_meta, resolve_model
     from mobilefer.runtime.probs import softmax
 
-    meta = read_meta(bundled_model)
+    large = resolve_model("ferplus-large").path
+    meta = read_meta(large)
     assert meta.prior_correction > 0 and len(meta.prior) == meta.num_classes
-    clf = load_classifier(bundled_model)
+    small = read_meta(resolve_model("ferplus-small").path)
+    assert small.prior_correction == 0 and small.class_weights() is None and len(small.prior) == small.num_classes
+    clf = load_classifier(large)
     x = np.random.default_rng(1).normal(0, 1, (4, meta.channels, meta.input_size, meta.input_size)).astype(np.float32)
     clf.meta.tta = "none"
     plain = softmax(clf.logits(x) / meta.temperature)
@@ -58,15 +62,16 @@ def test_onnx_runtime_applies_the_bundled_models_correction(bundled_model):
     assert not np.allclose(clf(x), plain, atol=1e-3)
 
 
-def test_pytorch_weights_made_from_the_bundled_model_apply_its_correction_too(bundled_model):
+def test_pytorch_weights_made_from_the_bundled_model_apply_its_correction_too():
     pytest.importorskip("torch", reason="the runtime venv has no PyTorch")
     from mobilefer.runtime import load_classifier, read_meta, resolve_model
 
-    meta = read_meta(bundled_model)
-    clf = load_classifier(bundled_model)
+    large = resolve_model("ferplus-large").path
+    meta = read_meta(large)
+    clf = load_classifier(large)
     x = np.random.default_rng(1).normal(0, 1, (4, meta.channels, meta.input_size, meta.input_size)).astype(np.float32)
     clf.meta.tta = "none"
-    torch_clf = load_classifier(resolve_model("ferplus-small", torch_weights=True).path)
+    torch_clf = load_classifier(resolve_model("ferplus-large", torch_weights=True).path)
     torch_clf.meta.tta = "none"
     assert torch_clf.meta.class_weights() == meta.class_weights()
     assert np.allclose(torch_clf(x), clf(x), atol=1e-5)

@@ -122,7 +122,7 @@ CLASSIFY_WITHIN = 30
 # A followed face's probabilities are an average of its classifications (weight VIDEO_SMOOTH's
 # ALPHA to the newest, ~0.14 s to move half way at CLASSIFY_RATE) unless smooth="none": a label
 # that changes with every blurred frame reads as noise (changes of label on the shared clips:
-# selfie 20 -> 6, hikers 61 -> 23, montage 2 -> 2; docs/benchmarks.md).
+# selfie 17 -> 6, hikers 59 -> 25, montage 2 -> 0; docs/benchmarks.md).
 VIDEO_SMOOTH = "ema:0.4"
 
 # The recognition settings every door shares (predict, batch, serve): one rule each.
