@@ -7,7 +7,7 @@ classifier in one batch. A pixel's weight is how much further the label's log pr
 in the copies where it is covered than in those where it is not: the pixels whose covering
 costs the label most. (Covering square patches instead, the usual occlusion map, ranked the
 pixels worse: with its top tenth of the face covered the label fell further than with a random
-tenth on 46 of 61 faces of the shared clips, against 58 of 61 for this map; docs/live.md.)
+tenth on 53 of 61 faces of the shared clips, against 60 of 61 for this map; docs/live.md.)
 
 :func:`deletion_drops` holds a map honest: covering the pixels it weighs most must lower the
 label's probability more than covering as many pixels at random (tests, benchmarks).
