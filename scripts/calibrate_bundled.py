@@ -67,11 +67,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--prior-correction", action="append", default=[], metavar="[NAME=]TAU",
                         help="the FER+ models' ModelMeta.prior_correction: TAU for each, or NAME=TAU for "
-                             "one (repeat it; default 0.3; 0: none)")
+                             "one (repeat it; default: the correction each model carries; 0: none)")
     parser.add_argument("--models", nargs="+", choices=sorted(BUNDLED), help="only these (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
     args = parser.parse_args()
-    taus, default_tau = {}, 0.3
+    taus, default_tau = {}, None
     for item in args.prior_correction:
         name, _, value = item.rpartition("=")
         try:
@@ -101,7 +101,8 @@ def main() -> None:
             if key not in priors:
                 priors[key] = load_images(str(args.data / "ferplus/ferplus_train.zip"), labels="soft",
                                           channels=meta.channels, base_size=meta.base_size, classes=meta.classes).prior()
-            fields = {"prior": priors[key], "prior_correction": taus.get(name, default_tau)}
+            tau = taus.get(name, meta.prior_correction if default_tau is None else default_tau)
+            fields = {"prior": priors[key], "prior_correction": tau}
             meta.prior, meta.prior_correction = fields["prior"], fields["prior_correction"]
         weights = meta.class_weights()
         before = probabilities(views, 1.0, weights)
