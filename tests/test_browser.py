@@ -323,7 +323,8 @@ def test_browser_probabilities_equal_pythons_on_the_same_crops(static_page, astr
     own = recognizer.meta.prior_correction
     tau = own if correction is None else correction
     assert recognizer.meta.prior is not None
-    page.evaluate("(tau) => { window.mobilefer.engine.model.prior_correction = tau; }", tau)
+    set_page_tau = "(tau) => { window.mobilefer.engine.model.prior_correction = tau; }"
+    page.evaluate(set_page_tau, tau)
     recognizer.meta.prior_correction = tau
     try:
         got = np.array(page.evaluate("""async (crops) => window.mobilefer.engine.classify(crops.map((c) => ({
@@ -331,7 +332,7 @@ def test_browser_probabilities_equal_pythons_on_the_same_crops(static_page, astr
             payload))
         want = recognizer.classify_crops(crops)
     finally:
-        page.evaluate("(tau) => { window.mobilefer.engine.model.prior_correction = tau; }", own)
+        page.evaluate(set_page_tau, own)
         recognizer.meta.prior_correction = own
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1e-3
@@ -988,10 +989,9 @@ def test_the_page_shows_landmarks_pose_and_why_in_both_modes(server, open_page, 
     assert problems == []
 
 
-def test_a_face_under_the_pages_threshold_is_labelled_uncertain(static_page, astronaut_bgr, tmp_path):
-    blurred = cv2.GaussianBlur(astronaut_bgr, (0, 0), 5)  # read less surely (0.6-0.8)
+def test_a_face_under_the_pages_threshold_is_labelled_uncertain(static_page, blurred_astronaut, tmp_path):
     photo = tmp_path / "blurred.png"
-    cv2.imwrite(str(photo), blurred)
+    cv2.imwrite(str(photo), blurred_astronaut)
     page, problems = static_page()
     page.set_input_files("#file", str(photo))
     page.wait_for_function("() => document.getElementById('status').textContent.startsWith('blurred.png: 1 face')",

@@ -12,38 +12,30 @@ from mobilefer.serve.config import ServeConfig
 
 
 @pytest.fixture(scope="module")
-def blurred(astronaut_bgr):
-    """The portrait out of focus: read less surely (0.6-0.8)."""
-    import cv2
-
-    return cv2.GaussianBlur(astronaut_bgr, (0, 0), 5)
-
-
-@pytest.fixture(scope="module")
-def faces(blurred, bundled_model):
+def faces(blurred_astronaut, bundled_model):
     rec = EmotionRecognizer.load(bundled_model, detector="haar", max_faces=1)
-    return rec, rec.recognize(blurred)
+    return rec, rec.recognize(blurred_astronaut)
 
 
-def test_a_face_under_the_threshold_is_uncertain_and_keeps_its_probabilities(faces, blurred):
+def test_a_face_under_the_threshold_is_uncertain_and_keeps_its_probabilities(faces, blurred_astronaut):
     rec, (face,) = faces
     assert face.label == face.top and 0.6 < face.score < 0.95
     rec.uncertain = face.score + 1e-4
-    (unsure,) = rec.recognize(blurred)
+    (unsure,) = rec.recognize(blurred_astronaut)
     assert unsure.label == UNCERTAIN and unsure.top == face.top
     assert unsure.probs == pytest.approx(face.probs) and unsure.score == pytest.approx(face.score)
     assert unsure.to_dict()["label"] == UNCERTAIN
     rec.uncertain = face.score - 1e-4
-    assert rec.recognize(blurred)[0].label == face.top
+    assert rec.recognize(blurred_astronaut)[0].label == face.top
     assert face.with_uncertain(0.99).with_uncertain(0.0).label == face.top  # undone by a lower threshold
     rec.uncertain = 0.0
 
 
-def test_an_uncertain_face_is_explained_by_its_most_likely_emotion(faces, blurred):
+def test_an_uncertain_face_is_explained_by_its_most_likely_emotion(faces, blurred_astronaut):
     rec, (face,) = faces
-    heat = rec.explain(blurred, face.with_uncertain(0.99))
+    heat = rec.explain(blurred_astronaut, face.with_uncertain(0.99))
     assert heat.shape == (face.box[3], face.box[2])
-    assert (heat == rec.explain(blurred, face)).all()
+    assert (heat == rec.explain(blurred_astronaut, face)).all()
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1, float("nan"), True])
@@ -60,10 +52,10 @@ def test_a_threshold_that_is_no_probability_is_one_line(bad, bundled_model):
         BatchConfig(sources=["x.jpg"], out="out", uncertain=bad)
 
 
-def test_predict_labels_uncertain_faces_in_its_outputs(tmp_path, blurred, faces, capsys):
+def test_predict_labels_uncertain_faces_in_its_outputs(tmp_path, blurred_astronaut, faces, capsys):
     import cv2
 
-    cv2.imwrite(str(tmp_path / "a.png"), blurred)
+    cv2.imwrite(str(tmp_path / "a.png"), blurred_astronaut)
     out = tmp_path / "faces.jsonl"
     assert main(["predict", str(tmp_path / "a.png"), "--detector", "haar", "--uncertain", "0.95", "--max-faces", "1",
                  "--json", str(out), "--csv", str(tmp_path / "faces.csv")]) == 0
@@ -75,13 +67,13 @@ def test_predict_labels_uncertain_faces_in_its_outputs(tmp_path, blurred, faces,
     assert "--uncertain 2.0: expected a probability" in capsys.readouterr().err
 
 
-def test_the_service_labels_by_the_request_or_its_own_threshold(blurred, faces):
+def test_the_service_labels_by_the_request_or_its_own_threshold(blurred_astronaut, faces):
     from fastapi.testclient import TestClient
     from test_serve import encode, post
 
     from mobilefer.serve.app import create_app
 
-    jpeg = encode(blurred, "PNG")
+    jpeg = encode(blurred_astronaut, "PNG")
     with TestClient(create_app(ServeConfig(uncertain=0.95))) as client:
         (face,) = post(client, jpeg, "image/png", "?detector=haar&max_faces=1").json()["faces"]
         assert face["label"] == UNCERTAIN and face["score"] < 0.95
