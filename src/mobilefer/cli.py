@@ -189,8 +189,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", type=_csv_list, help="class names in output order, for .pth state_dicts")
     p.add_argument("--tta", choices=("none", "flip"), help="override the model's test-time augmentation")
     p.add_argument("--crop-faces", action=argparse.BooleanOptionalAction,
-                   help="score each image's largest face, cropped as predict does; default: as the model "
-                        "was trained")
+                   help="score each image's largest face, cropped as predict does (an image without one is "
+                        "left out); --no-crop-faces: every image as it is; default: as the model was trained, "
+                        "and images larger than its faces (its base size) searched for their face and cropped as "
+                        "predict crops it, scored whole where none is found")
     p.add_argument("--limit", type=int, help="score a stratified sample of this many images")
     p.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="images a classifier call")
     p.add_argument("--threads", type=int, help=THREADS_HELP)
@@ -214,6 +216,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if result.get("dropped"):
         left = ", ".join(f"{n} {why}" for why, n in result["dropped"].items())
         print(f"scored on majority labels; left out {sum(result['dropped'].values())} image(s): {left}")
+    if "faces" in result:
+        print(result["faces"])
     if "shift" in result:
         changes = ", ".join(f"{name} {c['accuracy']:.3f}" for name, c in result["shift"]["by_change"].items())
         print(f"shifted copy (seed {result['shift']['seed']}), accuracy by change: {changes}")

@@ -220,7 +220,7 @@ class EvalConfig:
     plot: str | None = None
     workers: int | None = None
     threads: int | None = None  # inference threads (PyTorch or ONNX Runtime); default: the idle cores, up to 4
-    crop_faces: bool | None = None  # None: as the model was trained (its config's crop_faces)
+    crop_faces: bool | None = None  # None: as the model was trained, photos cut to their face (LargestFaceCrop.for_model)
     device: str = "auto"  # auto, cpu, cuda or cuda:N (runtime.devices)
     shift: int | None = None  # score the shifted copy of the data made from this seed (data.shift)
 

@@ -34,9 +34,11 @@ def face_probabilities(clf, faces: np.ndarray, batch_size: int = 256) -> np.ndar
 def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Score ``config.model`` on ``config.data``; write JSON/PNG if asked. Returns the report.
 
-    The report also carries ``skipped`` (unreadable files), ``dropped`` (vote data: images
-    without a majority label, by reason) and ``model`` (its summary). Vote data (FER+) is
-    always scored against the majority label.
+    Images larger than the model's own faces are searched for their face first, as predict
+    crops faces (:meth:`LargestFaceCrop.for_model`); the report's ``faces`` says how many. The
+    report also carries ``skipped`` (unreadable files), ``dropped`` (vote data: images without a
+    majority label, by reason) and ``model`` (its summary). Vote data (FER+) is always scored
+    against the majority label.
     """
     clf = load_classifier(config.model, classes=config.classes, tta=config.tta, threads=config.threads,
                           device=choose_device(config.device))
@@ -56,6 +58,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     result = {**score(data.labels, probs.argmax(1), meta.classes), "calibration": calibration(probs, data.labels)}
     if changes is not None:
         result["shift"] = {"seed": config.shift, "by_change": by_change(data.labels, probs.argmax(1), changes)}
+    if crop is not None and crop.summary():
+        result["faces"] = crop.summary()
     if config.json:
         write_text(config.json, json.dumps(result, indent=2) + "\n")
     if config.plot:

@@ -97,21 +97,37 @@ def create_detector(name: str = "auto", **options) -> FaceDetector:
 class LargestFaceCrop:
     """For training and evaluation on photos that are not face crops: the largest face of an
     image, cropped as predict crops it (same detector rules and margin). Thread-safe (one
-    detector per thread). No face: NoFaceError, so a reader skips the image and says why."""
+    detector per thread). No face: NoFaceError, so a reader skips the image and says why; or,
+    where not ``required``, the image as it is. Images whose short side is at most
+    ``crops_up_to`` px are face crops already and kept as they are. ``searched`` and
+    ``faceless`` count the images looked at and those without a face."""
 
-    def __init__(self, detector: str = "auto", margin: float = 0.15, min_face: int = DEFAULT_MIN_FACE) -> None:
+    def __init__(self, detector: str = "auto", margin: float = 0.15, min_face: int = DEFAULT_MIN_FACE,
+                 crops_up_to: int = 0, required: bool = True) -> None:
         self.name, self.margin, self.min_face = detector_name(detector), margin, min_face
+        self.crops_up_to, self.required = crops_up_to, required
+        self.searched = self.faceless = 0
+        self._count = threading.Lock()
         self._local = threading.local()
-        self._detector()  # a missing detector fails here, not in a reader's thread
+        if required:
+            self._detector()  # a missing detector fails here, not in a reader's thread
 
     @classmethod
-    def for_model(cls, meta: "ModelMeta", crop_faces: bool | None = None) -> "LargestFaceCrop | None":
-        """The crop a model's images get outside training (evaluation, export calibration): its
-        largest face at the model's margin when it was trained with --crop-faces (or when
-        ``crop_faces`` says so), else None (the images are face crops already)."""
-        if crop_faces is None:
-            crop_faces = bool(meta.config.get("crop_faces", False))
-        return cls(margin=meta.face_margin) if crop_faces else None
+    def for_model(cls, meta: "ModelMeta", crop_faces: bool | None = None) -> "LargestFaceCrop":
+        """The crop a model's images get outside training (evaluation, export calibration), as
+        predict crops a face, at the model's margin. ``crop_faces`` True (or None for a model
+        trained with --crop-faces): every image's largest face, an image without one left out.
+        None: images larger than the model's own faces (its base size, on the short side:
+        photos, or crops made otherwise) are searched for their largest face and used whole where
+        none is found; the others are face crops as the model's own were. False: every image as
+        it is (None returned)."""
+        if crop_faces is None and meta.config.get("crop_faces", False):
+            crop_faces = True
+        if crop_faces is False:
+            return None
+        if crop_faces:
+            return cls(margin=meta.face_margin)
+        return cls(margin=meta.face_margin, crops_up_to=meta.base_size, required=False)
 
     def _detector(self) -> FaceDetector:
         if not hasattr(self._local, "detector"):
@@ -123,7 +139,22 @@ class LargestFaceCrop:
         from mobilefer.data.images import rgb_to_bgr
         from mobilefer.errors import NoFaceError
 
+        if min(image.shape[:2]) <= self.crops_up_to:
+            return image
         boxes = self._detector().detect(rgb_to_bgr(image))
-        if not boxes:
+        with self._count:
+            self.searched += 1
+            self.faceless += not boxes
+        if boxes:
+            return face_crop(image, max(boxes, key=lambda b: b.w * b.h), self.margin)
+        if self.required:
             raise NoFaceError(f"no face found by {self.name}")
-        return face_crop(image, max(boxes, key=lambda b: b.w * b.h), self.margin)
+        return image
+
+    def summary(self) -> str:
+        """What the crop did, for a report: '' where it looked at no image."""
+        if not self.searched:
+            return ""
+        which = f"over {self.crops_up_to} px on their short side " if self.crops_up_to else ""
+        kept = f"; no face in {self.faceless}, scored whole" if self.faceless and not self.required else ""
+        return f"{self.searched} image(s) {which}searched for their largest face and cropped as predict crops it{kept}"
