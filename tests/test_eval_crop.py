@@ -73,3 +73,21 @@ def test_evaluate_reads_the_photos_faces_and_says_so(mixed_folder, capsys):
 
     assert main(["evaluate", "--data", str(mixed_folder)]) == 0
     assert "6 image(s) over 48 px on their short side searched" in capsys.readouterr().out
+
+
+def test_a_fine_tune_cuts_its_photos_to_their_faces_as_evaluate_does(mixed_folder, tmp_path, caplog):
+    import logging
+
+    from mobilefer.engine.config import TrainConfig
+    from mobilefer.engine.train import train
+
+    common = dict(data=str(mixed_folder), epochs=1, batch_size=4, val_split=0.3, device="cpu", progress=False,
+                  seed=0)
+    with caplog.at_level(logging.INFO, logger="mobilefer"):
+        train(TrainConfig(out=str(tmp_path / "tuned"), **common))
+    assert ("training and validation faces: 6 image(s) over 48 px on their short side searched for their largest "
+            "face and cropped as predict crops it; no face in 1, scored whole") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mobilefer"):
+        train(TrainConfig(out=str(tmp_path / "plain"), crop_faces=False, **common))
+    assert "searched for their largest face" not in caplog.text

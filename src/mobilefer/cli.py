@@ -124,9 +124,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--degrade", type=float, default=d.degrade,
                    help="share of training faces blurred, noised or lit dimly or from one side, as cameras "
                         "show faces (evaluate --shift measures such faces)")
-    p.add_argument("--crop-faces", action="store_true",
+    p.add_argument("--crop-faces", action=argparse.BooleanOptionalAction,
                    help="the images are photos, not face crops: train on each one's largest face, cropped as "
-                        "predict crops faces (an image without a face is skipped and listed)")
+                        "predict crops faces (an image without a face is skipped and listed); --no-crop-faces: "
+                        "every image as it is; default: in a fine-tune (or with --base-size), images larger "
+                        "than the faces the model takes searched for their face, as evaluate and predict do")
     p.add_argument("--face-margin", type=float,
                    help=f"crop margin around detected faces, a fraction of the face side (predict, and "
                         f"--crop-faces); default: the start model's, else {FACE_MARGIN} (the crop that matches "

@@ -69,7 +69,10 @@ class TrainConfig:
     base_size: int | None = None  # resolution images are stored at; default: the data's own, capped at img_size
     channels: int | None = None  # 1 or 3; default: the start model's, else 1 for gray data
     face_margin: float | None = None  # crop margin around a detected face; default: the start model's, else FACE_MARGIN
-    crop_faces: bool = False  # photos, not face crops: train on each one's largest face, cropped as predict does
+    # True: photos, not face crops: train on each one's largest face, cropped as predict does (an image
+    # without one left out); None: so for images larger than the start model's faces (its base size, or
+    # --base-size), whole where none is found; False: every image as it is
+    crop_faces: bool | None = None
     epochs: int | None = None  # default: SCRATCH or FINE_TUNE
     freeze_epochs: int | None = None  # epochs training only the head (backbone frozen); default as epochs
     batch_size: int = 128

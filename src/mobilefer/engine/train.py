@@ -62,15 +62,24 @@ class TrainResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _cuts_faces(config: TrainConfig) -> bool:
+    """Whether training images are cut to their faces: --crop-faces, or by default where the face
+    size is known before the data is read (a fine-tune's, or --base-size)."""
+    return bool(config.crop_faces or (config.crop_faces is None and config.base_size))
+
+
 def load_data(config: TrainConfig) -> tuple[LabeledImages, LabeledImages, str]:
     """Train and validation sets, and where validation came from (``config`` resolved)."""
     is_fer_csv = csv_has_usage(config.data)
     train_usage = config.usage or ("Training" if is_fer_csv else None)
     crop = None
-    if config.crop_faces:
+    if _cuts_faces(config):
         from mobilefer.inference.detectors import LargestFaceCrop
 
-        crop = LargestFaceCrop(margin=config.face_margin)
+        # as evaluate and predict read them: every image's face, or (by default, where the face
+        # size is the start model's) those of images larger than its faces, whole where none is found
+        crop = (LargestFaceCrop(margin=config.face_margin) if config.crop_faces else
+                LargestFaceCrop(margin=config.face_margin, crops_up_to=config.base_size, required=False))
     train = load_images(
         config.data, usage=train_usage, channels=config.channels, base_size=config.base_size,
         max_base_size=config.img_size, workers=config.workers, limit=config.limit, seed=config.seed,
@@ -86,16 +95,20 @@ def load_data(config: TrainConfig) -> tuple[LabeledImages, LabeledImages, str]:
         pixels = config.pixels if config.val_data and Path(config.val_data).parent == Path(config.data).parent else None
         val = load_images(config.val_data, usage=val_usage, limit=config.val_limit, seed=config.seed,
                           pixels=pixels, **fixed)
-        return train, val, config.val_data
-    if is_fer_csv:
+        source = config.val_data
+    elif is_fer_csv:
         val = load_images(config.data, usage=config.val_usage or "PublicTest", limit=config.val_limit,
                           seed=config.seed, pixels=config.pixels, **fixed)
-        return train, val, f"{config.data} ({config.val_usage or 'PublicTest'} rows)"
-    train_idx, val_idx = stratified_split(train.labels, config.val_split, config.seed)
-    skipped = train.skipped
-    train, val = train.subset(train_idx), train.subset(val_idx)
-    train.skipped, val.dropped = skipped, {}  # what the vote rule left out is reported once, with train
-    return train, val, f"{config.val_split:.0%} stratified split of {config.data} (seed {config.seed})"
+        source = f"{config.data} ({config.val_usage or 'PublicTest'} rows)"
+    else:
+        train_idx, val_idx = stratified_split(train.labels, config.val_split, config.seed)
+        skipped = train.skipped
+        train, val = train.subset(train_idx), train.subset(val_idx)
+        train.skipped, val.dropped = skipped, {}  # what the vote rule left out is reported once, with train
+        source = f"{config.val_split:.0%} stratified split of {config.data} (seed {config.seed})"
+    if crop is not None and crop.summary():
+        log.info("training and validation faces: %s", crop.summary())
+    return train, val, source
 
 
 def build_meta(config: TrainConfig, train: LabeledImages, start: ModelMeta | None = None) -> ModelMeta:
@@ -441,7 +454,7 @@ def _resume_config(run: Path, given: TrainConfig | None = None, typed: Collectio
         raise ConfigError(f"--resume {run}: {saved} is damaged ({exc}); start a new run instead") from None
     if given is None:
         return config
-    overrides = RESUME_OVERRIDES if config.crop_faces else (*RESUME_OVERRIDES, "face_margin")
+    overrides = RESUME_OVERRIDES if _cuts_faces(config) else (*RESUME_OVERRIDES, "face_margin")
     defaults = TrainConfig()
     ignored = ("resume", "out", *overrides)
     asked = (lambda name: name in typed) if typed is not None else (
@@ -474,7 +487,7 @@ def _check_data(config: TrainConfig, train: LabeledImages, val: LabeledImages, v
         log.warning("validation has only %d images (%s): the best epoch is chosen on noise; give --val-data or "
                     "a larger --val-split", len(val), ", ".join(f"{k} {v}" for k, v in val.counts().items()))
     share = train.photo_share()
-    if not config.crop_faces and share > 0.5:
+    if not _cuts_faces(config) and share > 0.5:
         log.warning("%.0f%% of the images in %s are photos, not face crops (large and not square): the model "
                     "would learn whole pictures while predict shows it faces; add --crop-faces to train on "
                     "each photo's face", 100 * share, config.data)
