@@ -62,7 +62,7 @@ def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> dict[s
     confidence bins, and each bin's (confidence, accuracy, count) for a reliability plot."""
     probs, y_true = np.asarray(probs, dtype=np.float64), np.asarray(y_true)
     if not len(probs):
-        return {"ece": 0.0, "bins": []}
+        return {"ece": 0.0, "bin_count": bins, "bins": []}
     confidence, right = probs.max(1), probs.argmax(1) == y_true
     which = np.minimum((confidence * bins).astype(int), bins - 1)
     rows, ece = [], 0.0
@@ -72,7 +72,7 @@ def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> dict[s
             conf, acc = float(confidence[chosen].mean()), float(right[chosen].mean())
             ece += chosen.mean() * abs(acc - conf)
             rows.append({"confidence": round(conf, 4), "accuracy": round(acc, 4), "count": int(chosen.sum())})
-    return {"ece": float(ece), "bins": rows}
+    return {"ece": float(ece), "bin_count": bins, "bins": rows}
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -90,8 +90,9 @@ def format_report(result: dict[str, Any]) -> str:
     )
     lines.append(f"{'balanced':<{width}}  {result['balanced_accuracy']:9.3f}   (the mean of the classes' recalls)")
     if "calibration" in result:
-        lines.append(f"{'ECE':<{width}}  {result['calibration']['ece']:9.3f}   (expected calibration error, "
-                     f"{len(result['calibration']['bins'])} bins)")
+        found = result["calibration"]
+        lines.append(f"{'ECE':<{width}}  {found['ece']:9.3f}   (expected calibration error, "
+                     f"{found.get('bin_count', len(found['bins']))} confidence bins)")
     lines.append("")
     lines.append("confusion matrix (rows: true, columns: predicted)")
     cell = max(6, *(len(c[:8]) + 1 for c in classes))
