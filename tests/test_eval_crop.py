@@ -1,6 +1,7 @@
-"""evaluate reads labelled photos and loose face crops as predict reads them: each image larger
-than the model's own faces is cut to its largest face as predict cuts it; face crops of the
-model's size are scored as they are."""
+"""evaluate (and a fine-tune) read labelled photos and loose face crops as predict reads them:
+each image larger than the model's own faces is cut to its largest face as predict cuts it; face
+crops of the model's size are scored as they are. predict says where it found no face in an
+image the size of a face crop."""
 import numpy as np
 import pytest
 from PIL import Image
@@ -91,3 +92,16 @@ def test_a_fine_tune_cuts_its_photos_to_their_faces_as_evaluate_does(mixed_folde
     with caplog.at_level(logging.INFO, logger="mobilefer"):
         train(TrainConfig(out=str(tmp_path / "plain"), crop_faces=False, **common))
     assert "searched for their largest face" not in caplog.text
+
+
+def test_predict_points_to_detector_none_where_a_face_crop_has_no_face_found(mixed_folder, capsys):
+    from mobilefer.cli import main
+
+    blank = mixed_folder / "sad" / "crop0.png"  # 48 px of noise: no face a detector finds, crop-sized
+    photo = mixed_folder / "sad" / "no_face.png"  # a large photo without a face: no hint
+    assert main(["predict", str(blank), str(photo)]) == 0
+    err = capsys.readouterr().err
+    assert f"no face found in 1 image(s) the size of a face crop (the first: {blank})" in err
+    assert "--detector none reads it so" in err
+    assert main(["predict", str(blank), "--detector", "none"]) == 0
+    assert "no face found" not in capsys.readouterr().err

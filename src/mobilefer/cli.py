@@ -290,6 +290,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             total = sum(counts.values())
             shares = ", ".join(f"{k} {v / total:.0%}" for k, v in counts.most_common())
             print(f"  {Path(source).name} face #{face_id}: {total} frames: {shares}")
+    if summary.crops_without_face and args.detector != "none":
+        print(f"no face found in {len(summary.crops_without_face)} image(s) the size of a face crop (the first: "
+              f"{summary.crops_without_face[0]}); where the face is the whole image, --detector none reads it so",
+              file=sys.stderr)
     for path in summary.written:
         print(f"wrote {path}")
     for path in (args.json, args.csv):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import cv2
+import numpy as np
 
 from mobilefer.atomic import atomic_path, check_output_dir, check_output_file
 from mobilefer.cores import THREADS_RULE
@@ -96,8 +97,19 @@ class PredictSummary:
     failed: list[str] = field(default_factory=list)
     per_face: dict[tuple[str, int], Counter] = field(default_factory=lambda: defaultdict(Counter))  # (video, id)
     images: list[FrameResult] = field(default_factory=list)  # results of still images (no pixels kept)
+    # images without a face that are the size and shape of a face crop (looks_like_a_crop)
+    crops_without_face: list[str] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     kind: str = "image"
+
+
+def looks_like_a_crop(image: np.ndarray | None, base_size: int) -> bool:
+    """Whether an image is the size and shape of a face crop (at most twice the model's faces,
+    sides within 20 %), which a detector may not find a face in: the face is the whole of it."""
+    if image is None:
+        return False
+    short, long = sorted(image.shape[:2])
+    return short <= 2 * base_size and long <= 1.2 * short
 
 
 class _TextOutput:
@@ -259,6 +271,8 @@ def _one_source(rec: EmotionRecognizer, config: PredictConfig, source: str, name
                     break
                 if not live:
                     summary.images.append(FrameResult(result.source, result.frame, result.time_s, result.faces))
+                    if not result.faces and looks_like_a_crop(result.image, rec.meta.base_size):
+                        summary.crops_without_face.append(result.source)
                 if on_result:
                     on_result(result)
                 if bar is not None:  # a tqdm without a total has no truth value
