@@ -68,7 +68,7 @@ def test_evaluate_reads_the_photos_faces_and_says_so(mixed_folder, capsys):
     as_they_are = evaluate(EvalConfig(data=str(mixed_folder), crop_faces=False))
     assert default["num_samples"] == as_they_are["num_samples"] == 10  # the faceless photo scored whole
     assert default["faces"] == ("6 image(s) over 48 px on their short side searched for their largest face and "
-                                "cropped as predict crops it; no face in 1, scored whole")
+                                "cropped as predict crops it; no face in 1, kept whole")
     assert "faces" not in as_they_are
     assert happy_read(default) >= 5 > happy_read(as_they_are)  # all five photos of her read as happy
 
@@ -87,7 +87,7 @@ def test_a_fine_tune_cuts_its_photos_to_their_faces_as_evaluate_does(mixed_folde
     with caplog.at_level(logging.INFO, logger="mobilefer"):
         train(TrainConfig(out=str(tmp_path / "tuned"), **common))
     assert ("training and validation faces: 6 image(s) over 48 px on their short side searched for their largest "
-            "face and cropped as predict crops it; no face in 1, scored whole") in caplog.text
+            "face and cropped as predict crops it; no face in 1, kept whole") in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="mobilefer"):
         train(TrainConfig(out=str(tmp_path / "plain"), crop_faces=False, **common))

@@ -113,7 +113,7 @@ class LargestFaceCrop:
             self._detector()  # a missing detector fails here, not in a reader's thread
 
     @classmethod
-    def for_model(cls, meta: "ModelMeta", crop_faces: bool | None = None) -> "LargestFaceCrop":
+    def for_model(cls, meta: "ModelMeta", crop_faces: bool | None = None) -> "LargestFaceCrop | None":
         """The crop a model's images get outside training (evaluation, export calibration), as
         predict crops a face, at the model's margin. ``crop_faces`` True (or None for a model
         trained with --crop-faces): every image's largest face, an image without one left out.
@@ -156,5 +156,5 @@ class LargestFaceCrop:
         if not self.searched:
             return ""
         which = f"over {self.crops_up_to} px on their short side " if self.crops_up_to else ""
-        kept = f"; no face in {self.faceless}, scored whole" if self.faceless and not self.required else ""
+        kept = f"; no face in {self.faceless}, kept whole" if self.faceless and not self.required else ""
         return f"{self.searched} image(s) {which}searched for their largest face and cropped as predict crops it{kept}"
