@@ -429,3 +429,22 @@ def test_no_module_is_long_and_no_caller_probes_a_detector():
         assert not re.search(r"getattr\([^,)]*detector", text), path
     for path in (ROOT / "src" / "mobilefer" / "web" / "page").glob("*.js"):
         assert len(path.read_text().splitlines()) <= 550, path
+
+
+def test_a_library_setting_up_logging_in_a_quiet_block_leaves_no_handler_on_its_closed_stream(monkeypatch, capfd):
+    """absl and TensorFlow call logging.basicConfig() while LiteRT converts: the handler it adds
+    writes to the stream the block closes, and a warning after the block must not fail in it."""
+    import logging
+
+    from mobilefer.quiet import others_quiet
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # a Python API user's process: nothing set up yet
+    monkeypatch.setattr(logging.getLogger("mobilefer"), "level", logging.WARNING)
+    with others_quiet():
+        logging.basicConfig()
+        logging.getLogger("mobilefer.test").warning("kept quiet")
+    assert root.handlers == []
+    logging.getLogger("mobilefer.test").warning("after the block")
+    err = capfd.readouterr().err
+    assert "Logging error" not in err and "kept quiet" not in err

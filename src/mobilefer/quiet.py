@@ -29,11 +29,19 @@ def others_quiet() -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     sink = os.open(os.devnull, os.O_WRONLY)
+    root, handlers = logging.getLogger(), list(logging.getLogger().handlers)
     try:
         os.dup2(sink, 1)
         os.dup2(sink, 2)
         with open(os.devnull, "w") as text, contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
-            yield  # Python's own streams too, where something has put others than fds 1 and 2 there
+            try:
+                yield  # Python's own streams too, where something has put others than fds 1 and 2 there
+            finally:
+                # a library that set up logging in the block (absl, TensorFlow: logging.basicConfig)
+                # left a handler on the stream closed here: our warnings after it would fail in it
+                for handler in [h for h in root.handlers if h not in handlers]:
+                    if isinstance(handler, logging.StreamHandler) and handler.stream is text:
+                        root.removeHandler(handler)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
