@@ -5,9 +5,10 @@
 # labels, flip test-time augmentation) and keeps an average of its weights (--ema). Each then
 # gets a second, shorter cycle at a larger input (Small 160 px instead of 128, Large 192 instead
 # of 160), and each a third, trained for the camera's faces (--degrade 0.3: a third of the
-# faces blurred, noised or lit badly). The Small gets two such cycles from its second, one of
-# them also weighing each emotion by its count to the power -0.5 (--balance sqrt), and the Small
-# that ships is the average of its second cycle and these two (scripts/average_weights.py). The
+# faces blurred, noised or lit badly). The Small gets three such cycles from its second, one of
+# them also weighing each emotion by its count to the power -0.5 (--balance sqrt), one with half
+# its faces degraded and half with a patch erased (--degrade 0.5 --erase 0.5), and the Small that
+# ships is the average of these three (scripts/average_weights.py). The
 # Large gets two more from its third, one balanced so, one at 224 px, and the Large that ships
 # is the average of its second, third and these two.
 #   scripts/train_ferplus.sh DATA_DIR OUT_DIR
@@ -15,13 +16,14 @@
 # The Small's cycles and the Large's run side by side, one thread each, niced (the machine
 # is shared). Each writes its checkpoint every epoch: run the script again with the same OUT_DIR
 # to resume an interrupted run exactly where it stopped (a finished one is kept). Logs:
-# OUT_DIR/{small,small160,small160bal,small160deg,large,large192,large192deg,large192bal,large224}.log.
+# OUT_DIR/{small,small160,small160bal,small160deg,small160occ,large,large192,large192deg,large192bal,
+# large224}.log.
 # At the end it writes the shipped files, OUT_DIR/ferplus_mobilenet_v3_{small,large}.onnx;
 # copied into src/mobilefer/weights/, `python scripts/calibrate_bundled.py --prior-correction
 # ferplus-small=0 --prior-correction ferplus-large=0.1` fits their temperature and writes their
 # prior correction (MODEL_CARD.md).
 # Environment: EPOCHS_SMALL (12), EPOCHS_SMALL160 (6), EPOCHS_SMALL160BAL (4),
-# EPOCHS_SMALL160DEG (5), EPOCHS_LARGE (6), EPOCHS_LARGE192 (2), EPOCHS_LARGE192DEG (3),
+# EPOCHS_SMALL160DEG (5), EPOCHS_SMALL160OCC (5), EPOCHS_LARGE (6), EPOCHS_LARGE192 (2), EPOCHS_LARGE192DEG (3),
 # EPOCHS_LARGE192BAL (2), EPOCHS_LARGE224 (2),
 # THREADS (1 each), EXTRA_ARGS (appended, e.g. "--limit 400 --val-limit 200" for a smoke run),
 # MOBILEFER (the command), PYTHON (the interpreter of scripts/average_weights.py).
@@ -51,8 +53,8 @@ run() {  # NAME START_MODEL EPOCHS LR [MORE ARGS]: a finished run is left as it 
 
 # The Small: 12 epochs at 128 px from fer2013-small, then 6 at 160 px from its best epoch
 # (a shorter warm-up, half the peak lr, another seed), then from that one's best 4 with its
-# emotions balanced and a third of its faces degraded (epoch picked by macro-F1) and 5 with a
-# third of its faces degraded.
+# emotions balanced and a third of its faces degraded (epoch picked by macro-F1), 5 with a
+# third of its faces degraded, and 5 with half degraded and half with a patch erased.
 { run small fer2013-small "${EPOCHS_SMALL:-12}" 1e-3 &&
   run small160 "$out/small/best.safetensors" "${EPOCHS_SMALL160:-6}" 5e-4 --img-size 160 \
       --warmup-epochs 0.5 --seed 2 &&
@@ -60,7 +62,9 @@ run() {  # NAME START_MODEL EPOCHS LR [MORE ARGS]: a finished run is left as it 
       --warmup-epochs 0.5 --balance sqrt --degrade 0.3 --label-smoothing 0.1 --select macro_f1 \
       --seed 17 &&
   run small160deg "$out/small160/best.safetensors" "${EPOCHS_SMALL160DEG:-5}" 5e-4 --img-size 160 \
-      --warmup-epochs 0.5 --degrade 0.3 --seed 5; } &
+      --warmup-epochs 0.5 --degrade 0.3 --seed 5 &&
+  run small160occ "$out/small160/best.safetensors" "${EPOCHS_SMALL160OCC:-5}" 5e-4 --img-size 160 \
+      --warmup-epochs 0.5 --degrade 0.5 --erase 0.5 --seed 8; } &
 # The Large: 6 epochs at 160 px from fer2013-large, then 2 at 192 px from its best epoch, then
 # 3 from that one's best with a third of its faces degraded, then from that one's best 2 with its
 # emotions balanced too (epoch picked by macro-F1) and 2 at 224 px.
@@ -76,10 +80,10 @@ run() {  # NAME START_MODEL EPOCHS LR [MORE ARGS]: a finished run is left as it 
 status=0
 wait -n || status=$?
 wait -n || status=$?
-tail -n 3 "$out/small160deg.log" "$out/large224.log"
+tail -n 3 "$out/small160occ.log" "$out/large224.log"
 [[ $status == 0 ]] || exit $status
-${PYTHON:-python} "$(dirname "$0")/average_weights.py" "$out/small160/best.safetensors" \
-    "$out/small160bal/best.safetensors" "$out/small160deg/best.safetensors" --out "$out/small_averaged.safetensors"
+${PYTHON:-python} "$(dirname "$0")/average_weights.py" "$out/small160bal/best.safetensors" \
+    "$out/small160deg/best.safetensors" "$out/small160occ/best.safetensors" --out "$out/small_averaged.safetensors"
 ${PYTHON:-python} "$(dirname "$0")/average_weights.py" "$out/large192deg/best.safetensors" \
     "$out/large192/best.safetensors" "$out/large192bal/best.safetensors" "$out/large224/best.safetensors" \
     --out "$out/large_averaged.safetensors"
