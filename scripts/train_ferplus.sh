@@ -9,22 +9,22 @@
 # them also weighing each emotion by its count to the power -0.5 (--balance sqrt), one with half
 # its faces degraded and half with a patch erased (--degrade 0.5 --erase 0.5), and the Small that
 # ships is the average of these three (scripts/average_weights.py). The
-# Large gets two more from its third, one balanced so, one at 224 px, and the Large that ships
-# is the average of its second, third and these two.
+# Large gets three more from its third, one balanced so, one at 224 px, one degraded and erased
+# as the Small's, and the Large that ships is the average of its third and these three.
 #   scripts/train_ferplus.sh DATA_DIR OUT_DIR
 # DATA_DIR holds ferplus_train.zip and ferplus_valid.zip; the FER+ test split stays held out.
 # The Small's cycles and the Large's run side by side, one thread each, niced (the machine
 # is shared). Each writes its checkpoint every epoch: run the script again with the same OUT_DIR
 # to resume an interrupted run exactly where it stopped (a finished one is kept). Logs:
 # OUT_DIR/{small,small160,small160bal,small160deg,small160occ,large,large192,large192deg,large192bal,
-# large224}.log.
+# large224,large192occ}.log.
 # At the end it writes the shipped files, OUT_DIR/ferplus_mobilenet_v3_{small,large}.onnx;
 # copied into src/mobilefer/weights/, `python scripts/calibrate_bundled.py --prior-correction
 # ferplus-small=0 --prior-correction ferplus-large=0.1` fits their temperature and writes their
 # prior correction (MODEL_CARD.md).
 # Environment: EPOCHS_SMALL (12), EPOCHS_SMALL160 (6), EPOCHS_SMALL160BAL (4),
 # EPOCHS_SMALL160DEG (5), EPOCHS_SMALL160OCC (5), EPOCHS_LARGE (6), EPOCHS_LARGE192 (2), EPOCHS_LARGE192DEG (3),
-# EPOCHS_LARGE192BAL (2), EPOCHS_LARGE224 (2),
+# EPOCHS_LARGE192BAL (2), EPOCHS_LARGE224 (2), EPOCHS_LARGE192OCC (2),
 # THREADS (1 each), EXTRA_ARGS (appended, e.g. "--limit 400 --val-limit 200" for a smoke run),
 # MOBILEFER (the command), PYTHON (the interpreter of scripts/average_weights.py).
 set -euo pipefail
@@ -67,7 +67,8 @@ run() {  # NAME START_MODEL EPOCHS LR [MORE ARGS]: a finished run is left as it 
       --warmup-epochs 0.5 --degrade 0.5 --erase 0.5 --seed 8; } &
 # The Large: 6 epochs at 160 px from fer2013-large, then 2 at 192 px from its best epoch, then
 # 3 from that one's best with a third of its faces degraded, then from that one's best 2 with its
-# emotions balanced too (epoch picked by macro-F1) and 2 at 224 px.
+# emotions balanced too (epoch picked by macro-F1), 2 at 224 px and 2 with half its faces
+# degraded and half with a patch erased.
 { run large fer2013-large "${EPOCHS_LARGE:-6}" 6e-4 &&
   run large192 "$out/large/best.safetensors" "${EPOCHS_LARGE192:-2}" 2e-4 --img-size 192 \
       --warmup-epochs 0.25 --seed 2 &&
@@ -76,16 +77,18 @@ run() {  # NAME START_MODEL EPOCHS LR [MORE ARGS]: a finished run is left as it 
   run large192bal "$out/large192deg/best.safetensors" "${EPOCHS_LARGE192BAL:-2}" 2e-4 --balance sqrt \
       --degrade 0.3 --warmup-epochs 0.25 --label-smoothing 0.1 --select macro_f1 --seed 19 &&
   run large224 "$out/large192deg/best.safetensors" "${EPOCHS_LARGE224:-2}" 2e-4 --img-size 224 \
-      --degrade 0.3 --warmup-epochs 0.25 --label-smoothing 0.1 --seed 13; } &
+      --degrade 0.3 --warmup-epochs 0.25 --label-smoothing 0.1 --seed 13 &&
+  run large192occ "$out/large192deg/best.safetensors" "${EPOCHS_LARGE192OCC:-2}" 2e-4 --degrade 0.5 \
+      --erase 0.5 --warmup-epochs 0.25 --label-smoothing 0.1 --seed 23; } &
 status=0
 wait -n || status=$?
 wait -n || status=$?
-tail -n 3 "$out/small160occ.log" "$out/large224.log"
+tail -n 3 "$out/small160occ.log" "$out/large192occ.log"
 [[ $status == 0 ]] || exit $status
 ${PYTHON:-python} "$(dirname "$0")/average_weights.py" "$out/small160bal/best.safetensors" \
     "$out/small160deg/best.safetensors" "$out/small160occ/best.safetensors" --out "$out/small_averaged.safetensors"
 ${PYTHON:-python} "$(dirname "$0")/average_weights.py" "$out/large192deg/best.safetensors" \
-    "$out/large192/best.safetensors" "$out/large192bal/best.safetensors" "$out/large224/best.safetensors" \
+    "$out/large192bal/best.safetensors" "$out/large224/best.safetensors" "$out/large192occ/best.safetensors" \
     --out "$out/large_averaged.safetensors"
 
 # The files that ship (src/mobilefer/weights/): the averaged Small and Large as ONNX, checked
