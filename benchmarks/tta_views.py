@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import cv2
 import numpy as np
 
 from mobilefer.data.readers import load_images
+from mobilefer.data.shift import warp
 from mobilefer.engine.evaluate import face_probabilities
 from mobilefer.engine.metrics import score
 from mobilefer.runtime import load_classifier
@@ -32,12 +32,8 @@ SETS = {"the face alone": [], "4 shifts": ["shift right", "shift left", "shift u
 
 
 def view(faces: np.ndarray, dx: float, dy: float, scale: float, degrees: float) -> np.ndarray:
-    side = faces.shape[1]
-    move = cv2.getRotationMatrix2D((side / 2 - 0.5, side / 2 - 0.5), degrees, scale)
-    move[:, 2] += (dx, dy)
-    out = [cv2.warpAffine(face, move, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-           for face in faces]
-    return np.stack(out).reshape(faces.shape)
+    """Every face moved, zoomed and turned alike, as the shifted set turns and crops a face."""
+    return np.stack([warp(face, degrees, scale, (dx, dy)) for face in faces])
 
 
 def main() -> None:

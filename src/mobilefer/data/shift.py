@@ -53,7 +53,9 @@ def _uneven(face: Face, rng: np.random.Generator) -> Face:
     return face * (low + (high - low) * ramp)[..., None]
 
 
-def _warp(face: Face, angle: float, scale: float, shift: tuple[float, float]) -> Face:
+def warp(face: Face, angle: float, scale: float, shift: tuple[float, float]) -> Face:
+    """``face`` turned by ``angle`` degrees and scaled about its centre, then moved by ``shift``
+    px (bilinear, edges reflected); the same shape."""
     size = face.shape[0]
     m = cv2.getRotationMatrix2D((size / 2 - 0.5, size / 2 - 0.5), angle, scale)
     m[:, 2] += shift
@@ -62,19 +64,19 @@ def _warp(face: Face, angle: float, scale: float, shift: tuple[float, float]) ->
 
 
 def _rotate(face: Face, rng: np.random.Generator) -> Face:
-    return _warp(face, rng.choice((-1, 1)) * rng.uniform(8.0, 20.0), 1.0, (0.0, 0.0))
+    return warp(face, rng.choice((-1, 1)) * rng.uniform(8.0, 20.0), 1.0, (0.0, 0.0))
 
 
 def _looser(face: Face, rng: np.random.Generator) -> Face:
     # a detector's box with more room around the face: the face smaller, off centre
     size = face.shape[0]
-    return _warp(face, 0.0, rng.uniform(0.72, 0.85), tuple(rng.uniform(-0.06, 0.06, 2) * size))
+    return warp(face, 0.0, rng.uniform(0.72, 0.85), tuple(rng.uniform(-0.06, 0.06, 2) * size))
 
 
 def _tighter(face: Face, rng: np.random.Generator) -> Face:
     # a box that cuts into the forehead, chin or cheeks
     size = face.shape[0]
-    return _warp(face, 0.0, rng.uniform(1.15, 1.32), tuple(rng.uniform(-0.05, 0.05, 2) * size))
+    return warp(face, 0.0, rng.uniform(1.15, 1.32), tuple(rng.uniform(-0.05, 0.05, 2) * size))
 
 
 def _hand(face: Face, rng: np.random.Generator) -> Face:
