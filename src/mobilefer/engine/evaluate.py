@@ -58,8 +58,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     result = {**score(data.labels, probs.argmax(1), meta.classes), "calibration": calibration(probs, data.labels)}
     if changes is not None:
         result["shift"] = {"seed": config.shift, "by_change": by_change(data.labels, probs.argmax(1), changes)}
-    if crop is not None and crop.summary():
-        result["faces"] = crop.summary()
+    if crop is not None and (said := crop.summary()):
+        result["faces"] = said
     if config.json:
         write_text(config.json, json.dumps(result, indent=2) + "\n")
     if config.plot:

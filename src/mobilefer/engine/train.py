@@ -63,23 +63,22 @@ class TrainResult:
 
 
 def _cuts_faces(config: TrainConfig) -> bool:
-    """Whether training images are cut to their faces: --crop-faces, or by default where the face
-    size is known before the data is read (a fine-tune's, or --base-size)."""
-    return bool(config.crop_faces or (config.crop_faces is None and config.base_size))
+    """Whether training images are cut to their faces (LargestFaceCrop.cuts): --crop-faces, or by
+    default where the face size is known before the data is read (a fine-tune's, or --base-size)."""
+    from mobilefer.inference.detectors import LargestFaceCrop
+
+    return LargestFaceCrop.cuts(config.crop_faces, config.base_size)
 
 
 def load_data(config: TrainConfig) -> tuple[LabeledImages, LabeledImages, str]:
     """Train and validation sets, and where validation came from (``config`` resolved)."""
     is_fer_csv = csv_has_usage(config.data)
     train_usage = config.usage or ("Training" if is_fer_csv else None)
-    crop = None
-    if _cuts_faces(config):
-        from mobilefer.inference.detectors import LargestFaceCrop
+    from mobilefer.inference.detectors import LargestFaceCrop
 
-        # as evaluate and predict read them: every image's face, or (by default, where the face
-        # size is the start model's) those of images larger than its faces, whole where none is found
-        crop = (LargestFaceCrop(margin=config.face_margin) if config.crop_faces else
-                LargestFaceCrop(margin=config.face_margin, crops_up_to=config.base_size, required=False))
+    # as evaluate and predict read them: every image's face, or (by default, where the face size
+    # is the start model's) those of images larger than its faces, whole where none is found
+    crop = LargestFaceCrop.by_rule(config.crop_faces, config.face_margin, config.base_size)
     train = load_images(
         config.data, usage=train_usage, channels=config.channels, base_size=config.base_size,
         max_base_size=config.img_size, workers=config.workers, limit=config.limit, seed=config.seed,
@@ -106,8 +105,8 @@ def load_data(config: TrainConfig) -> tuple[LabeledImages, LabeledImages, str]:
         train, val = train.subset(train_idx), train.subset(val_idx)
         train.skipped, val.dropped = skipped, {}  # what the vote rule left out is reported once, with train
         source = f"{config.val_split:.0%} stratified split of {config.data} (seed {config.seed})"
-    if crop is not None and crop.summary():
-        log.info("training and validation faces: %s", crop.summary())
+    if crop is not None and (said := crop.summary()):
+        log.info("training and validation faces: %s", said)
     return train, val, source
 
 

@@ -112,22 +112,33 @@ class LargestFaceCrop:
         if required:
             self._detector()  # a missing detector fails here, not in a reader's thread
 
+    @staticmethod
+    def cuts(crop_faces: bool | None, base_size: int | None) -> bool:
+        """Whether images are cut to their faces: ``crop_faces`` True (every image), or None where
+        the face size the model takes (``base_size``) is known (the images larger than it)."""
+        return bool(crop_faces or (crop_faces is None and base_size))
+
     @classmethod
-    def for_model(cls, meta: "ModelMeta", crop_faces: bool | None = None) -> "LargestFaceCrop | None":
-        """The crop a model's images get outside training (evaluation, export calibration), as
-        predict crops a face, at the model's margin. ``crop_faces`` True (or None for a model
-        trained with --crop-faces): every image's largest face, an image without one left out.
-        None: images larger than the model's own faces (its base size, on the short side:
-        photos, or crops made otherwise) are searched for their largest face and used whole where
-        none is found; the others are face crops as the model's own were. False: every image as
-        it is (None returned)."""
-        if crop_faces is None and meta.config.get("crop_faces", False):
-            crop_faces = True
-        if crop_faces is False:
+    def by_rule(cls, crop_faces: bool | None, margin: float, base_size: int | None) -> "LargestFaceCrop | None":
+        """The crop labelled images get in evaluation, a fine-tune and export calibration, as predict
+        crops a face at ``margin``: ``crop_faces`` True: every image's largest face, an image
+        without one left out. None (with a ``base_size``): images larger than the model's faces
+        (on the short side: photos, or crops made otherwise) are searched for their largest face and
+        kept whole where none is found; the others are face crops as the model's own were. False,
+        or None without a face size: every image as it is (None returned)."""
+        if not cls.cuts(crop_faces, base_size):
             return None
         if crop_faces:
-            return cls(margin=meta.face_margin)
-        return cls(margin=meta.face_margin, crops_up_to=meta.base_size, required=False)
+            return cls(margin=margin)
+        return cls(margin=margin, crops_up_to=base_size, required=False)
+
+    @classmethod
+    def for_model(cls, meta: "ModelMeta", crop_faces: bool | None = None) -> "LargestFaceCrop | None":
+        """:meth:`by_rule` for a model's images outside training (evaluation, export calibration):
+        its margin and faces; ``crop_faces`` None is True for a model trained with --crop-faces."""
+        if crop_faces is None and meta.config.get("crop_faces", False):
+            crop_faces = True
+        return cls.by_rule(crop_faces, meta.face_margin, meta.base_size)
 
     def _detector(self) -> FaceDetector:
         if not hasattr(self._local, "detector"):
