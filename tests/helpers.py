@@ -19,6 +19,22 @@ import pytest
 from mobilefer.engine.config import TrainConfig
 from mobilefer.inference.detectors import available_detectors
 
+def write_photos_of(rgb, folder: Path, count: int, mirrored: bool = False, stem: str = "") -> None:
+    """``count`` 560x420 photos of the face in ``rgb`` (uint8 RGB), shrunk to 300 px and placed
+    a little further along a plain background of another grey each time:
+    ``folder``/``stem``0.png, ..."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    face = cv2.resize(rgb, (300, 300))
+    face = face[:, ::-1] if mirrored else face
+    for i in range(count):
+        canvas = np.full((420, 560, 3), 60 + 10 * i, np.uint8)
+        canvas[40 + 10 * i: 340 + 10 * i, 20 * i: 300 + 20 * i] = face
+        Image.fromarray(canvas).save(folder / f"{stem}{i}.png")
+
+
 # CenterFace's weights are bundled; a stripped install without them skips the tests that need it.
 needs_centerface = pytest.mark.skipif("centerface" not in available_detectors(),
                                       reason="CenterFace weights missing (mobilefer/weights/centerface_int8.onnx)")

@@ -7,23 +7,20 @@ import pytest
 from PIL import Image
 
 from conftest import LEVELS, make_image
+from helpers import write_photos_of
 
 
 @pytest.fixture
 def mixed_folder(tmp_path, astronaut_bgr):
     """happy/: the astronaut on four larger canvases, a loose crop of her, two 48 px face-sized
     images; sad/: a photo without a face and two 48 px images."""
-    import cv2
     from skimage import data as skdata
 
     rgb = np.ascontiguousarray(astronaut_bgr[:, :, ::-1])
     root = tmp_path / "labelled"
     for name in ("happy", "sad"):
         (root / name).mkdir(parents=True)
-    for i in range(4):
-        canvas = np.full((420, 560, 3), 60 + 10 * i, np.uint8)
-        canvas[40 + 10 * i: 340 + 10 * i, 20 * i: 300 + 20 * i] = cv2.resize(rgb, (300, 300))
-        Image.fromarray(canvas).save(root / "happy" / f"photo{i}.png")
+    write_photos_of(rgb, root / "happy", 4, stem="photo")
     Image.fromarray(rgb[0:300, 80:380]).save(root / "happy" / "loose.png")
     Image.fromarray(skdata.coffee()).save(root / "sad" / "no_face.png")
     rng = np.random.default_rng(0)

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import make_image
+from helpers import write_photos_of
 from mobilefer.checkpoint import load_model, start_from
 from mobilefer.engine.config import FINE_TUNE, TrainConfig
 from mobilefer.engine.train import train
@@ -119,7 +120,6 @@ def test_bundled_models_ship_weights_that_match_their_onnx(name):
 def test_photos_that_are_not_face_crops_train_on_their_faces(astronaut_bgr, bundled_model, tmp_path):
     """--crop-faces: each photo becomes its largest face, cropped as predict crops it; a photo
     without a face is skipped and listed; evaluate crops the same way by default."""
-    import cv2
     from skimage import data as skdata
 
     from mobilefer.data.preprocess import to_base
@@ -132,11 +132,7 @@ def test_photos_that_are_not_face_crops_train_on_their_faces(astronaut_bgr, bund
     root = tmp_path / "photos"
     for name, flip in (("Happy", False), ("sad", True)):
         (root / name).mkdir(parents=True)
-        for i in range(6):
-            canvas = np.full((420, 560, 3), 60 + 10 * i, np.uint8)
-            photo = cv2.resize(rgb, (300, 300))[:, ::-1] if flip else cv2.resize(rgb, (300, 300))
-            canvas[40 + 10 * i: 340 + 10 * i, 20 * i: 300 + 20 * i] = photo
-            Image.fromarray(canvas).save(root / name / f"{i}.png")
+        write_photos_of(rgb, root / name, 6, mirrored=flip)
     Image.fromarray(skdata.coffee()).save(root / "sad" / "no_face.png")
 
     crop = LargestFaceCrop(margin=0.15)
