@@ -269,3 +269,30 @@ def test_a_video_without_frames_and_a_link_that_loops_are_one_line_each(tmp_path
         err = capsys.readouterr().err
         assert code != 0 and message in err and "Traceback" not in err, err
         assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_video_files_run_each_session_on_one_thread_and_threads_reach_the_detector(video, bundled_model, tmp_path,
+                                                                                     astronaut_bgr, monkeypatch):
+    """A video file's frames are decoded, searched and classified on threads of their own, so its
+    ONNX Runtime sessions take one thread each; images take the idle cores; --threads sets both
+    the model's and the face detector's."""
+    from mobilefer import cores
+    from mobilefer.inference import predict as predict_module
+
+    loaded = []
+    real_load = EmotionRecognizer.load
+
+    def load(*args, **kwargs):
+        rec = real_load(*args, **kwargs)
+        loaded.append((rec.classifier.session.get_session_options().intra_op_num_threads,
+                       rec.detector.session.get_session_options().intra_op_num_threads))
+        return rec
+
+    monkeypatch.setattr(predict_module.EmotionRecognizer, "load", load)
+    monkeypatch.delenv("MOBILEFER_THREADS")
+    monkeypatch.setattr(cores, "idle", lambda: 2)  # a quiet 2-core machine
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    for source, threads in ((str(video), None), (str(photo), None), (str(video), 3)):
+        predict(PredictConfig(source=source, model=str(bundled_model), threads=threads))
+    assert loaded == [(1, 1), (2, 2), (3, 3)]

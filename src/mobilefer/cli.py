@@ -261,7 +261,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--uncertain", type=float, default=0.0, metavar="P", help=UNCERTAIN_HELP)
     p.add_argument("--margin", type=float, help="crop margin around a face box; default: the model's")
     p.add_argument("--classes", type=_csv_list, help="class names in output order, for .pth state_dicts")
-    p.add_argument("--threads", type=int, help="ONNX Runtime threads; default: up to 4 (1 is often best for a few faces)")
+    p.add_argument("--threads", type=int, help="ONNX Runtime threads a model or the face detector takes; default: the "
+                                               "idle cores up to 4, or 1 where every source is a video file (its "
+                                               "frames are decoded, searched and classified on threads of their own)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--explain", action="store_true",
                    help="with --out: for each face of each photo, a picture of the pixels its emotion rests on "

@@ -44,6 +44,20 @@ def budget(threads: int | None = None, cap: int = MAX_DEFAULT) -> int:
     return env if env is not None else min(cap, idle())
 
 
+# A video file is decoded, searched, glanced at and classified on threads of its own (inference/
+# live.py, sources.py, recognizer.py): about two cores' work on two cores. An ONNX Runtime pool
+# under each session on top of that oversubscribes them: the whole `predict CLIP --json` command,
+# 2 cores with VNNI, 8 rounds alternating, the hikers at 640x480: 3.23 s with one thread a session
+# against 3.52 s with two (the budget of a quiet machine), 5.5 against 6.2 s of CPU.
+VIDEO_FILE_THREADS = 1
+
+
+def video_budget(threads: int | None = None) -> int:
+    """Threads a session gets where it serves video files alone: ``threads`` if given, else
+    ``$MOBILEFER_THREADS``, else VIDEO_FILE_THREADS."""
+    return budget(threads, cap=VIDEO_FILE_THREADS)
+
+
 def env_threads() -> int | None:
     """$MOBILEFER_THREADS as a thread count (None where unset or empty); a ConfigError naming
     the variable where it breaks the rule --threads keeps."""

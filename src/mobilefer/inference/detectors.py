@@ -88,9 +88,9 @@ def detector_name(name: str, weights: str | Path | None = None) -> str:
 def create_detector(name: str = "auto", **options) -> FaceDetector:
     """A detector by name: haar, centerface, none or auto (see :func:`detector_name`)."""
     name = detector_name(name, options.get("weights"))
-    if name != "centerface":  # where the file and the device matter
-        options.pop("weights", None)
-        options.pop("providers", None)
+    if name != "centerface":  # where the file, the device and ONNX Runtime's threads matter
+        for key in ("weights", "providers", "threads"):
+            options.pop(key, None)
     return DETECTORS[name](**options)
 
 

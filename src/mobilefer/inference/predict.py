@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from mobilefer.atomic import atomic_path, check_output_dir, check_output_file
+from mobilefer import cores
 from mobilefer.cores import THREADS_RULE
 from mobilefer.errors import ConfigError, OutputError, SourceError, check_fields
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
@@ -57,7 +58,7 @@ class PredictConfig:
     max_faces: int | None = None
     margin: float | None = None  # default: the model's own
     classes: list[str] | None = None  # for .pth models
-    threads: int | None = None  # ONNX Runtime intra-op threads (None: up to 4)
+    threads: int | None = None  # ONNX Runtime intra-op threads (None: up to 4; 1 where every source is a video file)
     explain: bool = False  # with out: a picture of why, for each face of each photo
     uncertain: float = 0.0  # a face whose top probability is under this is labelled "uncertain"
     device: str = "auto"  # auto, cpu, cuda or cuda:N (runtime.devices)
@@ -168,10 +169,12 @@ def output_names(sources: list[str]) -> dict[str, str]:
 def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | None = None) -> PredictSummary:
     """Run recognition over ``config``'s sources, one after the other, and write the requested
     outputs (JSON Lines and CSV for all of them together; annotated files and a timeline per source)."""
+    sources, unusable = expand_sources(config.sources)
+    videos_only = all(source_kind(s) == "video" for s in sources)
     rec = EmotionRecognizer.load(config.model, detector=config.detector, margin=config.margin,
                                  min_face=config.min_face, max_faces=config.max_faces, classes=config.classes,
-                                 threads=config.threads, device=config.device, uncertain=config.uncertain)
-    sources, unusable = expand_sources(config.sources)
+                                 threads=cores.video_budget(config.threads) if videos_only else config.threads,
+                                 device=config.device, uncertain=config.uncertain)
     summary = PredictSummary(kind=source_kind(sources[0]) if len(sources) == 1 else "many",
                              failed=[reason for _, reason in unusable])
     names = output_names(sources)

@@ -190,7 +190,8 @@ class EmotionRecognizer:
         check_uncertain(uncertain)
         where = choose_device(device)
         clf = load_classifier(model, classes=classes, threads=threads, device=where)
-        found = create_detector(detector, min_face=min_face, max_faces=max_faces, providers=where.providers)
+        found = create_detector(detector, min_face=min_face, max_faces=max_faces, threads=threads,
+                                providers=where.providers)
         return cls(clf, found, margin, uncertain)
 
     @property
