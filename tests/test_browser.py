@@ -518,6 +518,37 @@ VIDEO_FRAME = """async (b64) => {
 }"""
 
 
+def test_the_page_looks_for_a_frames_faces_in_one_batch_with_the_boxes_of_one_look_each(static_page, astronaut_bgr,
+                                                                                        recognizer):
+    """camera.js lookNearMany (follow.py _look: all squares of one size in one detector call) gives
+    each face the box it gets looked for alone, and Python's: three small faces in a frame's search
+    pixels and a large one in a smooth copy of its square."""
+    from mobilefer.inference.follow import FaceFollower
+    from mobilefer.inference.plan import RULES
+
+    frame = texture(3)
+    for (left, top), side in zip([(60, 60), (300, 50), (500, 200), (150, 220)], [26, 30, 34, 120]):
+        head = astronaut_head(astronaut_bgr, side)
+        frame[top:top + head.shape[0], left:left + head.shape[1]] = head
+    follower = FaceFollower(recognizer.detector)
+    last = sorted(follower.detector.detect(frame, upscale=False, min_face=20), key=lambda b: b.x)
+    assert len(last) == 4
+    want = follower._look(frame, last, 4, RULES.input)
+    page, problems = static_page()
+    boxes = [[*b.as_list(), b.score] for b in last]
+    together, alone = page.evaluate("""async ([b64, boxes, side]) => {
+        const img = {data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 480, channels: 3};
+        const camera = window.mobilefer.engine.camera, alone = [];
+        for (const box of boxes) alone.push(await camera.lookNear(img, box, 4, side));
+        return [await camera.lookNearMany(img, boxes, 4, side), alone];
+    }""", [rgb_b64(frame), boxes, RULES.input])
+    assert together == alone
+    for got, one in zip(together, want):
+        assert one is not None and got is not None
+        assert np.abs(np.array(got[:4]) - one.as_list()).max() <= 1, (got, one)
+    assert problems == []
+
+
 LOOK_NEAR = """async ([b64, width, height, box, side]) => window.mobilefer.engine.camera.lookNear({
     data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width, height, channels: 3}, box, 4, side)"""
 
@@ -745,9 +776,9 @@ def test_the_page_matches_a_faces_patch_as_python_does(static_page):
 
 FOLLOWED = """async (frames) => {
     const engine = window.mobilefer.engine, follow = engine.site.follow, every = follow.detect_every, seen = [];
-    const look = engine.camera.followOne.bind(engine.camera);
+    const look = engine.camera.followMany.bind(engine.camera);
     let looks = 0;
-    engine.camera.followOne = async (...a) => { looks += 1; return look(...a); };
+    engine.camera.followMany = async (img, boxes, minBox) => { looks += boxes.length; return look(img, boxes, minBox); };
     follow.detect_every = 100;
     engine.camera.resetVideo();
     try {
@@ -760,7 +791,7 @@ FOLLOWED = """async (frames) => {
         }
     } finally {
         follow.detect_every = every;
-        engine.camera.followOne = look;
+        engine.camera.followMany = look;
         engine.camera.resetVideo();
     }
     return seen;

@@ -35,7 +35,7 @@ def test_the_vendored_runtime_is_the_one_its_manifest_names():
 def test_a_site_holds_page_models_runtime_and_the_models_description(site):
     files = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
     assert {"index.html", "site.json", "NOTICE.txt", "models/classifier.onnx", "models/detector.onnx",
-            "static/app.js", "static/browser.js", "static/camera.js", "static/draw.js", "static/frames.js", "static/plan.js", "static/style.css", "static/sample.jpg",
+            "static/app.js", "static/browser.js", "static/camera.js", "static/centerface.js", "static/draw.js", "static/frames.js", "static/plan.js", "static/style.css", "static/sample.jpg",
             "static/ort/ort.wasm.min.js", "static/ort/ort-wasm-simd-threaded.mjs",
             "static/ort/ort-wasm-simd-threaded.wasm", "static/ort/LICENSE"} <= files
     assert (site / "models/classifier.onnx").read_bytes() == resolve_model(None).path.read_bytes()

@@ -12,8 +12,8 @@ the detector's settings, both taken from Python's own (one source), and loads
 ``models/classifier.onnx`` and ``models/detector.onnx`` (CenterFace with its input size freed)
 with ONNX Runtime Web (``ort/``, vendored: see ``scripts/vendor_onnxruntime_web.sh``).
 ``page/browser.js`` writes mobilefer's preprocessing out again in JavaScript (and
-``page/camera.js`` its following of a video's faces; ``page/frames.js`` reads a camera's frames
-without a canvas); the browser tests
+``page/centerface.js`` CenterFace's passes, ``page/camera.js`` its following of a video's faces;
+``page/frames.js`` reads a camera's frames without a canvas); the browser tests
 compare its probabilities with the Python runtime's on the same crops.
 """
 from __future__ import annotations

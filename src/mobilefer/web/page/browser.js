@@ -209,29 +209,6 @@ const MobileferBrowser = (() => {
   // ------------------------------------------------------------ face boxes (inference/detectors.py)
   const { iou } = MobileferPlan;  // faces.py iou (plan.js)
 
-  // cv2.dnn.NMSBoxes: best score first, a box is kept unless it overlaps a kept one by more than nms.
-  function nmsBoxes(rects, scores, threshold, nms) {
-    const order = scores.map((s, i) => [s, i]).filter(([s]) => s > threshold).sort((a, b) => b[0] - a[0]);
-    const keep = [];
-    for (const [, i] of order) {
-      if (keep.every((j) => iou(rects[i], rects[j]) <= nms)) keep.push(i);
-    }
-    return keep;
-  }
-
-  function tiles(width, height, ratio, overlap, maxPixels) {  // _tiles
-    const side = Math.floor(Math.sqrt(maxPixels) / ratio);
-    overlap = Math.min(overlap, Math.floor(side / 2));
-    const starts = (length) => {
-      if (length <= side) return [0];
-      const count = Math.ceil((length - overlap) / (side - overlap));
-      return Array.from({ length: count }, (_, i) => pyRound(i * (length - side) / (count - 1)));
-    };
-    const out = [];
-    for (const y of starts(height)) for (const x of starts(width)) out.push([x, y, Math.min(width, x + side), Math.min(height, y + side)]);
-    return out;
-  }
-
   // face_crop: a square of the box's longer side grown by margin per edge, clamped to the image.
   function faceCrop(img, box, margin) {
     const [x, y, w, h] = box;
@@ -337,45 +314,6 @@ const MobileferBrowser = (() => {
       return new Engine(site, classifier, detector);
     }
 
-    // detectors.py CenterFaceDetector.pass_size: img resized for a pass at ratio.
-    static passSize(width, height, ratio) {
-      return [Math.max(32, Math.ceil(width * ratio / 32) * 32), Math.max(32, Math.ceil(height * ratio / 32) * 32)];
-    }
-
-    // One CenterFace pass over img at ratio: rects [x, y, w, h] in img's pixels, and scores; or
-    // over the window [x0, y0, x1, y1] of that pass's pixels alone (_run).
-    async pass(img, ratio, threshold, window = null) {
-      const [netW, netH] = Engine.passSize(img.width, img.height, ratio);
-      const [left, top, right, bottom] = window ?? [0, 0, netW, netH];
-      const same = netW === img.width && netH === img.height;
-      const small = same ? (window ? region(img, left, top, right, bottom) : img)
-        : resizeLinearU8(img, netW, netH, false, window);
-      const plane = small.width * small.height, blob = new Float32Array(3 * plane), px = small.data;
-      for (let i = 0, j = 0; i < plane; i++, j += 3) {
-        blob[i] = px[j]; blob[plane + i] = px[j + 1]; blob[2 * plane + i] = px[j + 2];
-      }
-      const input = new ort.Tensor("float32", blob, [1, 3, small.height, small.width]);
-      const feeds = { [this.detector.inputNames[0]]: input };
-      const out = await this.detector.run(feeds);
-      const [heat, scale, offset, marks] = this.detector.outputNames.slice(0, 4).map((n) => out[n]);
-      const [hh, hw] = heat.dims.slice(2), hp = hh * hw;
-      const sx = img.width / netW, sy = img.height / netH, rects = [], scores = [], points = [];
-      for (let i = 0; i < hp; i++) {
-        const score = heat.data[i];
-        if (!(score > threshold)) continue;
-        const ys = Math.floor(i / hw), xs = i % hw;
-        const sideH = Math.exp(scale.data[i]) * 4, sideW = Math.exp(scale.data[hp + i]) * 4;
-        const cy = (ys + offset.data[i] + 0.5) * 4 + top, cx = (xs + offset.data[hp + i] + 0.5) * 4 + left;
-        rects.push([(cx - sideW / 2) * sx, (cy - sideH / 2) * sy, sideW * sx, sideH * sy]);
-        scores.push(score);
-        // centerface.py _Pass.read: point j's (y, x) at channels 2j, 2j + 1, fractions of the box from its corner
-        points.push(marks ? [0, 1, 2, 3, 4].map((j) => [
-          (marks.data[(2 * j + 1) * hp + i] * sideW + cx - sideW / 2) * sx,
-          (marks.data[2 * j * hp + i] * sideH + cy - sideH / 2) * sy]) : null);
-      }
-      return { rects, scores, points };
-    }
-
     // CenterFaceDetector.detect: boxes [x, y, w, h, score], best first. A video frame is never
     // enlarged and looks for faces no smaller than a VIDEO_DETECT_PIXELS copy shows (video_min_face).
     // ``scale``: looked at at exactly that scale, in one pass (a followed face's square), or only
@@ -394,36 +332,32 @@ const MobileferBrowser = (() => {
       if (!scale && Math.min(w, h) * low >= 2 * r.smallest_seen) passes.push([img, low, null, 0, 0]);
       if (r.max_tiles && !scale && whole < 0.95 * wanted) {
         const ratio = Math.min(wanted, Math.sqrt(r.max_tiles * r.max_detect_pixels / (w * h)));
-        for (const [x0, y0, x1, y1] of tiles(w, h, ratio, Math.floor(2 * r.smallest_seen / whole), r.max_detect_pixels)) {
+        for (const [x0, y0, x1, y1] of MobileferCenterFace.tiles(w, h, ratio, Math.floor(2 * r.smallest_seen / whole), r.max_detect_pixels)) {
           passes.push([{ tile: [x0, y0, x1, y1] }, ratio, null, x0, y0]);
         }
       }
-      let rects = [], scores = [], points = [];
-      for (const [k, [source, ratio, win, x0, y0]] of passes.entries()) {
+      const found = [];
+      for (const [k, [source, ratio, win]] of passes.entries()) {
         if (onProgress) {
           onProgress(k, passes.length);
           await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
         }
         const part = source.tile ? region(img, ...source.tile) : source;
-        const found = await this.pass(part, ratio, threshold, win);
-        rects = rects.concat(found.rects.map(([x, y, bw, bh]) => [x + x0, y + y0, bw, bh]));
-        scores = scores.concat(found.scores);
-        points = points.concat(found.points.map((p) => p && p.map(([px, py]) => [px + x0, py + y0])));
+        found.push(...await MobileferCenterFace.runPasses(this.detector, [MobileferCenterFace.passInput(part, ratio, win)], [threshold]));
       }
-      const boxes = [];
-      for (const i of nmsBoxes(rects, scores, threshold, r.nms)) {
-        const [x, y, bw, bh] = rects[i];
-        const x0 = Math.max(0, pyRound(x)), y0 = Math.max(0, pyRound(y));
-        const x1 = Math.min(w, pyRound(x + bw)), y1 = Math.min(h, pyRound(y + bh));
-        if (x1 > x0 && y1 > y0) {
-          // a box's landmarks ride on it as a property (a photo's; following makes new boxes without)
-          const box = [x0, y0, x1 - x0, y1 - y0, scores[i]];
-          box.landmarks = points[i] && points[i].map(([px, py]) => [Math.round(px * 10) / 10, Math.round(py * 10) / 10]);
-          boxes.push(box);
-        }
-      }
-      return boxes.filter((b) => Math.min(b[2], b[3]) >= (minBox ?? r.box_tolerance * minFace))
-        .sort((a, b) => b[4] - a[4] || b[2] * b[3] - a[2] * a[3]);
+      return MobileferCenterFace.boxes(found, passes.map((p) => p.slice(3)), w, h, threshold, r.nms,
+                                       minBox ?? r.box_tolerance * minFace);
+    }
+
+    // CenterFaceDetector.detect_many for looks of one pass each (a followed face's square:
+    // detect()'s options with ``scale``, and a ``window`` or not): the passes of one size in one
+    // run of the network; each look's boxes as detect() gives them.
+    async detectMany(looks) {
+      const r = this.rules, thresholds = looks.map(([, o]) => o.confidence ?? r.threshold);
+      const found = await MobileferCenterFace.runPasses(
+        this.detector, looks.map(([img, o]) => MobileferCenterFace.passInput(img, o.scale, o.window ?? null)), thresholds);
+      return looks.map(([img, o], i) => MobileferCenterFace.boxes(
+        [found[i]], [[0, 0]], img.width, img.height, thresholds[i], r.nms, o.minBox ?? r.box_tolerance * (o.minFace ?? r.min_face)));
     }
 
     // explain.py deletion_map over a face of img (RGB): copies of its base-size face, each with

@@ -67,53 +67,75 @@ const MobileferCamera = (() => {
     return carry([x, y, box[2], box[3], box[4]], box, 1, x - box[0], y - box[1]);
   }
 
+  // follow.py _pick: of the boxes found in a square, the one that is box's face now, in the
+  // frame's pixels: the one overlapping box most (else the best scoring); null where nothing was
+  // found or its box is under minBox px.
+  function pick(box, found, { x0, y0, unit }, minBox) {
+    if (!found.length) return null;
+    const last = [Math.trunc((box[0] - x0) * unit), Math.trunc((box[1] - y0) * unit), Math.trunc(box[2] * unit),
+                  Math.trunc(box[3] * unit)];
+    let best = found.reduce((a, b) => (iou(b, last) > iou(a, last) || (iou(b, last) === iou(a, last) && b[4] > a[4]) ? b : a));
+    if (iou(best, last) === 0) best = found.reduce((a, b) => (b[4] > a[4] ? b : a));
+    const moved = carry([x0 + pyRound(best[0] / unit), y0 + pyRound(best[1] / unit), pyRound(best[2] / unit),
+                         pyRound(best[3] / unit), best[4]], best, 1 / unit, x0, y0);
+    return Math.min(moved[2], moved[3]) < minBox ? null : moved;
+  }
+
   class CameraFaces {
     constructor(engine) {
       this.engine = engine;
       this.resetVideo();
     }
 
-    // follow.py FaceFollower.follow: the face looked for in a square around its last box, at the
-    // whole-frame search's scale and at least INPUT px across, or once more in a retry_input px
-    // square; null where neither finds it (or under minBox px).
-    async followOne(img, box, minBox) {
-      const f = this.engine.site.follow;
-      return (await this.lookNear(img, box, minBox, f.input)) ?? (await this.lookNear(img, box, minBox, f.retry_input));
+    // follow.py FaceFollower.follow: each face looked for in a square around its last box, at
+    // the whole-frame search's scale and at least INPUT px across, all squares in one detector
+    // call, and those it misses once more in retry_input px squares; null where neither finds it
+    // (or under minBox px).
+    async followMany(img, boxes, minBox) {
+      const f = this.engine.site.follow, out = await this.lookNearMany(img, boxes, minBox, f.input);
+      const missed = boxes.map((_, i) => i).filter((i) => out[i] === null);
+      const again = await this.lookNearMany(img, missed.map((i) => boxes[i]), minBox, f.retry_input);
+      missed.forEach((i, k) => { out[i] = again[k]; });
+      return out;
     }
 
-    // follow.py FaceFollower._look, _window and _region: one square around a face. A face at the
-    // whole-frame search's scale is looked at in that search's pixels, on its lattice; a large face in a smooth copy.
     async lookNear(img, box, minBox, input) {
+      return (await this.lookNearMany(img, [box], minBox, input))[0];
+    }
+
+    // follow.py FaceFollower._look: each face looked for in one square input px across as looked
+    // at (square), the squares in one detector call (Engine.detectMany), each one's box picked.
+    async lookNearMany(img, boxes, minBox, input) {
+      const squares = boxes.map((box) => this.square(img, box, input)), wanted = squares.filter(Boolean);
+      const found = wanted.length ? await this.engine.detectMany(wanted.map((q) => [q.image, q.options])) : [];
+      let k = 0;
+      return boxes.map((box, i) => (squares[i] ? pick(box, found[k++], squares[i], minBox) : null));
+    }
+
+    // follow.py FaceFollower._square and _region: how a face is looked at. A face at the
+    // whole-frame search's scale is looked at in that search's pixels, on its lattice; a large
+    // face in a smooth copy. Null where the square is too small.
+    square(img, box, input) {
       const f = this.engine.site.follow, grid = f.grid, w = img.width, h = img.height, scale = this.engine.videoScale(w, h);
       const ratio = Math.min(scale, input / (f.region * Math.max(box[2], box[3])));
       const seen = Math.max(8, Math.floor(Math.max(box[2], box[3]) * ratio / 2));
-      let found, x0 = 0, y0 = 0, unit = 1;
+      const options = { video: true, confidence: f.follow_confidence };
       if (ratio === scale) {
-        const [passW, passH] = MobileferBrowser.Engine.passSize(w, h, scale);
+        const [passW, passH] = MobileferCenterFace.passSize(w, h, scale);
         const sideX = Math.min(input, passW), sideY = Math.min(input, passH);
         let left = (box[0] + box[2] / 2) * passW / w - sideX / 2, top = (box[1] + box[3] / 2) * passH / h - sideY / 2;
         [left, top] = [pyRound(left / grid) * grid, pyRound(top / grid) * grid];
         left = pyRound(Math.min(Math.max(0, left), passW - sideX));
         top = pyRound(Math.min(Math.max(0, top), passH - sideY));
-        found = await this.engine.detect(img, { video: true, minFace: Math.trunc(seen / ratio), confidence: f.follow_confidence,
-                                         scale, window: [left, top, left + sideX, top + sideY] });
-      } else {
-        const side = Math.min(pyRound(input / ratio), w, h);
-        x0 = pyRound(Math.min(Math.max(0, box[0] + box[2] / 2 - side / 2), w - side));
-        y0 = pyRound(Math.min(Math.max(0, box[1] + box[3] / 2 - side / 2), h - side));
-        if (side < 8) return null;
-        found = await this.engine.detect(smooth(region(img, x0, y0, x0 + side, y0 + side), ratio),
-                                  { video: true, minFace: seen, confidence: f.follow_confidence });
-        unit = ratio;
+        return { image: img, options: { ...options, minFace: Math.trunc(seen / ratio), scale, window: [left, top, left + sideX, top + sideY] },
+                 x0: 0, y0: 0, unit: 1 };
       }
-      if (!found.length) return null;
-      const last = [Math.trunc((box[0] - x0) * unit), Math.trunc((box[1] - y0) * unit), Math.trunc(box[2] * unit),
-                    Math.trunc(box[3] * unit)];
-      let best = found.reduce((a, b) => (iou(b, last) > iou(a, last) || (iou(b, last) === iou(a, last) && b[4] > a[4]) ? b : a));
-      if (iou(best, last) === 0) best = found.reduce((a, b) => (b[4] > a[4] ? b : a));
-      const moved = carry([x0 + pyRound(best[0] / unit), y0 + pyRound(best[1] / unit), pyRound(best[2] / unit),
-                           pyRound(best[3] / unit), best[4]], best, 1 / unit, x0, y0);
-      return Math.min(moved[2], moved[3]) < minBox ? null : moved;
+      const side = Math.min(pyRound(input / ratio), w, h);
+      const x0 = pyRound(Math.min(Math.max(0, box[0] + box[2] / 2 - side / 2), w - side));
+      const y0 = pyRound(Math.min(Math.max(0, box[1] + box[3] / 2 - side / 2), h - side));
+      if (side < 8) return null;
+      const image = smooth(region(img, x0, y0, x0 + side, y0 + side), ratio);
+      return { image, options: { ...options, minFace: seen, scale: 1 }, x0, y0, unit: ratio };
     }
 
     // follow.py FaceFollower.glance: large faces in a thumbnail that overlap none of boxes.
@@ -147,18 +169,14 @@ const MobileferCamera = (() => {
       if (look instanceof Whole) {
         return this.engine.detect(img, { video: true, minFace: look.minFace, minBox: look.minBox, confidence: f.follow_confidence });
       }
-      const out = [];
       if (look instanceof Follow) {  // follow.py FaceFollower.follow: a patch match first where not checked
-        for (const [i, box] of look.boxes.entries()) {
-          const matched = !look.check[i] && previous !== null ? matchPatch(previous, img, box, f) : null;
-          out.push(matched ?? await this.followOne(img, box, look.minBox));
-        }
+        const out = look.boxes.map((box, i) => (!look.check[i] && previous !== null ? matchPatch(previous, img, box, f) : null));
+        const todo = out.map((_, i) => i).filter((i) => out[i] === null);
+        const found = await this.followMany(img, todo.map((i) => look.boxes[i]), look.minBox);
+        todo.forEach((i, k) => { out[i] = found[k]; });
         return out;
       }
-      if (look instanceof Again) {  // once more where each was, no larger square
-        for (const box of look.boxes) out.push(await this.lookNear(img, box, look.minBox, f.input));
-        return out;
-      }
+      if (look instanceof Again) return this.lookNearMany(img, look.boxes, look.minBox, f.input);  // no larger square
       return this.glance(img, look.boxes, look.minBox);
     }
 
