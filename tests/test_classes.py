@@ -6,7 +6,8 @@ from mobilefer.classes import FER2013_IDS, canonical_name, canonical_names, inde
 @pytest.mark.parametrize(
     "raw, canon",
     [("Anger", "angry"), ("happiness", "happy"), ("Sadness", "sad"), ("surprised", "surprise"),
-     ("neural", "neutral"), ("suprise", "surprise"), (" Fear ", "fear"), ("stress", "stress"), ("Boring", "boring")],
+     ("neural", "neutral"), ("suprise", "surprise"), (" Fear ", "fear"), ("stress", "stress"), ("Boring", "boring"),
+     ("Contemptuous", "contempt"), ("Disgusted", "disgust"), ("fearful", "fear")],
 )
 def test_synonyms_and_notebook_typos_map_to_canonical_names(raw, canon):
     assert canonical_name(raw) == canon

@@ -18,6 +18,7 @@ SYNONYMS: dict[str, str] = {
     "boredom": "boring",
     "boring": "boring",
     "contempt": "contempt",
+    "contemptuous": "contempt",
     "disgust": "disgust",
     "disgusted": "disgust",
     "fear": "fear",
