@@ -22,8 +22,8 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
-from mobilefer.atomic import atomic_path, check_output_dir, check_output_file
 from mobilefer import cores
+from mobilefer.atomic import atomic_path, check_output_dir, check_output_file
 from mobilefer.cores import THREADS_RULE
 from mobilefer.errors import ConfigError, OutputError, SourceError, check_fields
 from mobilefer.inference.detectors import DEFAULT_MIN_FACE
