@@ -99,6 +99,7 @@ const MobileferCamera = (() => {
       return out;
     }
 
+    // One face looked for in one square (lookNearMany of one).
     async lookNear(img, box, minBox, input) {
       return (await this.lookNearMany(img, [box], minBox, input))[0];
     }
