@@ -52,7 +52,10 @@ const MobileferCenterFace = (() => {
   // each pass's readPass, in order.
   async function runPasses(session, passes, thresholds) {
     const found = new Array(passes.length), groups = new Map();
-    passes.forEach((p, i) => groups.set(`${p.width}x${p.height}`, [...(groups.get(`${p.width}x${p.height}`) ?? []), i]));
+    passes.forEach((p, i) => {
+      const size = `${p.width}x${p.height}`;
+      groups.set(size, [...(groups.get(size) ?? []), i]);
+    });
     for (const group of groups.values()) {
       const { width, height } = passes[group[0]], size = 3 * width * height;
       let blob = passes[group[0]].blob;
