@@ -410,47 +410,63 @@ def test_a_camera_face_keeps_its_id_and_is_classified_at_the_rate_python_uses(st
     assert problems == []
 
 
-SMOOTHED_FRAMES = """async ([frames, smooth]) => {
-    const engine = window.mobilefer.engine, follow = engine.site.follow, was = [follow.classify_rate, follow.smooth];
+SMOOTHED_FRAMES = """async ([frames, smooth, views]) => {
+    const engine = window.mobilefer.engine, follow = engine.site.follow;
+    const was = [follow.classify_rate, follow.smooth, follow.video_views];
     engine.camera.resetVideo();
     const answers = [];
     try {
         follow.classify_rate = 1e9;  // every frame due
         if (smooth !== null) follow.smooth = smooth;
+        follow.video_views = views;
         for (const b64 of frames) {
             const img = {data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 480,
                          channels: 3};
-            answers.push((await engine.recognize(img, {video: true})).faces[0].probs);
+            const face = (await engine.recognize(img, {video: true})).faces[0];
+            answers.push([Object.values(face.probs), face.box]);
         }
     } finally {
-        [follow.classify_rate, follow.smooth] = was;
+        [follow.classify_rate, follow.smooth, follow.video_views] = was;
         engine.camera.resetVideo();
     }
     return answers;
 }"""
 
 
-def test_a_camera_faces_probabilities_are_averaged_as_pythons_video_smoothing_does(static_page, astronaut_bgr):
-    """recognizer.VIDEO_SMOOTH in the page: a known face's probabilities are ALPHA of its newest
-    classification and the rest of those before (follow.smooth 1: each classification as it is)."""
-    from mobilefer.inference.recognizer import VIDEO_SMOOTH
+def test_a_camera_faces_probabilities_are_averaged_as_pythons_video_smoothing_does(static_page, astronaut_bgr,
+                                                                                   recognizer):
+    """recognizer.VIDEO_SMOOTH and VIDEO_VIEWS in the page: a known face's probabilities are ALPHA
+    of its newest classification and the rest of those before (follow.smooth 1: each
+    classification as it is, in both views); its second classification reads it as it is and
+    pairs that with the first's mirrored view, as Python's does (follow.video_views false: both
+    views of each frame)."""
+    from mobilefer.inference.faces import Box
+    from mobilefer.inference.recognizer import VIDEO_SMOOTH, VIDEO_VIEWS
     from mobilefer.inference.tracking import Smoother
 
     page, problems = static_page()
     alpha = Smoother.parse(VIDEO_SMOOTH).value
-    assert page.evaluate("window.mobilefer.site.follow.smooth") == alpha
-    frames = []
+    assert page.evaluate("[window.mobilefer.site.follow.smooth, window.mobilefer.site.follow.video_views]") == [
+        alpha, VIDEO_VIEWS]
+    frames, b64 = [], []
     for covered in (False, True):  # the same face, then with its smile covered: another reading of it
         frame = np.full((480, 640, 3), 90, np.uint8)
         frame[30:450, 110:530] = cv2.resize(astronaut_bgr, (420, 420))
         if covered:
             frame[145:180, 265:325] = 120
-        frames.append(rgb_b64(frame))
-    smoothed = [np.array(list(p.values())) for p in page.evaluate(SMOOTHED_FRAMES, [frames, None])]
-    raw = [np.array(list(p.values())) for p in page.evaluate(SMOOTHED_FRAMES, [frames, 1])]
+        frames.append(frame)
+        b64.append(rgb_b64(frame))
+    run = lambda smooth, views: [np.array(p) for p, _ in page.evaluate(SMOOTHED_FRAMES, [b64, smooth, views])]  # noqa: E731
+    smoothed, both, raw = run(None, True), run(None, False), run(1, True)
     assert np.abs(raw[1] - raw[0]).max() > 0.002  # two readings that differ (far beyond the 1e-5 below)
-    assert np.allclose(smoothed[0], raw[0], atol=1e-6)
-    assert np.allclose(smoothed[1], alpha * raw[1] + (1 - alpha) * raw[0], atol=1e-5)
+    assert np.allclose(smoothed[0], raw[0], atol=1e-6) and np.allclose(both[0], raw[0], atol=1e-6)
+    assert np.allclose(both[1], alpha * raw[1] + (1 - alpha) * raw[0], atol=1e-5)
+    boxes = [box for _, box in page.evaluate(SMOOTHED_FRAMES, [b64, None, True])]
+    view = lambda k, mirrored: recognizer.classify_crops(  # noqa: E731
+        recognizer.crops(frames[k], [Box(*boxes[k])]), [mirrored])[0]
+    paired = (view(1, False) + view(0, True)) / 2  # the second classification, as Python reads it
+    assert np.abs(smoothed[1] - (alpha * paired + (1 - alpha) * raw[0])).max() < 1e-4
+    assert np.abs(smoothed[1] - both[1]).max() > 1e-3  # not both views of the second frame
     assert problems == []
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import ASTRONAUT_FACE
 from mobilefer.cli import main
+from mobilefer.inference.faces import Box
 from mobilefer.inference.predict import PredictConfig, predict
 from mobilefer.inference.recognizer import VIDEO_SMOOTH, EmotionRecognizer
 from mobilefer.inference.sources import SourceError, iter_frames
@@ -59,6 +60,67 @@ def test_smoothing_steadies_the_probabilities(video, rec):
     default = list(rec.stream(str(video)))  # a video is smoothed unless told not to be
     assert spread(smooth) < spread(raw) and spread(default) < spread(raw)
     assert [r.faces[0].probs for r in default] == [r.faces[0].probs for r in rec.stream(str(video), smooth=VIDEO_SMOOTH)]
+
+
+def test_a_known_face_is_read_in_the_view_its_last_classification_did_not_read(video, rec):
+    """VIDEO_VIEWS: a video's new face is read as it is and mirrored, then each classification
+    (10 frames/s: each frame's face is due) reads it in the other view than the last, and its
+    probabilities average that view with the last one; without an average of its classifications
+    (smooth none) both views every time, as a photo's."""
+    from mobilefer.data.preprocess import preprocess
+
+    real, calls = rec.classifier, []
+
+    class Spy:
+        meta = real.meta
+
+        def __call__(self, x, flip=True):
+            calls.append((flip, x.copy(), real(x, flip)))
+            return calls[-1][2]
+
+    rec.classifier = Spy()
+    try:
+        results = list(rec.stream(str(video), smooth="window:1000"))[:6]  # the plain mean of every classification
+        read = calls[:6]
+        calls.clear()
+        list(rec.stream(str(video), smooth="none"))
+    finally:
+        rec.classifier = real
+    assert [flip for flip, _, _ in calls] == [True] * FRAMES
+    assert [flip for flip, _, _ in read] == [False] * 6
+    views = []  # each classification's (mirrored, probabilities) in the order read
+    for k, (result, (_, x, probs)) in enumerate(zip(results, read)):
+        plain = preprocess(rec.crops(result.image, [Box(*result.faces[0].box)]), rec.meta)
+        sides = [False, True] if k == 0 else [k % 2 == 0]  # after the first's mirrored view, as it is
+        assert np.array_equal(x, np.concatenate([plain[..., ::-1] if m else plain for m in sides]))
+        views += list(zip(sides, probs))
+        pairs = [(views[0][1] + views[1][1]) / 2] + [(views[j][1] + views[j + 1][1]) / 2 for j in range(1, len(views) - 1)]
+        got = np.array([result.faces[0].probs[c] for c in rec.classes])
+        assert np.allclose(got, np.mean(pairs, axis=0), atol=1e-6)
+
+
+def test_a_still_face_classified_in_turns_gets_a_photos_probabilities(astronaut_bgr, rec):
+    """A face at the same place on the same frame, classified again and again with the default
+    smoothing: one view a classification, each paired with the other, so every answer is the
+    photo's (both views)."""
+    from mobilefer.inference.recognizer import VIDEO_SMOOTH, _FoundFaces
+    from mobilefer.inference.sources import Frame
+    from mobilefer.inference.tracking import Smoother, Track
+
+    frame = np.full((480, 640, 3), 70, np.uint8)
+    frame[30:450, 110:530] = cv2.resize(astronaut_bgr, (420, 420))
+    frame[145:180, 265:325] = 120  # the smile covered: a face whose two views read apart
+    box = rec.detector.detect(frame)[0]
+    track, smoother = Track(0, box), Smoother.parse(VIDEO_SMOOTH)
+    probs = []
+    for k in range(4):
+        found = _FoundFaces(Frame("still", k, k / 10, frame, fps=10.0), [track], [box], False, False, True, 0.0)
+        probs.append(rec._label_frame(found, smoother).faces[0].probs)
+    photo = rec.classify_crops(rec.crops(frame, [box]))[0]
+    mirrored = rec.classify_crops(rec.crops(frame, [box]), [True])[0]
+    for p in probs:
+        assert np.allclose([p[c] for c in rec.classes], photo, atol=1e-6)
+    assert np.abs(mirrored - photo).max() > 1e-3  # the views differ: the pairing is what makes them equal
 
 
 def test_every_n_frames_carries_labels_over(video, rec):
@@ -159,8 +221,11 @@ def test_a_hard_cut_makes_every_face_new(tmp_path, astronaut_bgr, rec):
     assert len(before) == len(after) == 1 and before.isdisjoint(after)
     raw = list(rec.stream(str(path), smooth="none"))  # each frame's own probabilities
     assert results[10].faces[0].probs == pytest.approx(raw[10].faces[0].probs, abs=1e-6)
-    # smoothing goes on: the next frame's classification weighs 0.1 against the cut frame's
-    fresh, kept = raw[11].faces[0].probs, results[10].faces[0].probs
+    # smoothing goes on: the next frame's classification weighs 0.1 against the cut frame's (the
+    # face known now, VIDEO_VIEWS: this frame's face as it is with the cut frame's mirrored)
+    plain = rec.classify_crops(rec.crops(results[11].image, [Box(*results[11].faces[0].box)]), [False])[0]
+    mirrored = rec.classify_crops(rec.crops(results[10].image, [Box(*results[10].faces[0].box)]), [True])[0]
+    fresh, kept = dict(zip(rec.classes, ((plain + mirrored) / 2).tolist())), results[10].faces[0].probs
     assert results[11].faces[0].probs == pytest.approx({k: 0.1 * fresh[k] + 0.9 * kept[k] for k in kept}, rel=1e-4)
     assert results[11].faces[0].probs["neutral"] != pytest.approx(fresh["neutral"], rel=0.1)
 

@@ -52,6 +52,11 @@ class Smoother:
             pass
         raise ConfigError(f"--smooth {spec!r}: expected ema[:ALPHA] with 0 < ALPHA <= 1, or window[:N] with N >= 1")
 
+    @property
+    def averages(self) -> bool:
+        """Whether a face's probabilities mix more than its newest classification."""
+        return self.value < 1 if self.kind == "ema" else self.value >= 2
+
 
 @dataclass
 class Track:
@@ -62,6 +67,8 @@ class Track:
     missed: int = 0
     held: bool = False  # a face seen only on weak evidence so far: followed, not reported
     classified_at: int = -1  # the video frame its face was last classified on
+    # its last classification's one view (VIDEO_VIEWS): whether mirrored, and its probabilities
+    last_view: tuple[bool, np.ndarray] | None = None
 
     def update_probs(self, probs: np.ndarray, smoother: Smoother | None) -> np.ndarray:
         if smoother is None or self.probs is None:

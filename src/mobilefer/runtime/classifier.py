@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 class Classifier(Protocol):
     meta: ModelMeta
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """float32 (N, C, H, W) from :func:`~mobilefer.data.preprocess.preprocess` -> probs float32 (N, K)."""
+    def __call__(self, x: np.ndarray, flip: bool = True) -> np.ndarray:
+        """float32 (N, C, H, W) from :func:`~mobilefer.data.preprocess.preprocess` -> probs float32 (N, K),
+        with the model's flip averaging (``meta.tta``) unless ``flip`` is False: each image as given."""
 
 
 # On the CPU a PyTorch model reads at most CPU_CHUNK images a call: its activations are allocated
@@ -39,17 +40,17 @@ class TorchClassifier:
     def __init__(self, model, meta: ModelMeta, device: str = "cpu") -> None:
         self.model, self.meta, self.device = model, meta, device
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, flip: bool = True) -> np.ndarray:
         import torch
 
         if str(self.device) == "cpu" and len(x) > CPU_CHUNK:
-            return np.concatenate([self(x[i:i + CPU_CHUNK]) for i in range(0, len(x), CPU_CHUNK)])
+            return np.concatenate([self(x[i:i + CPU_CHUNK], flip) for i in range(0, len(x), CPU_CHUNK)])
 
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
             temperature = self.meta.temperature
             p = (self.model(t).float() / temperature).softmax(1)
-            if self.meta.tta == "flip":
+            if self.meta.tta == "flip" and flip:
                 p = (p + (self.model(t.flip(3)).float() / temperature).softmax(1)) / 2
         return corrected(p.cpu().numpy(), self.meta)
 

@@ -99,5 +99,5 @@ class LiteRTClassifier:
             out[i] = _dequantize(self.interpreter.get_tensor(self._out["index"]), self._out)[0]
         return out
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return probabilities(self.logits, x, self.meta)
+    def __call__(self, x: np.ndarray, flip: bool = True) -> np.ndarray:
+        return probabilities(self.logits, x, self.meta, flip)

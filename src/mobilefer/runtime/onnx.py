@@ -91,5 +91,5 @@ class OnnxClassifier:
                                  f"names {self.meta.num_classes} classes")
         return out
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return probabilities(self.logits, x, self.meta)
+    def __call__(self, x: np.ndarray, flip: bool = True) -> np.ndarray:
+        return probabilities(self.logits, x, self.meta, flip)

@@ -14,13 +14,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def probabilities(logits, x: np.ndarray, meta: ModelMeta) -> np.ndarray:
+def probabilities(logits, x: np.ndarray, meta: ModelMeta, flip: bool = True) -> np.ndarray:
     """float32 (N, C, H, W) -> probabilities (N, K) from ``logits`` (a function of a batch), at the
-    model's temperature, with its flip averaging (both views in one call); the numpy runtimes'
-    shared __call__."""
+    model's temperature, with its flip averaging (both views in one call) unless ``flip`` is
+    False (each image read as given); the numpy runtimes' shared __call__."""
     if len(x) == 0:
         return np.zeros((0, meta.num_classes), dtype=np.float32)
-    if meta.tta == "flip":
+    if meta.tta == "flip" and flip:
         both = softmax(logits(np.concatenate([x, x[..., ::-1]])) / meta.temperature)
         return corrected((both[: len(x)] + both[len(x):]) / 2, meta)
     return corrected(softmax(logits(x) / meta.temperature), meta)

@@ -406,21 +406,23 @@ const MobileferBrowser = (() => {
     }
 
     // Face crops (RGB or gray, any size) -> class probabilities, one row per crop, with the
-    // model's flip averaging (runtime/classifier.py probabilities).
-    async classify(crops) {
+    // model's flip averaging (runtime/classifier.py probabilities); ``mirrored``: each crop read
+    // in one view instead, mirrored where true (recognizer.py classify_crops).
+    async classify(crops, mirrored = null) {
       if (!crops.length) return [];
       const m = this.model, size = m.channels * m.input_size * m.input_size, s = m.input_size;
-      const views = m.tta === "flip" ? 2 : 1, n = crops.length;
+      const views = m.tta === "flip" && mirrored === null ? 2 : 1, n = crops.length;
       const x = new Float32Array(views * n * size);
+      const mirror = (from, to) => {  // x[..., ::-1]
+        for (let row = 0; row < m.channels * s; row++) {
+          for (let col = 0; col < s; col++) to[row * s + col] = from[row * s + s - 1 - col];
+        }
+      };
       crops.forEach((crop, i) => {
         const one = preprocess(crop, m);
-        x.set(one, i * size);
-        if (views === 2) {  // x[..., ::-1]
-          const flipped = x.subarray((n + i) * size, (n + i + 1) * size);
-          for (let row = 0; row < m.channels * s; row++) {
-            for (let col = 0; col < s; col++) flipped[row * s + col] = one[row * s + s - 1 - col];
-          }
-        }
+        if (mirrored !== null && mirrored[i]) mirror(one, x.subarray(i * size, (i + 1) * size));
+        else x.set(one, i * size);
+        if (views === 2) mirror(one, x.subarray((n + i) * size, (n + i + 1) * size));
       });
       const input = new ort.Tensor("float32", x, [views * n, m.channels, s, s]);
       const out = await this.classifier.run({ [this.classifier.inputNames[0]]: input });

@@ -185,7 +185,8 @@ const MobileferCamera = (() => {
     // classified at least 1/classify_rate s ago the classify_faces classified longest ago (more
     // where that keeps each within classify_within frames); the others keep their probabilities.
     // A known face's probabilities average its classifications as Python's VIDEO_SMOOTH does
-    // (tracking.Track.update_probs, ema: follow.smooth is the newest's weight).
+    // (tracking.Track.update_probs, ema: follow.smooth is the newest's weight), each read in one
+    // view where follow.video_views says so (viewsInTurn).
     async labelVideo(img, tracks) {
       const f = this.engine.site.follow, now = performance.now();
       const chosen = tracks.filter((t) => t.probs === null);
@@ -193,11 +194,33 @@ const MobileferCamera = (() => {
       const budget = Math.max(f.classify_faces, Math.ceil(known.length / f.classify_within));
       const ready = known.filter((t) => now - t.at >= 1000 / f.classify_rate);
       chosen.push(...ready.slice(0, Math.max(0, budget - chosen.length)));
-      const probs = await this.engine.classify(chosen.map((t) => faceCrop(img, t.box, this.engine.model.face_margin)));
-      const a = f.smooth;
+      const crops = chosen.map((t) => faceCrop(img, t.box, this.engine.model.face_margin)), a = f.smooth;
+      const probs = f.video_views && this.engine.model.tta === "flip" && a < 1
+        ? await this.viewsInTurn(crops, chosen) : await this.engine.classify(crops);
       chosen.forEach((t, i) => Object.assign(t, {
         probs: t.probs === null ? probs[i] : probs[i].map((p, j) => a * p + (1 - a) * t.probs[j]), at: now }));
       return { probs: tracks.map((t) => t.probs), ids: tracks.map((t) => t.id), classified: chosen.length };
+    }
+
+    // recognizer.py _views_in_turn (VIDEO_VIEWS): each face's probabilities the mean of two views,
+    // a new face's crop read as it is and mirrored, a known one's in the view its last
+    // classification did not read, paired with that one; each track keeps the view read last.
+    async viewsInTurn(crops, tracks) {
+      const fresh = [], known = [];
+      tracks.forEach((t, i) => (t.lastView === null ? fresh : known).push(i));
+      const sides = known.map((i) => !tracks[i].lastView[0]), n = fresh.length;
+      const read = await this.engine.classify([...fresh, ...fresh, ...known].map((i) => crops[i]),
+                                              [...fresh.map(() => false), ...fresh.map(() => true), ...sides]);
+      const mean = (p, q) => p.map((v, j) => (v + q[j]) / 2), probs = new Array(tracks.length);
+      fresh.forEach((i, k) => {
+        probs[i] = mean(read[k], read[n + k]);
+        tracks[i].lastView = [true, read[n + k]];
+      });
+      known.forEach((i, k) => {
+        probs[i] = mean(read[2 * n + k], tracks[i].lastView[1]);
+        tracks[i].lastView = [sides[k], read[2 * n + k]];
+      });
+      return probs;
     }
 
     // The next camera frame starts a new video (a new camera, or the same one after a pause).

@@ -31,7 +31,7 @@ const MobileferPlan = (() => {
   // probabilities and when (the page's clock, ms) it was last classified.
   class Track {
     constructor(id, box, held = false) {
-      Object.assign(this, { id, box, missed: 0, held, probs: null, at: -Infinity });
+      Object.assign(this, { id, box, missed: 0, held, probs: null, at: -Infinity, lastView: null });
     }
   }
 
