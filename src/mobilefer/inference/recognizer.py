@@ -122,7 +122,7 @@ CLASSIFY_WITHIN = 30
 # A followed face's probabilities are an average of its classifications (weight VIDEO_SMOOTH's
 # ALPHA to the newest, ~0.14 s to move half way at CLASSIFY_RATE) unless smooth="none": a label
 # that changes with every blurred frame reads as noise (changes of label on the shared clips:
-# selfie 17 -> 6, hikers 59 -> 25, montage 2 -> 0; docs/benchmarks.md).
+# selfie 16 -> 3, hikers 64 -> 16, montage 2 -> 0, with VIDEO_VIEWS; docs/benchmarks.md).
 VIDEO_SMOOTH = "ema:0.4"
 # Where the model reads a face with its mirror image (tta flip) and a video's face's probabilities
 # average its classifications (a smoother over more than one), a known face is read in one
