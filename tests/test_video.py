@@ -66,7 +66,8 @@ def test_a_known_face_is_read_in_the_view_its_last_classification_did_not_read(v
     """VIDEO_VIEWS: a video's new face is read as it is and mirrored, then each classification
     (10 frames/s: each frame's face is due) reads it in the other view than the last, and its
     probabilities average that view with the last one; without an average of its classifications
-    (smooth none) both views every time, as a photo's."""
+    (smooth none) both views every time, as a photo's, and so where the last view is over
+    VIEW_PAIR_WITHIN s old (--every 1s)."""
     from mobilefer.data.preprocess import preprocess
 
     real, calls = rec.classifier, []
@@ -84,9 +85,14 @@ def test_a_known_face_is_read_in_the_view_its_last_classification_did_not_read(v
         read = calls[:6]
         calls.clear()
         list(rec.stream(str(video), smooth="none"))
+        alone = calls[:]
+        calls.clear()
+        list(rec.stream(str(video), every="1s"))
     finally:
         rec.classifier = real
-    assert [flip for flip, _, _ in calls] == [True] * FRAMES
+    assert [flip for flip, _, _ in alone] == [True] * FRAMES
+    assert [(flip, len(x)) for flip, x, _ in calls] == [(False, 2)] * 3  # frames 0, 10, 20: both views each
+    assert np.array_equal(calls[1][1][1], calls[1][1][0][..., ::-1])
     assert [flip for flip, _, _ in read] == [False] * 6
     views = []  # each classification's (mirrored, probabilities) in the order read
     for k, (result, (_, x, probs)) in enumerate(zip(results, read)):

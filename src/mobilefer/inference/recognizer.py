@@ -30,7 +30,7 @@ from mobilefer.inference.explain import deletion_map, face_base, over_box
 from mobilefer.inference.live import VideoFaces
 from mobilefer.inference.pose import Pose, head_pose
 from mobilefer.inference.sources import Frame, Lookahead, expand_sources, iter_frames, source_kind
-from mobilefer.inference.tracking import IoUTracker, Smoother, Track
+from mobilefer.inference.tracking import IoUTracker, Smoother, Track, View
 
 
 # The five landmarks' names in the flat outputs (CSV, Parquet): l and r are image-left and -right.
@@ -129,11 +129,14 @@ VIDEO_SMOOTH = "ema:0.4"
 # view, the one its last classification did not read, and the two are averaged: half the
 # network's work for each classification after a face's first, and a face that does not move
 # gets a photo's probabilities every time (one view alone would not do: FER+ Valid 0.869 and
-# 0.863 against 0.874 for both). Whole predict on the shared 640x480 clips, 8 rounds taking
+# 0.863 against 0.874 for both). A face whose last view is over VIEW_PAIR_WITHIN s old (--every
+# 2s; a crowd's face, classified in turn) is read in both again, so the two views of an answer
+# are never further apart. Whole predict on the shared 640x480 clips, 8 rounds taking
 # turns, against both views every time: hikers 1.12x (CPU -11 %, label changes 25 -> 16),
 # montage 1.06x, selfie 1.00x; 97.6-100 % of face-frames keep their label
 # (benchmarks/video_views.py, docs/benchmarks.md).
 VIDEO_VIEWS = True
+VIEW_PAIR_WITHIN = 0.5
 
 # The recognition settings every door shares (predict, batch, serve): one rule each.
 RECOGNITION_RULES = {
@@ -404,7 +407,7 @@ class EmotionRecognizer:
         if chosen:
             crops = self.crops(image, [boxes[i] for i in chosen])
             if VIDEO_VIEWS and self.meta.tta == "flip" and smoother is not None and smoother.averages:
-                probs = self._views_in_turn(crops, [tracks[i] for i in chosen])
+                probs = self._views_in_turn(crops, [tracks[i] for i in chosen], found.frame.time_s)
             else:
                 probs = self.classify_crops(crops)
             for i, p in zip(chosen, probs):
@@ -419,24 +422,24 @@ class EmotionRecognizer:
                            classified=found.due and len(chosen) == len(tracks), fps=frame.fps, cut=found.cut,
                            timing_ms=timing)
 
-    def _views_in_turn(self, crops: list[np.ndarray], tracks: list[Track]) -> np.ndarray:
+    def _views_in_turn(self, crops: list[np.ndarray], tracks: list[Track], time_s: float) -> np.ndarray:
         """VIDEO_VIEWS: probabilities (N, K), in order, each the mean of two views of a face: a new
-        face's crop (its track has no view kept) read as it is and mirrored, a known one's in the
-        view its last classification did not read, paired with that one. Each track keeps the
-        view read last."""
-        new = [k for k, t in enumerate(tracks) if t.last_view is None]
-        known = [k for k, t in enumerate(tracks) if t.last_view is not None]
-        sides = [not tracks[k].last_view[0] for k in known]
+        face's crop (its track keeps no view read in the last VIEW_PAIR_WITHIN s) read as it is
+        and mirrored, a known one's in the view its last classification did not read, paired
+        with that one. Each track keeps the view read last, of this frame (``time_s``)."""
+        new = [k for k, t in enumerate(tracks) if t.last_view is None or time_s - t.last_view.time_s > VIEW_PAIR_WITHIN]
+        known = [k for k in range(len(tracks)) if k not in new]
+        sides = [not tracks[k].last_view.mirrored for k in known]
         read = self.classify_crops([crops[k] for k in new] * 2 + [crops[k] for k in known],
                                    [False] * len(new) + [True] * len(new) + sides)
         probs = np.empty((len(crops), self.meta.num_classes), dtype=np.float32)
         for j, k in enumerate(new):
             probs[k] = (read[j] + read[len(new) + j]) / 2
-            tracks[k].last_view = (True, read[len(new) + j])
+            tracks[k].last_view = View(True, read[len(new) + j], time_s)
         for j, (k, side) in enumerate(zip(known, sides)):
             one = read[2 * len(new) + j]
-            probs[k] = (one + tracks[k].last_view[1]) / 2
-            tracks[k].last_view = (side, one)
+            probs[k] = (one + tracks[k].last_view.probs) / 2
+            tracks[k].last_view = View(side, one, time_s)
         return probs
 
 

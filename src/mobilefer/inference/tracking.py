@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -58,6 +59,15 @@ class Smoother:
         return self.value < 1 if self.kind == "ema" else self.value >= 2
 
 
+class View(NamedTuple):
+    """A face read in one view (recognizer.VIDEO_VIEWS): mirrored or as it is, its probabilities,
+    and the time of its frame in seconds."""
+
+    mirrored: bool
+    probs: np.ndarray
+    time_s: float
+
+
 @dataclass
 class Track:
     id: int
@@ -67,8 +77,7 @@ class Track:
     missed: int = 0
     held: bool = False  # a face seen only on weak evidence so far: followed, not reported
     classified_at: int = -1  # the video frame its face was last classified on
-    # its last classification's one view (VIDEO_VIEWS): whether mirrored, and its probabilities
-    last_view: tuple[bool, np.ndarray] | None = None
+    last_view: View | None = None  # its last classification's one view (recognizer.VIDEO_VIEWS)
 
     def update_probs(self, probs: np.ndarray, smoother: Smoother | None) -> np.ndarray:
         if smoother is None or self.probs is None:

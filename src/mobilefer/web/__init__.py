@@ -102,7 +102,8 @@ def follow_settings() -> dict[str, Any]:
     return {**asdict(plan.RULES), "detect_every": recognizer.DEFAULT_VIDEO_DETECT_EVERY,
             "classify_rate": recognizer.CLASSIFY_RATE, "classify_faces": recognizer.CLASSIFY_FACES,
             "classify_within": recognizer.CLASSIFY_WITHIN, "smooth": Smoother.parse(recognizer.VIDEO_SMOOTH).value,
-            "video_views": recognizer.VIDEO_VIEWS, "max_missed": tracker.max_missed, "iou": tracker.threshold}
+            "video_views": recognizer.VIDEO_VIEWS, "view_pair_within": recognizer.VIEW_PAIR_WITHIN,
+            "max_missed": tracker.max_missed, "iou": tracker.threshold}
 
 
 def site_info(meta: ModelMeta, name: str, *, server: bool, unavailable: str | None = None,

@@ -196,29 +196,30 @@ const MobileferCamera = (() => {
       chosen.push(...ready.slice(0, Math.max(0, budget - chosen.length)));
       const crops = chosen.map((t) => faceCrop(img, t.box, this.engine.model.face_margin)), a = f.smooth;
       const probs = f.video_views && this.engine.model.tta === "flip" && a < 1
-        ? await this.viewsInTurn(crops, chosen) : await this.engine.classify(crops);
+        ? await this.viewsInTurn(crops, chosen, now) : await this.engine.classify(crops);
       chosen.forEach((t, i) => Object.assign(t, {
         probs: t.probs === null ? probs[i] : probs[i].map((p, j) => a * p + (1 - a) * t.probs[j]), at: now }));
       return { probs: tracks.map((t) => t.probs), ids: tracks.map((t) => t.id), classified: chosen.length };
     }
 
     // recognizer.py _views_in_turn (VIDEO_VIEWS): each face's probabilities the mean of two views,
-    // a new face's crop read as it is and mirrored, a known one's in the view its last
-    // classification did not read, paired with that one; each track keeps the view read last.
-    async viewsInTurn(crops, tracks) {
-      const fresh = [], known = [];
-      tracks.forEach((t, i) => (t.lastView === null ? fresh : known).push(i));
+    // a new face's crop (no view read in the last view_pair_within s) read as it is and mirrored,
+    // a known one's in the view its last classification did not read, paired with that one;
+    // each track keeps the view read last, [mirrored, probabilities, when (ms)].
+    async viewsInTurn(crops, tracks, now) {
+      const within = 1000 * this.engine.site.follow.view_pair_within, fresh = [], known = [];
+      tracks.forEach((t, i) => (t.lastView === null || now - t.lastView[2] > within ? fresh : known).push(i));
       const sides = known.map((i) => !tracks[i].lastView[0]), n = fresh.length;
       const read = await this.engine.classify([...fresh, ...fresh, ...known].map((i) => crops[i]),
                                               [...fresh.map(() => false), ...fresh.map(() => true), ...sides]);
       const mean = (p, q) => p.map((v, j) => (v + q[j]) / 2), probs = new Array(tracks.length);
       fresh.forEach((i, k) => {
         probs[i] = mean(read[k], read[n + k]);
-        tracks[i].lastView = [true, read[n + k]];
+        tracks[i].lastView = [true, read[n + k], now];
       });
       known.forEach((i, k) => {
         probs[i] = mean(read[2 * n + k], tracks[i].lastView[1]);
-        tracks[i].lastView = [sides[k], read[2 * n + k]];
+        tracks[i].lastView = [sides[k], read[2 * n + k], now];
       });
       return probs;
     }
