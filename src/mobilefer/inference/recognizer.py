@@ -131,9 +131,9 @@ VIDEO_SMOOTH = "ema:0.4"
 # gets a photo's probabilities every time (one view alone would not do: FER+ Valid 0.869 and
 # 0.863 against 0.874 for both). A face whose last view is over VIEW_PAIR_WITHIN s old (--every
 # 2s; a crowd's face, classified in turn) is read in both again, so the two views of an answer
-# are never further apart. Whole predict on the shared 640x480 clips, 8 rounds taking
-# turns, against both views every time: hikers 1.12x (CPU -11 %, label changes 25 -> 16),
-# montage 1.06x, selfie 1.00x; 97.6-100 % of face-frames keep their label
+# are never further apart. Whole predict on the shared 640x480 clips, 10 rounds taking
+# turns, against both views every time: hikers 1.09x (CPU -9 %, label changes 25 -> 16),
+# montage 1.02x, selfie 1.01x; 97.6-100 % of face-frames keep their label
 # (benchmarks/video_views.py, docs/benchmarks.md).
 VIDEO_VIEWS = True
 VIEW_PAIR_WITHIN = 0.5
