@@ -349,6 +349,29 @@ def test_browser_probabilities_equal_pythons_on_the_same_crops(static_page, astr
     assert problems == []
 
 
+def test_the_page_pairs_two_views_as_python_does(static_page, recognizer):
+    """Engine.paired is probs.paired: with the model's own metadata and with the Large's prior
+    correction (0.3), two views' probabilities give Python's pair."""
+    from mobilefer.runtime.probs import paired
+
+    page, problems = static_page()
+    rng = np.random.default_rng(3)
+    a, b = rng.dirichlet(np.ones(recognizer.meta.num_classes), 2)
+    own = recognizer.meta.prior_correction
+    try:
+        for tau in (own, 0.3):
+            recognizer.meta.prior_correction = tau
+            got = page.evaluate("""([a, b, tau]) => { const e = window.mobilefer.engine, own = e.model.prior_correction;
+                e.model.prior_correction = tau; try { return e.paired(a, b); } finally { e.model.prior_correction = own; } }""",
+                                [a.tolist(), b.tolist(), tau])
+            want = paired(a[None], b[None], recognizer.meta)[0]
+            assert np.allclose(got, want, atol=1e-12)
+            assert tau == own or not np.allclose(got, (a + b) / 2, atol=1e-3)
+    finally:
+        recognizer.meta.prior_correction = own
+    assert problems == []
+
+
 def test_the_pages_bilinear_resize_is_opencvs_byte_for_byte(static_page, astronaut_bgr):
     """The detector's input in the page is OpenCV's INTER_LINEAR resize redone in JS, byte for byte
     where a camera's frames go: a 640x360 frame stretched to 640x384 (rows only), an HD frame

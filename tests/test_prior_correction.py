@@ -62,6 +62,24 @@ def test_onnx_runtime_applies_the_bundled_models_correction():
     assert not np.allclose(clf(x), plain, atol=1e-3)
 
 
+def test_two_views_read_apart_pair_as_both_read_at_once():
+    """probs.paired (a video's known face, recognizer.VIDEO_VIEWS): the Large's two views, each
+    read alone with its correction, give what its flip averaging gives reading both at once;
+    without a correction the plain mean."""
+    from mobilefer.runtime import load_classifier, resolve_model
+    from mobilefer.runtime.probs import paired
+
+    clf = load_classifier(resolve_model("ferplus-large").path)
+    meta = clf.meta
+    assert meta.tta == "flip" and meta.class_weights() is not None
+    x = np.random.default_rng(2).normal(0, 1, (4, meta.channels, meta.input_size, meta.input_size)).astype(np.float32)
+    plain, mirrored = clf(x, flip=False), clf(x[..., ::-1], flip=False)
+    assert np.allclose(paired(plain, mirrored, meta), clf(x), atol=1e-6)
+    assert not np.allclose((plain + mirrored) / 2, clf(x), atol=1e-4)  # the mean alone is not it
+    a, b = np.array([[0.6, 0.3, 0.1]], np.float32), np.array([[0.2, 0.2, 0.6]], np.float32)
+    assert np.allclose(paired(a, b, _meta(prior=[0.8, 0.15, 0.05])), [[0.4, 0.25, 0.35]])
+
+
 def test_pytorch_weights_made_from_the_bundled_model_apply_its_correction_too():
     pytest.importorskip("torch", reason="the runtime venv has no PyTorch")
     from mobilefer.runtime import load_classifier, read_meta, resolve_model

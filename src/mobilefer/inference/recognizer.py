@@ -23,6 +23,7 @@ from mobilefer.data.images import as_bgr_frame, bgr_to_rgb
 from mobilefer.data.preprocess import normalize_batch, preprocess
 from mobilefer.runtime import Classifier, load_classifier
 from mobilefer.runtime.devices import choose_device
+from mobilefer.runtime.probs import paired
 from mobilefer.inference.detectors import (DEFAULT_MIN_FACE, DETECTOR_CHOICES, Box, FaceDetector, create_detector,
                                            face_crop, video_search_min_face)
 from mobilefer.inference.blazeface import MODEL as BLAZEFACE_MODEL, BlazeFace
@@ -426,20 +427,22 @@ class EmotionRecognizer:
         """VIDEO_VIEWS: probabilities (N, K), in order, each the mean of two views of a face: a new
         face's crop (its track keeps no view read in the last VIEW_PAIR_WITHIN s) read as it is
         and mirrored, a known one's in the view its last classification did not read, paired
-        with that one. Each track keeps the view read last, of this frame (``time_s``)."""
+        with that one (probs.paired: as both read at once). Each track keeps the view read last,
+        of this frame (``time_s``)."""
         new = [k for k, t in enumerate(tracks) if t.last_view is None or time_s - t.last_view.time_s > VIEW_PAIR_WITHIN]
         known = [k for k in range(len(tracks)) if k not in new]
         sides = [not tracks[k].last_view.mirrored for k in known]
         read = self.classify_crops([crops[k] for k in new] * 2 + [crops[k] for k in known],
                                    [False] * len(new) + [True] * len(new) + sides)
+        n = len(new)
+        last = np.array([tracks[k].last_view.probs for k in known], dtype=np.float32).reshape(len(known), self.meta.num_classes)
+        other = np.concatenate([read[n:2 * n], last])
         probs = np.empty((len(crops), self.meta.num_classes), dtype=np.float32)
+        probs[new + known] = paired(np.concatenate([read[:n], read[2 * n:]]), other, self.meta)
         for j, k in enumerate(new):
-            probs[k] = (read[j] + read[len(new) + j]) / 2
-            tracks[k].last_view = View(True, read[len(new) + j], time_s)
+            tracks[k].last_view = View(True, read[n + j], time_s)
         for j, (k, side) in enumerate(zip(known, sides)):
-            one = read[2 * len(new) + j]
-            probs[k] = (one + tracks[k].last_view.probs) / 2
-            tracks[k].last_view = View(side, one, time_s)
+            tracks[k].last_view = View(side, read[2 * n + j], time_s)
         return probs
 
 

@@ -32,6 +32,17 @@ def corrected(probs: np.ndarray, meta: ModelMeta) -> np.ndarray:
     return reweighted(probs, meta.class_weights())
 
 
+def paired(a: np.ndarray, b: np.ndarray, meta: ModelMeta) -> np.ndarray:
+    """The flip average of two views' probabilities (N, K) as a runtime gives each (after the
+    prior correction): the correction undone, the mean taken, the correction made again, so two
+    views of one face read apart give what reading both at once gives."""
+    weights = meta.class_weights()
+    if weights is None:
+        return (a + b) / 2
+    undone = [1 / w for w in weights]
+    return corrected((reweighted(a, undone) + reweighted(b, undone)) / 2, meta)
+
+
 def reweighted(probs: np.ndarray, weights: list[float] | None) -> np.ndarray:
     """``probs`` (N, K) each multiplied by its class's weight and summed to 1 again, in their own
     dtype; as they are where ``weights`` is None."""

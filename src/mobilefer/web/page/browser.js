@@ -281,6 +281,13 @@ const MobileferBrowser = (() => {
     }
   }
 
+  // probs.py reweighted: each probability times its class's weight, summed to 1 again (null: as they are).
+  function reweighted(p, weights) {
+    if (!weights) return p;
+    const sum = p.reduce((a, v, j) => a + v * weights[j], 0);
+    return p.map((v, j) => v * weights[j] / sum);
+  }
+
   // WebAssembly threads for `cores` logical cores, 2 to 4: one core is left to the page (the
   // camera's decoding, drawing) from 3 cores up; on 2, two threads read a camera 1.1x as fast as
   // one on a VNNI EPYC (docs/benchmarks.md); one core, one thread.
@@ -427,21 +434,30 @@ const MobileferBrowser = (() => {
       const input = new ort.Tensor("float32", x, [views * n, m.channels, s, s]);
       const out = await this.classifier.run({ [this.classifier.inputNames[0]]: input });
       const logits = out[this.classifier.outputNames[0]].data, k = m.classes.length, t = m.temperature ?? 1;
-      const rows = [];
-      const tau = m.prior_correction ?? 0, weights = tau ? m.prior.map((q) => q ** -tau) : null;
+      const rows = [], weights = this.classWeights();
       for (let i = 0; i < n; i++) {  // at the model's temperature, with its prior correction, as runtime/probs.py
         let p = softmax(Array.from(logits.subarray(i * k, (i + 1) * k), (v) => v / t));
         if (views === 2) {
           const q = softmax(Array.from(logits.subarray((n + i) * k, (n + i + 1) * k), (v) => v / t));
           p = p.map((v, j) => (v + q[j]) / 2);
         }
-        if (weights) {
-          const sum = p.reduce((a, v, j) => a + v * weights[j], 0);
-          p = p.map((v, j) => v * weights[j] / sum);
-        }
-        rows.push(p);
+        rows.push(reweighted(p, weights));
       }
       return rows;
+    }
+
+    // meta.py class_weights: each class's weight in the prior correction, or null.
+    classWeights() {
+      const tau = this.model.prior_correction ?? 0;
+      return tau ? this.model.prior.map((q) => q ** -tau) : null;
+    }
+
+    // probs.py paired: the flip average of two views' probabilities as classify gives each.
+    paired(a, b) {
+      const w = this.classWeights();
+      if (!w) return a.map((v, j) => (v + b[j]) / 2);
+      const undone = w.map((x) => 1 / x), ua = reweighted(a, undone), ub = reweighted(b, undone);
+      return reweighted(ua.map((v, j) => (v + ub[j]) / 2), w);
     }
 
     // detectors.py video_scale and video_min_face, with this detector's settings (plan.js).

@@ -212,13 +212,13 @@ const MobileferCamera = (() => {
       const sides = known.map((i) => !tracks[i].lastView[0]), n = fresh.length;
       const read = await this.engine.classify([...fresh, ...fresh, ...known].map((i) => crops[i]),
                                               [...fresh.map(() => false), ...fresh.map(() => true), ...sides]);
-      const mean = (p, q) => p.map((v, j) => (v + q[j]) / 2), probs = new Array(tracks.length);
+      const probs = new Array(tracks.length);
       fresh.forEach((i, k) => {
-        probs[i] = mean(read[k], read[n + k]);
+        probs[i] = this.engine.paired(read[k], read[n + k]);
         tracks[i].lastView = [true, read[n + k], now];
       });
       known.forEach((i, k) => {
-        probs[i] = mean(read[2 * n + k], tracks[i].lastView[1]);
+        probs[i] = this.engine.paired(read[2 * n + k], tracks[i].lastView[1]);
         tracks[i].lastView = [sides[k], read[2 * n + k], now];
       });
       return probs;
