@@ -185,8 +185,8 @@ const MobileferCamera = (() => {
     // classified at least 1/classify_rate s ago the classify_faces classified longest ago (more
     // where that keeps each within classify_within frames); the others keep their probabilities.
     // A known face's probabilities average its classifications as Python's VIDEO_SMOOTH does
-    // (tracking.Track.update_probs, ema: follow.smooth is the newest's weight), each read in one
-    // view where follow.video_views says so (viewsInTurn).
+    // (tracking.Track.update_probs, ema: follow.smooth is the newest's weight); where
+    // follow.video_views says so, a known face is read in one view, paired with its last (viewsInTurn).
     async labelVideo(img, tracks) {
       const f = this.engine.site.follow, now = performance.now();
       const chosen = tracks.filter((t) => t.probs === null);
