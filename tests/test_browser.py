@@ -578,7 +578,7 @@ def test_the_page_looks_for_a_frames_faces_in_one_batch_with_the_boxes_of_one_lo
     together, alone = page.evaluate("""async ([b64, boxes, side]) => {
         const img = {data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width: 640, height: 480, channels: 3};
         const camera = window.mobilefer.engine.camera, alone = [];
-        for (const box of boxes) alone.push(await camera.lookNear(img, box, 4, side));
+        for (const box of boxes) alone.push((await camera.lookNearMany(img, [box], 4, side))[0]);
         return [await camera.lookNearMany(img, boxes, 4, side), alone];
     }""", [rgb_b64(frame), boxes, RULES.input])
     assert together == alone
@@ -588,8 +588,8 @@ def test_the_page_looks_for_a_frames_faces_in_one_batch_with_the_boxes_of_one_lo
     assert problems == []
 
 
-LOOK_NEAR = """async ([b64, width, height, box, side]) => window.mobilefer.engine.camera.lookNear({
-    data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width, height, channels: 3}, box, 4, side)"""
+LOOK_NEAR = """async ([b64, width, height, box, side]) => (await window.mobilefer.engine.camera.lookNearMany({
+    data: Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)), width, height, channels: 3}, [box], 4, side))[0]"""
 
 
 @pytest.mark.slow  # a page load of its own (~2 s) and more

@@ -99,11 +99,6 @@ const MobileferCamera = (() => {
       return out;
     }
 
-    // One face looked for in one square (lookNearMany of one).
-    async lookNear(img, box, minBox, input) {
-      return (await this.lookNearMany(img, [box], minBox, input))[0];
-    }
-
     // follow.py FaceFollower._look: each face looked for in one square input px across as looked
     // at (square), the squares in one detector call (Engine.detectMany), each one's box picked.
     async lookNearMany(img, boxes, minBox, input) {
