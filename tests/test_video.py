@@ -367,3 +367,30 @@ def test_video_files_run_each_session_on_one_thread_and_threads_reach_the_detect
     for source, threads in ((str(video), None), (str(photo), None), (str(video), 3)):
         predict(PredictConfig(source=source, model=str(bundled_model), threads=threads))
     assert loaded == [(1, 1), (2, 2), (3, 3)]
+
+
+def test_an_animated_gif_is_a_video_and_a_still_one_an_image(tmp_path, video, rec, capsys, bundled_model):
+    """A reaction GIF is read frame by frame at its frames' delays, tracked and smoothed as a
+    video; a GIF of one frame stays a photo, and a damaged one fails as an image does."""
+    from PIL import Image
+
+    from mobilefer.inference.sources import list_sources, source_kind
+
+    cap = cv2.VideoCapture(str(video))
+    frames = [Image.fromarray(cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)) for _ in range(3)]
+    cap.release()
+    clip, still, broken = tmp_path / "clip.gif", tmp_path / "still.gif", tmp_path / "broken.gif"
+    frames[0].save(clip, save_all=True, append_images=frames[1:], duration=200, loop=0)
+    frames[0].save(still)
+    broken.write_bytes(clip.read_bytes()[:40])
+    assert [source_kind(str(p)) for p in (clip, still, broken)] == ["video", "image", "image"]
+    assert list_sources([str(tmp_path)]) == ([str(broken), str(still)], [str(clip)], [])
+    results = list(rec.stream(str(clip)))
+    assert [(r.frame, r.time_s, r.fps) for r in results] == [(0, 0.0, 5.0), (1, 0.2, 5.0), (2, 0.4, 5.0)]
+    assert all(len(r.faces) == 1 and r.faces[0].id == results[0].faces[0].id for r in results)
+    code = main(["predict", str(tmp_path), "--model", str(bundled_model), "--json", str(tmp_path / "r.jsonl")])
+    err = capsys.readouterr().err
+    lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert code == 1 and "broken.gif" in err and "Traceback" not in err
+    assert [x["source"] for x in lines] == [str(broken), str(still)] + [str(clip)] * 3
+    assert "error" in lines[0] and len(lines[1]["faces"]) == 1

@@ -1,5 +1,5 @@
-"""Frame sources as generators: an image, a folder or glob of images, a video file, a
-webcam index or a stream URL. Nothing builds a list of all frames.
+"""Frame sources as generators: an image, a folder or glob of images, a video file (an
+animated GIF is one), a webcam index or a stream URL. Nothing builds a list of all frames.
 
 Frames are uint8 (H, W, 3) BGR, as OpenCV gives them. An image that cannot be read
 yields a :class:`Frame` with ``error`` set, so a batch reports it and carries on.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from mobilefer.data.images import ImageDecodeError, is_image_name, read_image, rgb_to_bgr
 from mobilefer.errors import SourceError
@@ -28,6 +29,22 @@ OPEN_TIMEOUT_MS = 5000
 # classify (per frame, hikers 640x480: 1.8 -> 1.2-1.4 ms, 1080p: 13.2-13.5 -> 11.9). Larger
 # frames (4K: ~45 ms a frame on one thread) keep FFmpeg's threads.
 ONE_THREAD_PIXELS = 1920 * 1080
+
+
+def is_video_file(path: Path) -> bool:
+    """Whether the file at ``path`` is a video: its suffix is a video's, or it is a GIF of more
+    than one frame (a reaction clip, which FFmpeg decodes as a video). Only a GIF's header and
+    the start of its second frame are read; one that cannot be read is an image, and fails as
+    one."""
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return True
+    if path.suffix.lower() != ".gif":
+        return False
+    try:
+        with Image.open(path) as gif:
+            return bool(getattr(gif, "is_animated", False))
+    except (OSError, ValueError, SyntaxError):  # not a GIF after all, or damaged: read as an image, it says so
+        return False
 
 
 @dataclass
@@ -162,7 +179,7 @@ def source_kind(source: str | int) -> str:
     path = Path(text)
     if path.is_dir() or any(ch in text for ch in "*?["):
         return "images"
-    if path.suffix.lower() in VIDEO_SUFFIXES:
+    if is_video_file(path):
         return "video"
     return "image"
 
@@ -206,14 +223,15 @@ def expand_sources(specs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 def list_sources(specs: list[str]) -> tuple[list[str], list[str], list[tuple[str, str]]]:
     """The files that ``specs`` name: files, folders (searched recursively), globs and ``.txt``
     lists of paths -> (images, videos, [(path, reason)] for what names no usable file), each
-    once, in order; paths only, nothing is read. ``predict`` and ``batch`` take sources alike."""
+    once, in order; paths only, nothing is read but a GIF's first frames (:func:`is_video_file`).
+    ``predict`` and ``batch`` take sources alike."""
     images: list[str] = []
     videos: list[str] = []
     bad: list[tuple[str, str]] = []
 
     def add(path: Path, spec: str) -> None:
         suffix = path.suffix.lower()
-        if suffix in VIDEO_SUFFIXES:
+        if is_video_file(path):
             videos.append(str(path))
         elif is_image_name(path.name):
             images.append(str(path))
