@@ -2,13 +2,16 @@
 their probabilities averaged, on FER+ Valid.
 
     python benchmarks/tta_views.py [--model ferplus-small] [--data ../shared/data/ferplus/ferplus_valid.zip]
+                                   [--shift SEED] [--sets "2 turns"]
 
 Each 48 px face is moved 2 px left, right, up and down, zoomed 0.93x and 1.08x and turned 8
 degrees either way (bilinear, edges reflected): views inside training's own augmentation (shift
 8 %, scale 0.85-1.1, rotation 12 degrees). Each view goes through the model as it is (its flip,
 temperature and prior correction), and the views' probabilities are averaged. Accuracy, balanced
 accuracy, macro-F1 and the share of "neutral" answers for each set of views, against the face
-alone; each extra view costs one more pass of the network.
+alone; each extra view costs one more pass of the network. ``--shift SEED``: the same on the
+shifted copy of those faces that `mobilefer evaluate --shift SEED` scores (faces as cameras show
+them); ``--sets``: only the named sets of views (comma-separated), so only their views are made.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import time
 import numpy as np
 
 from mobilefer.data.readers import load_images
-from mobilefer.data.shift import warp
+from mobilefer.data.shift import shift_faces, warp
 from mobilefer.engine.evaluate import face_probabilities
 from mobilefer.engine.metrics import score
 from mobilefer.runtime import load_classifier
@@ -40,19 +43,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="ferplus-small")
     parser.add_argument("--data", default="../shared/data/ferplus/ferplus_valid.zip")
+    parser.add_argument("--shift", type=int, default=None, metavar="SEED",
+                        help="the shifted copy of the faces that evaluate --shift SEED scores")
+    parser.add_argument("--sets", default=",".join(SETS), help="sets of views to score, comma-separated")
     args = parser.parse_args()
+    names = [n.strip() for n in args.sets.split(",") if n.strip()]
+    if not names or any(n not in SETS for n in names):
+        parser.error(f"--sets {args.sets!r}: expected names from {', '.join(SETS)}")
+    sets = {name: SETS[name] for name in names}
     clf = load_classifier(args.model)
     meta = clf.meta
     data = load_images(args.data, channels=meta.channels, base_size=meta.base_size, classes=meta.classes)
+    faces = data.images if args.shift is None else shift_faces(data.images, args.shift)[0]
     started = time.perf_counter()
-    probs = {"face": face_probabilities(clf, data.images)}
-    probs.update({name: face_probabilities(clf, view(data.images, *how)) for name, how in VIEWS.items()})
-    print(f"{args.model} on {args.data}: {len(data)} faces, {1 + len(VIEWS)} views in "
+    wanted = sorted({v for extra in sets.values() for v in extra}, key=list(VIEWS).index)
+    probs = {"face": face_probabilities(clf, faces)}
+    probs.update({name: face_probabilities(clf, view(faces, *VIEWS[name])) for name in wanted})
+    shifted = "" if args.shift is None else f", shifted (seed {args.shift})"
+    print(f"{args.model} on {args.data}{shifted}: {len(data)} faces, {1 + len(wanted)} views in "
           f"{time.perf_counter() - started:.0f} s\n")
     print("| views averaged | network passes | accuracy | balanced | macro-F1 | answers \"neutral\" |")
     print("|---|---|---|---|---|---|")
     neutral = meta.classes.index("neutral")
-    for name, extra in SETS.items():
+    for name, extra in sets.items():
         mean = np.mean([probs["face"], *(probs[v] for v in extra)], axis=0)
         report = score(data.labels, mean.argmax(1), meta.classes)
         print(f"| {name} | {1 + len(extra)} | {report['accuracy']:.4f} | {report['balanced_accuracy']:.3f} | "
