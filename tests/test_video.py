@@ -345,12 +345,12 @@ def test_a_video_without_frames_and_a_link_that_loops_are_one_line_each(tmp_path
 def test_video_files_run_each_session_on_one_thread_and_threads_reach_the_detector(video, bundled_model, tmp_path,
                                                                                      astronaut_bgr, monkeypatch):
     """A video file's frames are decoded, searched and classified on threads of their own, so its
-    ONNX Runtime sessions take one thread each; images take the idle cores; --threads sets both
-    the model's and the face detector's."""
+    ONNX Runtime sessions take one thread each, and OpenCV's loops as many while it runs; images
+    take the idle cores; --threads sets both the model's and the face detector's."""
     from mobilefer import cores
     from mobilefer.inference import predict as predict_module
 
-    loaded = []
+    loaded, opencv = [], []
     real_load = EmotionRecognizer.load
 
     def load(*args, **kwargs):
@@ -364,9 +364,14 @@ def test_video_files_run_each_session_on_one_thread_and_threads_reach_the_detect
     monkeypatch.setattr(cores, "idle", lambda: 2)  # a quiet 2-core machine
     photo = tmp_path / "photo.png"
     cv2.imwrite(str(photo), astronaut_bgr)
+    before = cv2.getNumThreads()
     for source, threads in ((str(video), None), (str(photo), None), (str(video), 3)):
-        predict(PredictConfig(source=source, model=str(bundled_model), threads=threads))
+        predict(PredictConfig(source=source, model=str(bundled_model), threads=threads),
+                on_result=lambda result: opencv.append(cv2.getNumThreads()))
+        assert cv2.getNumThreads() == before  # the process's setting is given back
     assert loaded == [(1, 1), (2, 2), (3, 3)]
+    assert set(opencv[:FRAMES]) == {1} and set(opencv[FRAMES:FRAMES + 1]) == {before}
+    assert set(opencv[FRAMES + 1:]) == {3}
 
 
 def test_an_animated_gif_is_a_video_and_a_still_one_an_image(tmp_path, video, rec, capsys, bundled_model):

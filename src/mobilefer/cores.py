@@ -7,6 +7,8 @@ training run fell from ~120 img/s with one thread to 1-16 img/s with PyTorch's d
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from mobilefer.errors import ConfigError, whole
 
@@ -48,7 +50,11 @@ def budget(threads: int | None = None, cap: int = MAX_DEFAULT) -> int:
 # live.py, sources.py, recognizer.py): about two cores' work on two cores. An ONNX Runtime pool
 # under each session on top of that oversubscribes them: the whole `predict CLIP --json` command,
 # 2 cores with VNNI, 8 rounds alternating, the hikers at 640x480: 3.23 s with one thread a session
-# against 3.52 s with two (the budget of a quiet machine), 5.5 against 6.2 s of CPU.
+# against 3.52 s with two (the budget of a quiet machine), 5.5 against 6.2 s of CPU. So does
+# OpenCV's pool under its resizes (opencv_threads): in process, 10 rounds alternating, one
+# OpenCV thread against its default two: the hikers 1280x720 4.35 against 4.58 s (CPU 8.04
+# against 8.33), at 640x480 3.33 against 3.43 s, the selfie 1.99 against 2.01, the montage 2.29
+# against 2.28; the same results.
 VIDEO_FILE_THREADS = 1
 
 
@@ -56,6 +62,20 @@ def video_budget(threads: int | None = None) -> int:
     """Threads a session gets where it serves video files alone: ``threads`` if given, else
     ``$MOBILEFER_THREADS``, else VIDEO_FILE_THREADS."""
     return budget(threads, cap=VIDEO_FILE_THREADS)
+
+
+@contextmanager
+def opencv_threads(threads: int) -> Iterator[None]:
+    """OpenCV's own loops (resizes, colour conversions) on ``threads`` threads inside the block,
+    its count before restored after (the setting is the process's)."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def env_threads() -> int | None:

@@ -170,11 +170,18 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
     """Run recognition over ``config``'s sources, one after the other, and write the requested
     outputs (JSON Lines and CSV for all of them together; annotated files and a timeline per source)."""
     sources, unusable = expand_sources(config.sources)
-    videos_only = all(source_kind(s) == "video" for s in sources)
+    threads = cores.video_budget(config.threads) if all(source_kind(s) == "video" for s in sources) else None
     rec = EmotionRecognizer.load(config.model, detector=config.detector, margin=config.margin,
                                  min_face=config.min_face, max_faces=config.max_faces, classes=config.classes,
-                                 threads=cores.video_budget(config.threads) if videos_only else config.threads,
-                                 device=config.device, uncertain=config.uncertain)
+                                 threads=threads or config.threads, device=config.device, uncertain=config.uncertain)
+    # video files alone: OpenCV's loops on as many threads as each session (cores.VIDEO_FILE_THREADS)
+    with cores.opencv_threads(threads) if threads else contextlib.nullcontext():
+        return _predict(rec, config, sources, unusable, on_result)
+
+
+def _predict(rec: EmotionRecognizer, config: PredictConfig, sources: list[str], unusable: list[tuple[str, str]],
+             on_result: Callable[[FrameResult], None] | None) -> PredictSummary:
+    """:func:`predict` with its recognizer loaded and its sources expanded."""
     summary = PredictSummary(kind=source_kind(sources[0]) if len(sources) == 1 else "many",
                              failed=[reason for _, reason in unusable])
     names = output_names(sources)
