@@ -170,12 +170,13 @@ def predict(config: PredictConfig, on_result: Callable[[FrameResult], None] | No
     """Run recognition over ``config``'s sources, one after the other, and write the requested
     outputs (JSON Lines and CSV for all of them together; annotated files and a timeline per source)."""
     sources, unusable = expand_sources(config.sources)
-    threads = cores.video_budget(config.threads) if all(source_kind(s) == "video" for s in sources) else None
+    videos_only = all(source_kind(s) == "video" for s in sources)
+    threads = cores.video_budget(config.threads) if videos_only else config.threads
     rec = EmotionRecognizer.load(config.model, detector=config.detector, margin=config.margin,
                                  min_face=config.min_face, max_faces=config.max_faces, classes=config.classes,
-                                 threads=threads or config.threads, device=config.device, uncertain=config.uncertain)
-    # video files alone: OpenCV's loops on as many threads as each session (cores.VIDEO_FILE_THREADS)
-    with cores.opencv_threads(threads) if threads else contextlib.nullcontext():
+                                 threads=threads, device=config.device, uncertain=config.uncertain)
+    # OpenCV's loops within the same budget: one thread for video files alone (cores.VIDEO_FILE_THREADS)
+    with cores.opencv_threads(cores.budget(threads)):
         return _predict(rec, config, sources, unusable, on_result)
 
 
