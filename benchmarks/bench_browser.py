@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -30,9 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import clip_frames, serve_in_child, site_headers, static_host, write_y4m  # noqa: E402
+from helpers import CHROMIUM, camera_browser, clip_frames, serve_in_child, site_headers, static_host, write_y4m  # noqa: E402
 
-CHROMIUM = os.environ.get("MOBILEFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 DEFAULT_CLIP = ROOT.parent / "shared/data/videos/openmpf_handheld_selfie_rot90meta.mp4"
 
 
@@ -56,9 +54,7 @@ def cold_load(browser, url: str, shot: Path | None) -> tuple[float, float, str]:
 def webcam_rate(p, url: str, clip: Path, seconds: float, cores: int | None = None) -> tuple[float, float, str]:
     """Results per second and median ms per frame with the fake camera playing ``clip``
     (``cores``: the logical cores the page is told the machine has, which sets its threads)."""
-    browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-        "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={clip}"])
+    browser = camera_browser(p, clip)
     page = browser.new_page()
     if cores is not None:
         page.add_init_script(f"Object.defineProperty(navigator, 'hardwareConcurrency', {{get: () => {cores}}})")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -27,17 +26,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import clip_frames, site_headers, static_host, write_y4m  # noqa: E402
+from helpers import CHROMIUM, camera_browser, clip_frames, site_headers, static_host, write_y4m  # noqa: E402
 
-CHROMIUM = os.environ.get("MOBILEFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 DEFAULT_CLIP = ROOT.parent / "shared/data/videos/openmpf_hikers_group_walking.mp4"
 
 
 def results_per_second(p, url: str, camera: Path, seconds: float) -> float:
     """The page at ``url`` reading Chromium's fake camera (``camera``, a Y4M file): results a second."""
-    browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-        "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={camera}"])
+    browser = camera_browser(p, camera)
     try:
         page = browser.new_page()
         page.goto(url)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -33,9 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import clip_frames, site_headers, static_host, write_y4m  # noqa: E402
+from helpers import CHROMIUM, camera_browser, clip_frames, site_headers, static_host, write_y4m  # noqa: E402
 
-CHROMIUM = os.environ.get("MOBILEFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 DEFAULT_CLIP = ROOT.parent / "shared/data/videos/openmpf_hikers_group_walking.mp4"
 CAMERA_MS = 1000 / 30
 
@@ -78,9 +76,7 @@ def record(clip: Path, size: tuple[int, int], seconds: float) -> tuple[dict, flo
         camera = write_y4m(clip_frames(clip, 300, size), Path(tmp) / "camera.y4m")
         site = write_site(SiteConfig(out=str(Path(tmp) / "site"))).path
         with static_host(site, site_headers(site)) as url, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}"])
+            browser = camera_browser(p, camera)
             try:
                 page = browser.new_page()
                 page.goto(url + "/")

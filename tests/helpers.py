@@ -6,6 +6,7 @@ import contextlib
 import functools
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,9 @@ import pytest
 
 from mobilefer.engine.config import TrainConfig
 from mobilefer.inference.detectors import available_detectors
+
+# The Chromium the page's tests and benchmarks drive: $MOBILEFER_CHROMIUM, else one on the PATH.
+CHROMIUM = os.environ.get("MOBILEFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 def write_photos_of(rgb, folder: Path, count: int, mirrored: bool = False, stem: str = "") -> None:
     """``count`` 560x420 photos of the face in ``rgb`` (uint8 RGB), shrunk to 300 px and placed
@@ -267,3 +271,11 @@ def static_host(folder: Path, headers: dict[str, str] | None = None) -> Iterator
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def camera_browser(playwright, camera: Path):
+    """Headless Chromium whose fake camera plays ``camera`` (a Y4M file, write_y4m), with the
+    camera's permission granted: a page's webcam on real frames."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}"])

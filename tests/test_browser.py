@@ -14,15 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import (astronaut_head, clip_frames, serve_in_child, site_headers, static_host, texture, walk_frames,
-                     write_y4m)
+from helpers import (CHROMIUM, astronaut_head, clip_frames, serve_in_child, site_headers, static_host, texture,
+                     walk_frames, write_y4m)
 
 from mobilefer.data.preprocess import preprocess
 from mobilefer.inference.detectors import centerface_fp32
 from mobilefer.inference.recognizer import CLASSIFY_RATE
 
 REQUIRED = os.environ.get("MOBILEFER_REQUIRE_BROWSER") == "1"  # CI sets it: fail, never skip
-CHROMIUM = os.environ.get("MOBILEFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 if not REQUIRED:
     pytest.importorskip("fastapi")
     pytest.importorskip("playwright.sync_api")
