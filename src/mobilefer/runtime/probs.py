@@ -40,7 +40,7 @@ def paired(a: np.ndarray, b: np.ndarray, meta: ModelMeta) -> np.ndarray:
     if weights is None:
         return (a + b) / 2
     undone = [1 / w for w in weights]
-    return corrected((reweighted(a, undone) + reweighted(b, undone)) / 2, meta)
+    return reweighted((reweighted(a, undone) + reweighted(b, undone)) / 2, weights)
 
 
 def reweighted(probs: np.ndarray, weights: list[float] | None) -> np.ndarray:
